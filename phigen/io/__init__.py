@@ -1,1 +1,32 @@
-"""phigen.io."""
+"""phigen.io: the phigen-fields HDF5 format (DESIGN §4) — writer, lazy reader, validation."""
+
+from ._format import FORMAT, FORMAT_VERSION
+from .ensemble import write_ensemble
+from .fields_file import (
+    FieldDataset,
+    FieldsMeta,
+    FieldWriter,
+    check_file,
+    open_fields,
+    open_writer,
+    read_fields,
+    write_fields,
+)
+from .validate import ValidationReport, info, validate
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "FieldDataset",
+    "FieldsMeta",
+    "FieldWriter",
+    "ValidationReport",
+    "check_file",
+    "info",
+    "open_fields",
+    "open_writer",
+    "read_fields",
+    "validate",
+    "write_ensemble",
+    "write_fields",
+]
