@@ -1,0 +1,201 @@
+"""The ``phigen`` command line: a thin layer over the Python API (DESIGN §9).
+
+Every verb calls one public function (``phigen.generate``, ``phigen.io.info``, ``phigen.io.validate``,
+``phigen.stats_report``, ``phigen.quickstart``, ...). Errors print one line
+``phigen: error: ...`` on stderr and exit 1 (2 for bad usage); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import errors as E
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit status 2, no usage dump
+        raise _UsageError(f"{self.prog.split()[-1] if ' ' in self.prog else 'usage'}: {message}")
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def _write_json(path, obj) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
+
+
+# ---- verbs ---------------------------------------------------------------------------------------
+def _cmd_generate(args) -> int:
+    from .generate import generate
+
+    params = {}
+    for name in ("slope", "amplitude", "kappa", "lam", "viscosity", "drag", "box", "omega_m", "sigma8"):
+        value = getattr(args, name, None)
+        if value is not None:
+            params[name] = value
+    extra = {}
+    for name in ("sampler", "thin", "n_chains"):
+        value = getattr(args, name, None)
+        if value is not None:
+            extra[name] = value
+    path = generate(args.kind, args.output, size=args.size, n=args.count, seed=args.seed, resume=args.resume,
+                    overwrite=args.overwrite, batch_size=args.batch_size, progress=not args.quiet,
+                    **params, **extra)
+    print(f"wrote {args.count} {args.kind} fields of {args.size}×{args.size} to {path}")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .io import info
+
+    d = info(args.file)
+    if args.json:
+        _write_json(args.json, d)
+    if args.as_json:
+        _print_json(d)
+        return 0
+    status = "complete" if d["complete"] else f"UNFINISHED ({d['n_samples']} of {d['n_total']})"
+    print(f"{d['path']}: phigen-fields v{d['format_version']} written by phigen {d['phigen_version']} on {d['created']}")
+    print(f"  field      {d['field']}  (generator {d['generator']}, seed {d['seed']})")
+    print(f"  samples    {d['n_samples']} × {tuple(d['sample_shape'])}  [{status}]")
+    if d["params"]:
+        print("  params     " + ", ".join(f"{k}={v}" for k, v in sorted(d["params"].items())))
+    if d["condition_names"]:
+        print(f"  conditions {', '.join(d['condition_names'])}")
+    if d["field_names"]:
+        print(f"  channels   {', '.join(d['field_names'])}")
+    if d["diagnostics"]:
+        print(f"  diagnostics {', '.join(d['diagnostics'])}")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from .io import validate
+
+    rep = validate(args.file)
+    if args.json:
+        _write_json(args.json, {"path": rep.path, "ok": rep.ok, "n_samples": rep.n_samples, "problems": rep.problems})
+    if rep.ok:
+        print(f"{rep.path}: OK ({rep.n_samples} samples checked)")
+        return 0
+    for problem in rep.problems:
+        print(f"phigen: error: {problem}", file=sys.stderr)
+    return 1
+
+
+def _cmd_stats(args) -> int:
+    from .report import stats_report
+
+    result = stats_report(args.file, ref=args.ref, out_dir=args.out, json_path=args.json, progress=not args.quiet)
+    for line in result["summary_lines"]:
+        print(line)
+    return 0
+
+
+def _cmd_quickstart(args) -> int:
+    from .quickstart import quickstart
+
+    quickstart(args.output, fast=args.fast, seed=args.seed, progress=not args.quiet)
+    return 0
+
+
+# ---- parser --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="phigen", description="Synthetic physical fields and the statistics that prove them.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    g = sub.add_parser("generate", help="ground-truth ensemble into a phigen HDF5 file")
+    g.add_argument("kind", help="gaussian | phi4 | turbulence | cosmic-web")
+    g.add_argument("--size", type=int, required=True, help="lattice size N (fields are N×N)")
+    g.add_argument("-n", "--count", type=int, required=True, help="number of fields")
+    g.add_argument("-o", "--output", required=True, help="output .h5 file")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--resume", action="store_true", help="continue an interrupted run in the same file")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    g.add_argument("--batch-size", type=int, default=None, help="fields per flushed batch")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--slope", type=float, help="gaussian: P(k) ∝ k^-slope")
+    g.add_argument("--amplitude", type=float, help="gaussian: spectrum amplitude")
+    g.add_argument("--kappa", type=float, help="phi4: hopping parameter κ")
+    g.add_argument("--lam", type=float, help="phi4: quartic coupling λ")
+    g.add_argument("--sampler", choices=["hmc", "hmc-cluster", "mala"], help="phi4: MCMC kernel")
+    g.add_argument("--thin", type=int, help="phi4: steps between saved fields (default: from measured τ_int)")
+    g.add_argument("--n-chains", dest="n_chains", type=int, help="phi4: parallel chains")
+    g.set_defaults(func=_cmd_generate)
+
+    i = sub.add_parser("info", help="describe a phigen file")
+    i.add_argument("file")
+    i.add_argument("--json", metavar="PATH", help="also write the description as JSON")
+    i.add_argument("--as-json", action="store_true", help="print JSON instead of text")
+    i.set_defaults(func=_cmd_info)
+
+    v = sub.add_parser("validate", help="check a phigen file completely (exit 1 on any problem)")
+    v.add_argument("file")
+    v.add_argument("--json", metavar="PATH")
+    v.set_defaults(func=_cmd_validate)
+
+    s = sub.add_parser("stats", help="statistics suite, distances to a reference, figures")
+    s.add_argument("file")
+    s.add_argument("--ref", metavar="TRUTH", help="reference (truth) file to compare with")
+    s.add_argument("--out", metavar="DIR", help="directory for the JSON and PNG figures")
+    s.add_argument("--json", metavar="PATH", help="write all statistics and distances as JSON")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_cmd_stats)
+
+    q = sub.add_parser("quickstart", help="the built-in end-to-end run")
+    q.add_argument("-o", "--output", default="phigen_quickstart", help="report directory")
+    q.add_argument("--fast", action="store_true", help="CI size (well under 2 minutes)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_cmd_quickstart)
+    return p
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.version:
+            from . import __version__
+
+            print(f"phigen {__version__}")
+            return 0
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except _UsageError as exc:
+        print(f"phigen: error: {exc} (see 'phigen --help')", file=sys.stderr)
+        return 2
+    except E.PhigenError as exc:
+        if debug:
+            raise
+        print(f"phigen: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("phigen: error: interrupted (files written so far are consistent; rerun with --resume)", file=sys.stderr)
+        return 130
+    except Exception as exc:  # anything unexpected: still one line unless --debug
+        if debug:
+            raise
+        print(f"phigen: error: internal error {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

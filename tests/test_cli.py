@@ -1,0 +1,89 @@
+"""The command line: verbs work, errors are one line with the right exit status."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+import phigen.io as pio
+from phigen.cli import main
+
+
+def _run(args, capsys):
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_generate_info_validate(tmp_path, capsys):
+    f = tmp_path / "g.h5"
+    code, out, err = _run(["generate", "gaussian", "--size", "32", "-n", "20", "-o", str(f), "--slope", "3",
+                           "--seed", "4", "--quiet"], capsys)
+    assert code == 0, err
+    assert "wrote 20 gaussian" in out
+    code, out, _ = _run(["info", str(f)], capsys)
+    assert code == 0 and "gaussian" in out and "slope=3.0" in out and "20 × (32, 32)" in out
+    code, out, _ = _run(["info", str(f), "--as-json"], capsys)
+    assert json.loads(out)["params"]["slope"] == 3.0
+    code, out, _ = _run(["validate", str(f), "--json", str(tmp_path / "v.json")], capsys)
+    assert code == 0 and "OK (20 samples" in out
+    assert json.loads((tmp_path / "v.json").read_text())["ok"] is True
+    # same seed -> same bytes; finished file not overwritten without --overwrite
+    code, _, err = _run(["generate", "gaussian", "--size", "32", "-n", "20", "-o", str(f), "--quiet"], capsys)
+    assert code == 1 and err.startswith("phigen: error:") and "--overwrite" in err and err.count("\n") == 1
+    g = tmp_path / "g2.h5"
+    _run(["generate", "gaussian", "--size", "32", "-n", "20", "-o", str(g), "--slope", "3", "--seed", "4",
+          "--quiet", "--batch-size", "256"], capsys)
+    assert pio.read_fields(f).tobytes() == pio.read_fields(g).tobytes()
+
+
+@pytest.mark.parametrize(
+    "make, needle",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_text("plain text"), "not an HDF5 file"),
+        (lambda p: h5py.File(p, "w").close(), "not a phigen-fields file"),
+    ],
+    ids=["missing", "not-hdf5", "not-phigen"],
+)
+@pytest.mark.parametrize("verb", ["info", "validate", "stats"])
+def test_bad_files_one_line_errors(tmp_path, capsys, make, needle, verb):
+    p = tmp_path / "bad.h5"
+    make(p)
+    code, out, err = _run([verb, str(p)], capsys)
+    assert code == 1
+    assert err.startswith("phigen: error:") and needle in err and str(p) in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_validate_flags_corrupted_data(tmp_path, capsys):
+    p = pio.write_fields(tmp_path / "a.h5", np.ones((3, 8, 8), np.float32))
+    with h5py.File(p, "r+") as h5:
+        h5["fields"][1, 0, 0] = np.nan
+    code, _, err = _run(["validate", str(p)], capsys)
+    assert code == 1 and "NaN" in err
+
+
+def test_bad_usage_exit_2(capsys):
+    code, _, err = _run(["generate", "gaussian", "--size", "abc"], capsys)
+    assert code == 2 and err.startswith("phigen: error:") and err.count("\n") == 1
+    code, _, err = _run(["frobnicate"], capsys)
+    assert code == 2
+
+
+def test_bad_parameters_exit_1(tmp_path, capsys):
+    code, _, err = _run(["generate", "gaussian", "--size", "2", "-n", "3", "-o", str(tmp_path / "x.h5")], capsys)
+    assert code == 1 and "size" in err
+    code, _, err = _run(["generate", "nonsense", "--size", "8", "-n", "3", "-o", str(tmp_path / "x.h5")], capsys)
+    assert code == 1 and "unknown field kind" in err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_console_script_installed():
+    r = subprocess.run([sys.executable, "-m", "phigen.cli", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("phigen ")
