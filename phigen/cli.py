@@ -102,6 +102,28 @@ def _cmd_stats(args) -> int:
     return 0
 
 
+def _cmd_critical(args) -> int:
+    from .critical import binder_crossing, parse_kappa_range
+    from .fields.phi4 import Phi4SamplerConfig
+
+    if args.model != "phi4":
+        raise E.ParameterError(f"critical supports 'phi4' only; got {args.model!r}")
+    kappas = parse_kappa_range(args.kappa)
+    out = Path(args.out) if args.out else None
+    plot_path = (out / "binder.png") if out else (Path(args.json).with_suffix(".png") if args.json else None)
+    res = binder_crossing(args.lam, args.size, kappas, n_steps=args.n_steps,
+                          config=Phi4SamplerConfig(sampler=args.sampler, n_chains=args.n_chains), seed=args.seed,
+                          progress=not args.quiet, json_path=args.json or (out / "critical.json" if out else None),
+                          plot_path=plot_path)
+    for c in res["crossings"]:
+        print(f"L = {c['sizes'][0]:>3} × {c['sizes'][1]:>3}: crossing at κ = {c['kappa']:.5f} ± {c['kappa_err']:.5f}"
+              f"  (U₄ = {c['binder_at_crossing']:.3f})")
+    print(f"κ_c(λ = {res['lam']:g}) = {res['kappa_c']:.5f} ± {res['kappa_c_err']:.5f}")
+    if plot_path:
+        print(f"U₄(κ) plot: {plot_path}")
+    return 0
+
+
 def _cmd_quickstart(args) -> int:
     from .quickstart import quickstart
 
@@ -153,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", metavar="PATH", help="write all statistics and distances as JSON")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_cmd_stats)
+
+    c = sub.add_parser("critical", help="κ_c from Binder-cumulant crossings")
+    c.add_argument("model", help="phi4")
+    c.add_argument("--lam", type=float, required=True, help="quartic coupling λ")
+    c.add_argument("--size", type=int, nargs="+", required=True, help="lattice sizes, e.g. 16 32 64")
+    c.add_argument("--kappa", required=True, help="START:STOP:NUM grid of κ")
+    c.add_argument("--n-steps", type=int, default=2000, help="measurement steps per κ and L")
+    c.add_argument("--n-chains", type=int, default=32)
+    c.add_argument("--sampler", choices=["hmc-cluster", "hmc", "mala"], default="hmc-cluster")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--json", metavar="PATH", help="write kappa_c, kappa_c_err and the U4 curves")
+    c.add_argument("--out", metavar="DIR", help="directory for critical.json and binder.png")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(func=_cmd_critical)
 
     q = sub.add_parser("quickstart", help="the built-in end-to-end run")
     q.add_argument("-o", "--output", default="phigen_quickstart", help="report directory")

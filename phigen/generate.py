@@ -6,6 +6,7 @@ exactly. Kinds are registered in :data:`GENERATORS`; later modules add theirs (p
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,12 +18,19 @@ from .io import FieldsMeta, write_ensemble
 
 @dataclass(frozen=True)
 class GeneratorSpec:
-    """How to generate one kind: ``build(size, seed, **params) -> (make_batch, params, config, diagnostics)``."""
+    """How to generate one kind.
+
+    ``build(size, seed, *, n, path, progress, **params) -> (make_batch, params, config, diagnostics)``:
+    ``make_batch(batch_index, count)`` must depend only on the seed and the batch index (or on state
+    the builder checkpoints beside ``path`` itself), so that a resumed run writes the same bytes.
+    ``batch_size(n, params)`` may impose the batch size (e.g. one field per MCMC chain).
+    """
 
     name: str
     build: Callable[..., tuple]
     default_batch_size: int = 64
     help: str = ""
+    batch_size: Callable[..., int] | None = None
 
 
 GENERATORS: dict[str, GeneratorSpec] = {}
@@ -33,7 +41,7 @@ def register_generator(spec: GeneratorSpec) -> GeneratorSpec:
     return spec
 
 
-def _build_gaussian(size: int, seed: int, *, slope: float = 2.0, amplitude: float = 1.0):
+def _build_gaussian(size: int, seed: int, *, n: int, path, progress, slope: float = 2.0, amplitude: float = 1.0):
     import jax
 
     from .fields.gaussian import gaussian_field, power_law_spectrum
@@ -69,9 +77,21 @@ def generate(kind: str, path, *, size: int, n: int, seed: int = 0, resume: bool 
     size = check_int_at_least(size, "size", 4)
     n = check_int_at_least(n, "n", 1)
     spec = GENERATORS[kind]
-    bs = min(n, batch_size or spec.default_batch_size)
+    sig = inspect.signature(spec.build)
+    allowed = {name for name, prm in sig.parameters.items() if prm.kind is inspect.Parameter.KEYWORD_ONLY}
+    allowed -= {"n", "path", "progress"}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise E.ParameterError(f"{kind} does not take {', '.join(unknown)}; its parameters: {', '.join(sorted(allowed))}")
+    if spec.batch_size is not None:
+        if batch_size is not None:
+            raise E.ParameterError(f"{kind}: the batch size is set by the generator; do not pass batch_size")
+        bs = spec.batch_size(n, params)
+    else:
+        bs = min(n, batch_size or spec.default_batch_size)
     check_int_at_least(bs, "batch_size", 1)
-    make_batch, resolved, config, diagnostics = spec.build(size, seed, **params)
+    make_batch, resolved, config, diagnostics = spec.build(size, seed, n=n, path=Path(path), progress=progress,
+                                                           **params)
     meta = FieldsMeta(field=kind, generator=f"phigen.generate:{kind}", shape=(size, size), n_total=n,
                       seed=seed, params=resolved, config=config, batch_size=bs)
     return write_ensemble(path, make_batch, meta, resume=resume, overwrite=overwrite, progress=progress,
