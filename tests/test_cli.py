@@ -87,3 +87,34 @@ def test_bad_parameters_exit_1(tmp_path, capsys):
 def test_console_script_installed():
     r = subprocess.run([sys.executable, "-m", "phigen.cli", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("phigen ")
+
+
+def test_stats_writes_json_and_pngs(tmp_path, capsys):
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    assert main(["generate", "gaussian", "--size", "32", "-n", "40", "-o", str(a), "--slope", "3", "--quiet"]) == 0
+    assert main(["generate", "gaussian", "--size", "32", "-n", "20", "-o", str(b), "--slope", "2", "--seed", "1",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "rep"
+    code, stdout, err = _run(["stats", str(b), "--ref", str(a), "--out", str(out), "--json", str(tmp_path / "s.json"),
+                              "--quiet"], capsys)
+    assert code == 0, err
+    d = json.loads((tmp_path / "s.json").read_text())
+    ps = d["comparison"]["power_spectrum"]["distances"]["chi2"]
+    assert ps["model"] > 5 * ps["floor"]  # slope 2 vs slope 3 is far beyond the truth-vs-truth floor
+    assert "power_spectrum" in stdout and "floor" in stdout
+    import matplotlib.image as mpimg
+
+    for name in ("fields", "power_spectrum", "pdf", "minkowski", "bispectrum", "flatness"):
+        img = mpimg.imread(out / f"{name}.png")
+        assert img.shape[0] > 100 and img.shape[1] > 100
+    # without --ref: statistics only
+    code, _, _ = _run(["stats", str(a), "--json", str(tmp_path / "t.json")], capsys)
+    assert code == 0 and "comparison" not in json.loads((tmp_path / "t.json").read_text())
+
+
+def test_stats_shape_mismatch(tmp_path, capsys):
+    a = pio.write_fields(tmp_path / "a.h5", np.random.default_rng(0).normal(size=(4, 16, 16)).astype(np.float32))
+    b = pio.write_fields(tmp_path / "b.h5", np.random.default_rng(0).normal(size=(4, 8, 8)).astype(np.float32))
+    code, _, err = _run(["stats", str(a), "--ref", str(b)], capsys)
+    assert code == 1 and "(16, 16)" in err and err.count("\n") == 1
