@@ -1,1 +1,13 @@
-"""phigen.samplers."""
+"""phigen.samplers: batched, jitted MCMC kernels (``init`` / ``step`` with NamedTuple states)."""
+
+from .langevin import DIVERGENCE_THRESHOLD, ULAInfo, ULAState, ula_init, ula_step
+from .mala import MALAInfo, MALAState, mala_init, mala_step
+from .hmc import HMCInfo, HMCState, hmc_init, hmc_step, jittered_n_leapfrog, leapfrog
+from .kernels import KERNEL_KINDS, Kernel, make_kernel
+from .adaptation import DEFAULT_TARGET_ACCEPTANCE, AdaptationInfo, adapt_step_size
+from .runner import InfoSummary, RunConfig, RunResult, run_chain
+from .sharding import chain_mesh, chain_sharding, shard_chains
+from .numpyro import numpyro_sample
+from .cluster import ClusterInfo, cluster_labels, swendsen_wang_bonds, swendsen_wang_step
+from .mixed import HMCClusterInfo, hmc_cluster_init, hmc_cluster_step, make_hmc_cluster_kernel
+from .diagnostics import JackknifeEstimate, MeanWithError, TauInt, autocorrelation, binned_jackknife, effective_sample_size, integrated_autocorrelation_time, mean_with_error, rhat
