@@ -124,6 +124,48 @@ def _cmd_critical(args) -> int:
     return 0
 
 
+def _parse_sets(items) -> dict:
+    """``--set key=value`` options: values parsed as JSON when they can be (numbers, lists, bools)."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise E.ParameterError(f"--set expects KEY=VALUE; got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip().replace("-", "_")] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip().replace("-", "_")] = v
+    return out
+
+
+def _given(args, names) -> dict:
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def _cmd_fit(args) -> int:
+    from .models import fit
+
+    options = {**_given(args, ("steps", "J", "L", "mode", "batch_size")), **_parse_sets(args.set)}
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise E.FileExistsError_("model file exists; pass --overwrite to replace it", path=out)
+    model = fit(args.model, args.data, out=out, seed=args.seed, test_fraction=args.test_fraction,
+                split_seed=args.split_seed, max_fields=args.max_fields, progress=not args.quiet, **options)
+    print(f"fitted {args.model} ({model.n_params} parameters) on {model.training['n_train']} fields "
+          f"in {model.training['fit_seconds']:.1f} s → {out}")
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    from .models import sample
+
+    options = {**_given(args, ("sampler", "nfe")), **_parse_sets(args.set)}
+    path = sample(args.model_file, args.count, out=args.output, seed=args.seed, batch_size=args.batch_size,
+                  overwrite=args.overwrite, resume=args.resume, progress=not args.quiet, **options)
+    print(f"wrote {args.count} samples to {path}")
+    return 0
+
+
 def _cmd_quickstart(args) -> int:
     from .quickstart import quickstart
 
@@ -189,6 +231,38 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", metavar="DIR", help="directory for critical.json and binder.png")
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(func=_cmd_critical)
+
+    f = sub.add_parser("fit", help="fit a model on a phigen file")
+    f.add_argument("model", help="gaussian | scattering | wcrg | wsgm | diffusion | flow-matching")
+    f.add_argument("data", help="training data (phigen .h5)")
+    f.add_argument("-o", "--output", required=True, help="model file (.h5)")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--test-fraction", type=float, default=0.0, help="hold out this fraction (deterministic split)")
+    f.add_argument("--split-seed", type=int, default=0)
+    f.add_argument("--max-fields", type=int, default=None)
+    f.add_argument("--steps", type=int, help="training / optimisation steps")
+    f.add_argument("--batch-size", type=int, help="training batch size")
+    f.add_argument("--J", type=int, help="number of wavelet scales")
+    f.add_argument("--L", type=int, help="number of wavelet orientations")
+    f.add_argument("--mode", help="model variant (e.g. micro | maxent for scattering)")
+    f.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other model option (repeatable)")
+    f.add_argument("--overwrite", action="store_true")
+    f.add_argument("--quiet", action="store_true")
+    f.set_defaults(func=_cmd_fit)
+
+    sp = sub.add_parser("sample", help="new fields from a fitted model into a phigen file")
+    sp.add_argument("model_file")
+    sp.add_argument("-n", "--count", type=int, required=True)
+    sp.add_argument("-o", "--output", required=True)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--batch-size", type=int, default=64)
+    sp.add_argument("--sampler", help="e.g. sde | ode for diffusion models")
+    sp.add_argument("--nfe", type=int, help="network evaluations (sampling steps)")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other sampling option (repeatable)")
+    sp.add_argument("--resume", action="store_true")
+    sp.add_argument("--overwrite", action="store_true")
+    sp.add_argument("--quiet", action="store_true")
+    sp.set_defaults(func=_cmd_sample)
 
     q = sub.add_parser("quickstart", help="the built-in end-to-end run")
     q.add_argument("-o", "--output", default="phigen_quickstart", help="report directory")

@@ -106,5 +106,5 @@ def _load_optional_generators() -> None:
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:  # that module is not part of this install; real bugs still raise
-            if exc.name != mod:
+            if not exc.name or not (mod == exc.name or mod.startswith(exc.name + ".")):
                 raise

@@ -1,0 +1,90 @@
+"""The model protocol, the model file format and `phigen fit` / `phigen sample` (on the Gaussian model)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+import jax
+import phigen.io as pio
+from phigen import errors as E
+from phigen.cli import main
+from phigen.fields.gaussian import gaussian_field, power_law_spectrum
+from phigen.models import GaussianSpectrumModel, fit, load_model, read_model_file, sample, write_model_file
+from phigen.stats import compare
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    x = np.asarray(gaussian_field(jax.random.PRNGKey(0), 200, 32, power_law_spectrum(2.5)))
+    p = tmp_path_factory.mktemp("d") / "g.h5"
+    pio.write_fields(p, x, field="gaussian", params={"slope": 2.5})
+    return p, x
+
+
+def test_gaussian_model_reproduces_spectrum(data, tmp_path):
+    p, x = data
+    m = fit("gaussian", p, out=tmp_path / "m.h5", test_fraction=0.5)
+    assert m.training["n_train"] == 100 and m.training["field"] == "gaussian"
+    assert m.n_params == 32 * 17 + 1
+    y = np.asarray(sample(m, 100, seed=1))
+    cmp = compare(y, x, seed=0, statistics=("power_spectrum", "pdf"))
+    d = cmp["power_spectrum"]["distances"]["chi2"]
+    # fitted on 100 fields, the model's spectrum error is comparable to the floor's (both O(1))
+    assert d["model"] < 3.0 and d["floor"] < 3.0
+
+
+def test_save_load_round_trip_and_sample_file(data, tmp_path):
+    p, _ = data
+    m = fit("gaussian", p, out=tmp_path / "m.h5")
+    m2 = load_model(tmp_path / "m.h5")
+    assert isinstance(m2, GaussianSpectrumModel)
+    np.testing.assert_array_equal(m2.spectrum, m.spectrum)
+    assert m2.training["data"] == str(p)
+    a = np.asarray(m.sample(4, key=jax.random.PRNGKey(3)))
+    b = np.asarray(m2.sample(4, key=jax.random.PRNGKey(3)))
+    np.testing.assert_array_equal(a, b)
+    out = sample(tmp_path / "m.h5", 10, out=tmp_path / "s.h5", seed=2, batch_size=4)
+    with pio.open_fields(out) as ds:
+        assert len(ds) == 10 and ds.field == "gaussian" and ds.generator == "phigen.models:gaussian"
+        assert ds.config["model_file"] == str(tmp_path / "m.h5")
+
+
+def test_model_file_errors(data, tmp_path):
+    p, _ = data
+    with pytest.raises(E.ModelFileError, match="fields file, not a model"):
+        load_model(p)
+    write_model_file(tmp_path / "other.h5", "diffusion-test", config={})
+    with pytest.raises(E.ModelFileError, match="not a 'gaussian' model"):
+        GaussianSpectrumModel.load(tmp_path / "other.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"garbage" * 100)
+    with pytest.raises(E.ModelFileError):
+        load_model(bad)
+    # a damaged array fails its checksum
+    m = fit("gaussian", p, out=tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "r") as h5:
+        off = h5["arrays/spectrum"].id.get_chunk_info(0).byte_offset
+    raw = bytearray((tmp_path / "m.h5").read_bytes())
+    raw[off + 40] ^= 0xFF
+    (tmp_path / "m.h5").write_bytes(bytes(raw))
+    with pytest.raises(E.ModelFileError, match="damaged"):
+        read_model_file(tmp_path / "m.h5")
+
+
+def test_cli_fit_sample(data, tmp_path, capsys):
+    p, _ = data
+    mf = tmp_path / "m.h5"
+    assert main(["fit", "gaussian", str(p), "-o", str(mf), "--quiet"]) == 0
+    assert "parameters" in capsys.readouterr().out
+    assert main(["fit", "gaussian", str(p), "-o", str(mf), "--quiet"]) == 1  # exists
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["sample", str(mf), "-n", "8", "-o", str(tmp_path / "s.h5"), "--quiet"]) == 0
+    assert pio.validate(tmp_path / "s.h5").ok
+    assert main(["fit", "nonsense", str(p), "-o", str(tmp_path / "x.h5")]) == 1
+    assert "unknown model" in capsys.readouterr().err
+    assert main(["sample", str(p), "-n", "3", "-o", str(tmp_path / "y.h5")]) == 1
+    assert "not a model" in capsys.readouterr().err
+    assert main(["fit", "gaussian", str(p), "-o", str(tmp_path / "z.h5"), "--set", "nonsense=1"]) == 1
+    assert "unknown option(s) nonsense" in capsys.readouterr().err
