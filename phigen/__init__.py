@@ -1,5 +1,20 @@
-"""phigen: synthetic physical fields and the statistics that prove how faithful they are."""
+"""phigen: synthetic physical fields and the statistics that prove how faithful they are.
 
+The public API, one import away (every CLI verb has its twin here):
+
+- ``phigen.generate(kind, path, size=, n=, ...)``      — ``phigen generate``
+- ``phigen.info(path)`` / ``phigen.validate(path)``    — ``phigen info`` / ``phigen validate``
+- ``phigen.stats_report(path, ref=, out_dir=)``        — ``phigen stats``
+- ``phigen.binder_crossing(lam, sizes, kappas)``       — ``phigen critical phi4``
+- ``phigen.fit(kind, data, out=)`` / ``phigen.sample(model, n, out=)`` — ``phigen fit`` / ``phigen sample``
+- ``phigen.quickstart(out_dir)``                       — ``phigen quickstart``
+
+Subpackages: ``phigen.io`` (HDF5 ensembles), ``phigen.fields`` (generators), ``phigen.energies``,
+``phigen.samplers`` (MCMC), ``phigen.stats`` (statistics suite), ``phigen.models``, ``phigen.plot``.
+Heavy submodules are imported lazily, so ``import phigen`` stays fast.
+"""
+
+from importlib import import_module as _import_module
 from importlib.metadata import PackageNotFoundError as _PNF, version as _version
 
 try:
@@ -10,4 +25,41 @@ except _PNF:  # running from a source tree that was not installed
 from . import errors
 from .errors import PhigenError
 
-__all__ = ["__version__", "errors", "PhigenError"]
+# name -> (module, attribute); resolved on first access (PEP 562)
+_LAZY = {
+    "generate": ("phigen.generate", "generate"),
+    "info": ("phigen.io", "info"),
+    "validate": ("phigen.io", "validate"),
+    "open_fields": ("phigen.io", "open_fields"),
+    "read_fields": ("phigen.io", "read_fields"),
+    "write_fields": ("phigen.io", "write_fields"),
+    "stats_report": ("phigen.report", "stats_report"),
+    "compare_fields": ("phigen.stats", "compare"),
+    "binder_crossing": ("phigen.critical", "binder_crossing"),
+    "fit": ("phigen.models", "fit"),
+    "sample": ("phigen.models", "sample"),
+    "load_model": ("phigen.models", "load_model"),
+    "quickstart": ("phigen.quickstart", "quickstart"),
+}
+_SUBPACKAGES = ("io", "fields", "energies", "samplers", "stats", "models", "plot", "critical", "report",
+                "wavelets", "scattering", "diffusion", "checks")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        mod, attr = _LAZY[name]
+        value = getattr(_import_module(mod), attr)
+        globals()[name] = value
+        return value
+    if name in _SUBPACKAGES:
+        value = _import_module(f"phigen.{name}")
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'phigen' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
+
+
+__all__ = ["__version__", "errors", "PhigenError", *_LAZY]

@@ -118,3 +118,11 @@ def test_stats_shape_mismatch(tmp_path, capsys):
     b = pio.write_fields(tmp_path / "b.h5", np.random.default_rng(0).normal(size=(4, 8, 8)).astype(np.float32))
     code, _, err = _run(["stats", str(a), "--ref", str(b)], capsys)
     assert code == 1 and "(16, 16)" in err and err.count("\n") == 1
+
+
+def test_every_cli_verb_has_a_python_twin():
+    import phigen
+
+    for name in ("generate", "info", "validate", "stats_report", "binder_crossing", "fit", "sample", "quickstart"):
+        assert callable(getattr(phigen, name)), name
+    assert phigen.generate.__module__ == "phigen.generate"
