@@ -39,10 +39,19 @@ def _cmd_generate(args) -> int:
     from .generate import generate
 
     params = {}
-    for name in ("slope", "amplitude", "kappa", "lam", "viscosity", "drag", "box", "omega_m", "sigma8"):
+    for name in ("slope", "amplitude", "kappa", "lam", "viscosity", "drag", "box", "omega_m", "sigma8", "n_slabs",
+                 "velocity"):
         value = getattr(args, name, None)
         if value is not None:
             params[name] = value
+    for name in ("omega_m_range", "sigma8_range"):
+        value = getattr(args, name, None)
+        if value is not None:
+            try:
+                lo, hi = (float(v) for v in value.split(":"))
+            except ValueError:
+                raise E.ParameterError(f"--{name.replace('_', '-')} must be LO:HI; got {value!r}") from None
+            params[name] = (lo, hi)
     extra = {}
     for name in ("sampler", "thin", "n_chains"):
         value = getattr(args, name, None)
@@ -197,6 +206,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sampler", choices=["hmc", "hmc-cluster", "mala"], help="phi4: MCMC kernel")
     g.add_argument("--thin", type=int, help="phi4: steps between saved fields (default: from measured τ_int)")
     g.add_argument("--n-chains", dest="n_chains", type=int, help="phi4: parallel chains")
+    g.add_argument("--viscosity", type=float, help="turbulence: kinematic viscosity ν (default: resolved for N)")
+    g.add_argument("--drag", type=float, help="turbulence: linear drag α (default 0.1)")
+    g.add_argument("--velocity", action="store_true", default=None,
+                   help="turbulence: also write u_x, u_y as channels")
+    g.add_argument("--box", type=float, help="cosmic-web: box side in Mpc/h")
+    g.add_argument("--omega-m", dest="omega_m", type=float, help="cosmic-web: Ω_m")
+    g.add_argument("--sigma8", type=float, help="cosmic-web: σ₈")
+    g.add_argument("--n-slabs", dest="n_slabs", type=int, help="cosmic-web: slabs per axis")
+    g.add_argument("--omega-m-range", dest="omega_m_range", metavar="LO:HI",
+                   help="cosmic-web: Latin-hypercube draws of Ω_m per simulation")
+    g.add_argument("--sigma8-range", dest="sigma8_range", metavar="LO:HI",
+                   help="cosmic-web: Latin-hypercube draws of σ₈ per simulation")
     g.set_defaults(func=_cmd_generate)
 
     i = sub.add_parser("info", help="describe a phigen file")

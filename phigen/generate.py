@@ -92,8 +92,12 @@ def generate(kind: str, path, *, size: int, n: int, seed: int = 0, resume: bool 
     check_int_at_least(bs, "batch_size", 1)
     make_batch, resolved, config, diagnostics = spec.build(size, seed, n=n, path=Path(path), progress=progress,
                                                            **params)
-    meta = FieldsMeta(field=kind, generator=f"phigen.generate:{kind}", shape=(size, size), n_total=n,
-                      seed=seed, params=resolved, config=config, batch_size=bs)
+    # a generator may declare channels (config "sample_shape", "field_names") and per-sample
+    # conditions (config "condition_names"; make_batch then returns (fields, conditions))
+    meta = FieldsMeta(field=kind, generator=f"phigen.generate:{kind}",
+                      shape=tuple(config.get("sample_shape") or (size, size)), n_total=n, seed=seed,
+                      params=resolved, config=config, batch_size=bs, field_names=config.get("field_names"),
+                      condition_names=config.get("condition_names"))
     return write_ensemble(path, make_batch, meta, resume=resume, overwrite=overwrite, progress=progress,
                           diagnostics=diagnostics)
 
@@ -102,7 +106,7 @@ def _load_optional_generators() -> None:
     """Import modules that register more kinds (kept lazy so `phigen info` stays fast)."""
     import importlib
 
-    for mod in ("phigen.fields.phi4",):
+    for mod in ("phigen.fields.phi4", "phigen.fields.turbulence", "phigen.fields.cosmic_web"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:  # that module is not part of this install; real bugs still raise
