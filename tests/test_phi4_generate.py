@@ -105,3 +105,19 @@ def test_critical_cli_end_to_end(tmp_path, capsys):
     assert 0.28 < r["kappa_c"] < 0.40 and 0 < r["kappa_c_err"] < 0.02
     assert 0.45 < r["binder_at_crossing"] < 0.68
     assert (tmp_path / "kc.png").stat().st_size > 1000
+
+
+def test_crossing_point_stays_in_bracket_for_steep_curves():
+    # large-L Binder curves are steep and curved near κ_c: the root must stay inside the grid
+    # interval where ΔU₄ changes sign (a straight line through 4 points would leave it)
+    kappa = np.linspace(0.325, 0.355, 7)
+    ks = 0.3412
+    u_small = 0.61 + 0.25 * np.tanh((kappa - ks) * 60) - 0.2 * (kappa < ks) * (ks - kappa) * 10
+    u_large = 0.61 + 0.6 * np.tanh((kappa - ks) * 300)
+    u_large = np.minimum(u_large, 2 / 3)
+    err = np.full_like(kappa, 1e-3)
+    kx, kerr, ux = crossing_point(kappa, u_small, err, u_large, err)
+    d = u_large - u_small
+    i = int(np.nonzero(np.sign(d[:-1]) * np.sign(d[1:]) < 0)[0][0])
+    assert kappa[i] <= kx <= kappa[i + 1]
+    assert abs(kx - ks) < 0.002 and abs(ux - 0.61) < 0.05
