@@ -1,0 +1,6 @@
+"""phigen.scattering: scattering-spectra statistics (and classic scattering via kymatio for comparison),
+microcanonical and maximum-entropy models. One import line per module."""
+
+from .spectra import TYPES, ScatteringSpectra, SpectraCoefficients, scattering_spectra, scattering_spectra_describe
+from .classic import ClassicScattering, classic_scattering
+from .models import ScatteringModel, default_J

@@ -1,0 +1,222 @@
+"""The scattering-spectra generative models, registered as model kind ``"scattering"``.
+
+``mode="micro"`` (microcanonical): fit = Φ̄ and its spread σ over the training fields (Φ the
+scattering spectra of :class:`~phigen.scattering.ScatteringSpectra`, normalised by the data's mean
+wavelet power, which keeps the loss landscape stable); sample = white noise with the data's pixel mean and std, driven by L-BFGS to
+minimise ℓ(x) = mean_i ((Φ_i(x) − Φ̄_i)/σ_i)² (:mod:`phigen.scattering.synthesis`).
+
+``mode="maxent"`` (macrocanonical Gibbs model): ``U_θ(z) = ½|z|² + θ·(Φ(x(z)) − Φ̄)/σ`` relative to
+the data's Gaussian model, θ fitted by moment matching with persistent MALA chains, sampled with
+the phigen MALA/HMC samplers (:mod:`phigen.scattering.maxent`). Here Φ is normalised by each
+field's own wavelet power, so the energy stays bounded below for every θ.
+
+``n_params`` counts the numbers fitted from the data that define the model. micro: Φ̄ and σ (2n),
+the reference wavelet power (J·L), pixel mean and std (2). maxent: θ/σ (n: Φ̄ and σ only
+re-parametrise θ) and the Gaussian reference (H·(W//2+1) + 1).
+
+Command line: ``phigen fit scattering DATA.h5 --J 4 --L 4 --mode micro|maxent -o model.h5`` then
+``phigen sample model.h5 -n 64 -o samples.h5`` (``--set steps=…`` changes the sampling steps).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._validation import as_fields, check_int_at_least
+from ..errors import InputError, ParameterError
+from ..models._base import read_model_file, register_model, write_model_file
+from .maxent import MaxEntConfig, MaxEntParams, fit_maxent, maxent_energy, moment_residual, sample_maxent
+from .spectra import ScatteringSpectra
+from .synthesis import SynthesisConfig, statistics_loss, statistics_scales, synthesize
+
+__all__ = ["ScatteringModel", "default_J"]
+
+MODES = ("micro", "maxent")
+
+
+def default_J(shape) -> int:
+    """Scales used when ``J`` is not given: log2(min(H, W)) − 2, between 1 and 7 (64² → 4, 256² → 6)."""
+    return int(min(7, max(1, math.floor(math.log2(min(shape))) - 2)))
+
+
+def _statistics(shape, J, L, isotropic, reference_s2) -> ScatteringSpectra:
+    return ScatteringSpectra(tuple(shape), J, L, isotropic=isotropic, reference_s2=reference_s2)
+
+
+def _rows(stats, x, chunk=16) -> np.ndarray:
+    return np.concatenate([np.asarray(stats(jnp.asarray(x[i:i + chunk])), np.float64)
+                           for i in range(0, x.shape[0], chunk)])
+
+
+@register_model("scattering")
+class ScatteringModel:
+    """Scattering-spectra model of stationary 2D fields, microcanonical or maximum-entropy (module doc).
+
+    Build with :meth:`fit`; ``sample(n, key=…)`` returns ``(n, H, W)`` float32 fields.
+    """
+
+    def __init__(self, *, mode: str, shape, J: int, L: int, isotropic: bool, reference_s2, target, scale,
+                 mean: float, std: float, steps: int, maxent: MaxEntParams | None = None,
+                 sample_steps: int = 500, training: dict | None = None):
+        if mode not in MODES:
+            raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
+        if mode == "maxent" and maxent is None:
+            raise ParameterError("a maxent model needs its fitted parameters")
+        self.mode, self.J, self.L, self.isotropic = mode, int(J), int(L), bool(isotropic)
+        self._shape = tuple(int(s) for s in shape)
+        self.reference_s2 = None if reference_s2 is None else np.asarray(reference_s2, np.float32)
+        self.target = np.asarray(target, np.float32)
+        self.scale = np.asarray(scale, np.float32)
+        self.mean, self.std = float(mean), float(std)
+        self.steps, self.sample_steps = int(steps), int(sample_steps)
+        self.maxent = maxent
+        self.training = dict(training or {})
+        self.statistics = _statistics(self._shape, self.J, self.L, self.isotropic, self.reference_s2)
+        self._loss = None     # built on first use and kept: the compiled synthesis is cached on it
+        self._energy = None
+        self.last_synthesis = None
+
+    # -- protocol --------------------------------------------------------------------------------
+    @property
+    def field_shape(self) -> tuple[int, int]:
+        return self._shape
+
+    @property
+    def n_stats(self) -> int:
+        return int(self.target.shape[0])
+
+    @property
+    def n_params(self) -> int:
+        n = self.n_stats
+        jl = 0 if self.reference_s2 is None else self.reference_s2.size
+        if self.mode == "micro":
+            return 2 * n + jl + 2
+        h, w = self._shape
+        return n + jl + h * (w // 2 + 1) + 1
+
+    @classmethod
+    def fit(cls, fields, *, key=None, progress=None, J: int | None = None, L: int = 4, mode: str = "micro",
+            isotropic: bool = True, steps: int | None = None, sample_steps: int = 500, n_chains: int = 64,
+            steps_per_iteration: int = 10, learning_rate: float = 0.5, batch_size: int | None = None):
+        """Fit on ``fields`` (N, H, W).
+
+        ``J`` scales (default :func:`default_J`), ``L`` orientations, ``isotropic`` reduction.
+        micro: ``steps`` = L-BFGS iterations each sample gets (default 300); ``batch_size`` caps the
+        fields synthesised together (memory). maxent: ``steps`` = moment-matching updates (default
+        200) with ``n_chains`` chains, ``steps_per_iteration`` MALA steps between updates and
+        ``learning_rate``; ``sample_steps`` = MALA steps per sampling run (half of them warm-up).
+        """
+        if mode not in MODES:
+            raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
+        x = np.asarray(as_fields(fields, name="training fields"))
+        shape = tuple(x.shape[1:])
+        J = default_J(shape) if J is None else check_int_at_least(J, "J", 1)
+        L = check_int_at_least(L, "L", 1)
+        if min(shape) < 2 ** J:
+            raise InputError(f"training fields of shape {shape} are smaller than 2^J = {2 ** J} (J = {J}); "
+                             f"use J <= {int(math.log2(min(shape)))}")
+        if batch_size is not None:
+            batch_size = check_int_at_least(batch_size, "batch_size", 1)
+        key = jax.random.PRNGKey(0) if key is None else key
+        base = _statistics(shape, J, L, isotropic, None)
+        reference_s2 = base.power(x) if mode == "micro" else None
+        stats = base if reference_s2 is None else _statistics(shape, J, L, isotropic, reference_s2)
+        common = dict(shape=shape, J=J, L=L, isotropic=isotropic, reference_s2=reference_s2,
+                      mean=float(x.mean()), std=float(x.std()))
+        if mode == "micro":
+            steps = 300 if steps is None else check_int_at_least(steps, "steps", 0)
+            rows = _rows(stats, x)
+            target, scale = statistics_scales(rows)
+            own = np.mean(((rows - target) / scale) ** 2, axis=1)  # what a training field scores under ℓ
+            training = {"n_stats": int(target.shape[0]), "data_loss_median": float(np.median(own)),
+                        "data_loss_mean": float(np.mean(own)), "synthesis_batch_size": batch_size}
+            return cls(mode=mode, target=target, scale=scale, steps=steps, training=training, **common)
+        steps = 200 if steps is None else check_int_at_least(steps, "steps", 1)
+        sample_steps = check_int_at_least(sample_steps, "sample_steps", 40)
+        config = MaxEntConfig(iterations=steps, n_chains=n_chains, steps_per_iteration=steps_per_iteration,
+                              learning_rate=learning_rate, progress=progress)
+        params, history = fit_maxent(key, stats, x, config)
+        tail = history.residual[-max(1, len(history.residual) // 4):]
+        training = {"n_stats": int(params.target.shape[0]), "moment_residual_initial": history.initial_residual,
+                    "moment_residual_final": float(np.mean(tail)), "moment_residual_floor": 1.0 / n_chains,
+                    "moment_residual_history": history.residual.tolist(),
+                    "acceptance_final": float(np.mean(history.acceptance[-len(tail):])),
+                    "fit_loop_seconds": history.seconds, "maxent_config": {
+                        "iterations": steps, "n_chains": n_chains, "steps_per_iteration": steps_per_iteration,
+                        "learning_rate": learning_rate}}
+        common.update(mean=params.mean)
+        return cls(mode=mode, target=params.target, scale=params.scale, steps=steps, maxent=params,
+                   sample_steps=sample_steps, training=training, **common)
+
+    def synthesize(self, n: int, *, key, steps: int | None = None, batch_size: int | None = None,
+                   progress: bool | None = False):
+        """micro mode: ``n`` fields with their final losses, as a :class:`~phigen.scattering.synthesis.SynthesisResult`."""
+        if self.mode != "micro":
+            raise ParameterError("synthesize() is the microcanonical sampler; this model is 'maxent' (use sample)")
+        if self._loss is None:
+            self._loss = statistics_loss(self.statistics, self.target, self.scale)
+        bs = batch_size if batch_size is not None else self.training.get("synthesis_batch_size")
+        config = SynthesisConfig(steps=self.steps if steps is None else steps, batch_size=bs, progress=progress)
+        result = synthesize(key, self._loss, n, self._shape, mean=self.mean, std=self.std, config=config)
+        self.last_synthesis = result
+        return result
+
+    def sample(self, n: int, *, key, steps: int | None = None, batch_size: int | None = None,
+               kernel: str | None = None, progress: bool | None = False):
+        """``n`` new fields ``(n, H, W)``. micro: ``steps`` L-BFGS iterations (default: the fitted
+        ``steps``), final losses in ``self.last_synthesis.loss``. maxent: ``steps`` MALA (or
+        ``kernel="hmc"``) steps from the Gaussian reference, half of them adapting the step size."""
+        n = check_int_at_least(n, "n", 1)
+        if self.mode == "micro":
+            if kernel is not None:
+                raise ParameterError("kernel applies to mode 'maxent' only")
+            return self.synthesize(n, key=key, steps=steps, batch_size=batch_size, progress=progress).fields
+        if self._energy is None:
+            self._energy = maxent_energy(self.statistics, self.maxent)
+        steps = self.sample_steps if steps is None else steps
+        return np.asarray(sample_maxent(key, self.statistics, self.maxent, n, steps=steps, kernel=kernel or "mala",
+                                        progress=progress, energy=self._energy))
+
+    def moment_residual(self, fields) -> float:
+        """mean_i ((⟨Φ_i⟩_fields − Φ̄_i)/σ_i)² of an ensemble (≈ 1/N for N fields like the data)."""
+        return moment_residual(self.statistics, fields, self.target, self.scale)
+
+    # -- files -----------------------------------------------------------------------------------
+    def save(self, path):
+        config = {"mode": self.mode, "shape": list(self._shape), "J": self.J, "L": self.L,
+                  "isotropic": self.isotropic, "mean": self.mean, "std": self.std, "steps": self.steps,
+                  "sample_steps": self.sample_steps, "n_stats": self.n_stats}
+        arrays = {"target": self.target, "scale": self.scale}
+        if self.reference_s2 is not None:
+            arrays["reference_s2"] = self.reference_s2
+        if self.maxent is not None:
+            config["step_size"] = float(self.maxent.step_size)
+            arrays.update(theta=self.maxent.theta, amplitude=self.maxent.amplitude)
+        return write_model_file(path, self.kind, config=config, arrays=arrays, training=self.training)
+
+    @classmethod
+    def load(cls, path):
+        from ..errors import ModelFileError
+
+        f = read_model_file(path, cls.kind)
+        c, a = f.config, f.arrays
+        try:
+            maxent = None
+            if c["mode"] == "maxent":
+                maxent = MaxEntParams(np.asarray(a["theta"], np.float32), np.asarray(a["target"], np.float32),
+                                      np.asarray(a["scale"], np.float32), float(c["mean"]),
+                                      np.asarray(a["amplitude"], np.float32), float(c["step_size"]))
+            model = cls(mode=c["mode"], shape=c["shape"], J=c["J"], L=c["L"], isotropic=c["isotropic"],
+                        reference_s2=a.get("reference_s2"), target=a["target"], scale=a["scale"], mean=c["mean"],
+                        std=c["std"], steps=c["steps"], sample_steps=c["sample_steps"], maxent=maxent,
+                        training=f.training)
+        except KeyError as exc:
+            raise ModelFileError(f"scattering model file lacks {exc}", path=path) from None
+        if model.statistics.n_stats != model.n_stats:
+            raise ModelFileError(f"stored statistics ({model.n_stats}) do not match this phigen's scattering "
+                                 f"spectra for J={model.J}, L={model.L} ({model.statistics.n_stats})", path=path)
+        return model
