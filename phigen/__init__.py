@@ -27,7 +27,7 @@ from .errors import PhigenError
 
 # name -> (module, attribute); resolved on first access (PEP 562)
 _LAZY = {
-    "generate": ("phigen.generate", "generate"),
+    "generate": ("phigen.generators", "generate"),
     "info": ("phigen.io", "info"),
     "validate": ("phigen.io", "validate"),
     "open_fields": ("phigen.io", "open_fields"),
@@ -39,7 +39,7 @@ _LAZY = {
     "fit": ("phigen.models", "fit"),
     "sample": ("phigen.models", "sample"),
     "load_model": ("phigen.models", "load_model"),
-    "quickstart": ("phigen.quickstart", "quickstart"),
+    "quickstart": ("phigen._quickstart", "quickstart"),
 }
 _SUBPACKAGES = ("io", "fields", "energies", "samplers", "stats", "models", "plot", "critical", "report",
                 "wavelets", "scattering", "diffusion", "checks")

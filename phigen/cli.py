@@ -36,7 +36,7 @@ def _write_json(path, obj) -> None:
 
 # ---- verbs ---------------------------------------------------------------------------------------
 def _cmd_generate(args) -> int:
-    from .generate import generate
+    from .generators import generate
 
     params = {}
     for name in ("slope", "amplitude", "kappa", "lam", "viscosity", "drag", "box", "omega_m", "sigma8", "n_slabs",
@@ -176,7 +176,7 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_quickstart(args) -> int:
-    from .quickstart import quickstart
+    from ._quickstart import quickstart
 
     quickstart(args.output, fast=args.fast, seed=args.seed, progress=not args.quiet)
     return 0

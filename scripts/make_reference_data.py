@@ -19,7 +19,7 @@ import numpy as np
 
 def make_turbulence(out: Path) -> dict:
     from phigen.checks import check_turbulence_file
-    from phigen.generate import generate
+    from phigen.generators import generate
 
     path = out / "turbulence_64.h5"
     t0 = time.perf_counter()

@@ -125,4 +125,4 @@ def test_every_cli_verb_has_a_python_twin():
 
     for name in ("generate", "info", "validate", "stats_report", "binder_crossing", "fit", "sample", "quickstart"):
         assert callable(getattr(phigen, name)), name
-    assert phigen.generate.__module__ == "phigen.generate"
+    assert phigen.generate.__module__ == "phigen.generators"

@@ -14,7 +14,7 @@ import phigen
 from phigen import errors as E
 from phigen.checks import cosmic_web_checks, linear_theory_comparison, peak_counts
 from phigen.fields import cosmic_web as C
-from phigen.generate import generate
+from phigen.generators import generate
 
 # one grid for every test: a single compilation (~20 s) serves them all
 CFG = C.CosmicWebConfig(size=32, box=256.0, n_slabs=4)

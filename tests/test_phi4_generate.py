@@ -12,7 +12,7 @@ import phigen.io as pio
 from phigen import errors as E
 from phigen.cli import main
 from phigen.critical import crossing_point, parse_kappa_range
-from phigen.generate import generate
+from phigen.generators import generate
 
 SMALL = dict(size=8, kappa=0.25, lam=1.0, n_chains=8)
 

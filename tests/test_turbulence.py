@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import phigen
-from phigen.generate import generate
+from phigen.generators import generate
 from phigen import errors as E
 from phigen.checks import energy_spectrum, turbulence_checks
 from phigen.fields import turbulence as T

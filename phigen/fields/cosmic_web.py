@@ -387,7 +387,7 @@ def generate_cosmic_web(path, *, size: int, n: int, seed: int = 0, resume: bool 
 
 
 def _register():
-    from ..generate import GeneratorSpec, register_generator
+    from ..generators import GeneratorSpec, register_generator
 
     register_generator(GeneratorSpec(
         "cosmic-web", _build_cosmic_web, 12,

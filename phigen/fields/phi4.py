@@ -284,7 +284,7 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa: fl
 
 
 def _register():
-    from ..generate import GeneratorSpec, register_generator
+    from ..generators import GeneratorSpec, register_generator
 
     register_generator(GeneratorSpec(
         "phi4", _build_phi4, 64, "lattice φ⁴ (hopping form) by HMC + cluster updates, thinned by τ_int",

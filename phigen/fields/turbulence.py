@@ -542,7 +542,7 @@ __all__.append("generate_turbulence")
 
 
 def _register():
-    from ..generate import GeneratorSpec, register_generator
+    from ..generators import GeneratorSpec, register_generator
 
     register_generator(GeneratorSpec(
         "turbulence", _build_turbulence, 64,

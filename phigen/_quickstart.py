@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .generate import generate
+from .generators import generate
 from .io import read_fields, validate
 from .report import distance_table, write_figures
 

@@ -1,0 +1,243 @@
+"""The registered ``diffusion`` and ``flow-matching`` models (the model protocol of
+:mod:`phigen.models`): a periodic UNet trained on standardised fields.
+
+Standardisation (DESIGN §10): the network only sees ``(x − m)/σ`` with m, σ the training set's
+pixel mean and standard deviation (one number each: the fields are statistically homogeneous);
+both are stored in the model file and samples are returned as ``m + σ·x``.
+
+- ``diffusion``: OU score diffusion, v-prediction v̂ = a z − s x₀ (:mod:`phigen.diffusion.sde`), network
+  conditioned on ``c = log(t)/4``. Sampling: ``sampler="ode"`` (probability flow, Heun) or ``"sde"``
+  (reverse SDE, Euler–Maruyama) on a ``log`` / ``uniform`` / ``quadratic`` time grid; ``nfe``
+  counts all network evaluations including the final Tweedie denoising step (``denoise=True``).
+- ``flow-matching``: velocity v̂ on the linear noise→data path (:mod:`phigen.diffusion.flow`),
+  conditioned on ``c = t``. Sampling: ``sampler="ode"``/``"heun"`` (Heun) or ``"euler"``.
+
+Both sample with the EMA weights. Options of ``fit`` (all keyword-only, so ``phigen fit … --steps
+--batch-size --set width=32``): the :class:`~phigen.diffusion.train.TrainConfig` fields, the
+:class:`~phigen.diffusion.unet.UNetConfig` fields, and ``checkpoint`` / ``checkpoint_every`` for
+resumable training (``stop_at`` ends a call early, e.g. to fit a job's time limit; the next call
+with the same ``checkpoint`` continues where it stopped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._validation import as_fields, check_int_at_least
+from ..errors import InputError, ModelFileError, ParameterError
+from ..models._base import read_model_file, register_model, write_model_file
+from .flow import flow_matching_loss, flow_sample, flow_time_grid
+from .sde import OUProcess, dsm_loss, probability_flow_sample, reverse_sde_sample, score_from_velocity, time_grid, \
+    tweedie_denoise
+from .train import TrainConfig, train
+from .unet import UNet, UNetConfig, apply_batched, count_params, make_unet
+
+__all__ = ["DiffusionModel", "FlowMatchingModel"]
+
+
+def _diffusion_condition(t):
+    return jnp.log(t) / 4.0  # t in [1e-3, 5] -> c in [-1.7, 0.4]
+
+
+def _diffusion_velocity_fn(net):
+    return lambda x, t: apply_batched(net, x, _diffusion_condition(t))
+
+
+def _velocity_fn(net):
+    return lambda x, t: apply_batched(net, x, t)
+
+
+class _DiffusionLoss(eqx.Module):
+    process: OUProcess = eqx.field(static=True)
+
+    def __call__(self, net, x0, key):
+        return dsm_loss(_diffusion_velocity_fn(net), x0, key, self.process)
+
+
+class _FlowLoss(eqx.Module):
+    def __call__(self, net, x1, key):
+        return flow_matching_loss(_velocity_fn(net), x1, key)
+
+
+@eqx.filter_jit
+def _sample_diffusion(net, x_T, key, times, method: str, denoise: bool):
+    score = score_from_velocity(_diffusion_velocity_fn(net))
+    if method == "sde":
+        x, _ = reverse_sde_sample(score, x_T, key, times)
+    else:
+        x, _ = probability_flow_sample(score, x_T, times)
+    return tweedie_denoise(score, x, times[-1]) if denoise else x
+
+
+@eqx.filter_jit
+def _sample_flow(net, x0, times, method: str):
+    x, _ = flow_sample(lambda x, t: apply_batched(net, x, jnp.full((x.shape[0],), t, x.dtype)), x0, times,
+                       method=method)
+    return x
+
+
+class _NetworkModel:
+    """Shared state and file format: the EMA network, its config, field shape, standardisation."""
+
+    kind = "network"
+
+    def __init__(self, net: UNet, unet_config: UNetConfig, field_shape, mean: float, std: float,
+                 settings: dict | None = None, losses=None, training: dict | None = None):
+        self.net = net
+        self.unet_config = unet_config
+        self._shape = tuple(int(s) for s in field_shape)
+        self.mean, self.std = float(mean), float(std)
+        self.settings = dict(settings or {})
+        self.losses = np.zeros((0,), np.float32) if losses is None else np.asarray(losses, np.float32)
+        self.training = training or {}
+
+    @property
+    def field_shape(self) -> tuple[int, int]:
+        return self._shape
+
+    @property
+    def n_params(self) -> int:
+        return count_params(self.net)
+
+    def standardise(self, x):
+        """``(x − mean)/std`` with the training statistics stored in the model."""
+        return (jnp.asarray(x, jnp.float32) - self.mean) / self.std
+
+    def unstandardise(self, x):
+        return self.mean + self.std * jnp.asarray(x, jnp.float32)
+
+    # --- fitting ---------------------------------------------------------------------------------
+    @classmethod
+    def _fit(cls, fields, key, progress, loss, settings, unet_kw, train_kw, checkpoint, checkpoint_every, stop_at):
+        x = as_fields(fields, name="training fields")
+        if x.shape[0] < 2:
+            raise InputError(f"need at least 2 training fields; got {x.shape[0]}")
+        mean, std = float(np.mean(x, dtype=np.float64)), float(np.std(x, dtype=np.float64))
+        if not std > 0:
+            raise InputError("training fields are constant (zero standard deviation)")
+        unet_config = UNetConfig(**unet_kw)
+        unet_config.check_shape(x.shape[1:])
+        config = TrainConfig(**train_kw)
+        k_net, k_train = jax.random.split(key)
+        net = make_unet(unet_config, key=k_net)
+        fingerprint = {"kind": cls.kind, "unet": unet_config.to_dict(), "shape": list(x.shape), "mean": mean,
+                       "std": std, "settings": settings}
+        result = train(loss, net, (x - mean) / std, config, key=k_train, progress=progress, checkpoint=checkpoint,
+                       checkpoint_every=checkpoint_every, stop_at=stop_at, fingerprint=fingerprint, desc=f"fit {cls.kind}")
+        losses = result.losses
+        head, tail = losses[: max(1, len(losses) // 20)], losses[-max(1, len(losses) // 20):]
+        training = {"train_config": asdict(config), "initial_loss": float(head.mean()),
+                    "final_loss": float(tail.mean()), "n_params": count_params(net), "steps_done": int(len(losses))}
+        return cls(result.ema_model, unet_config, x.shape[1:], mean, std, settings, losses, training)
+
+    # --- files -----------------------------------------------------------------------------------
+    def save(self, path):
+        config = {"unet": self.unet_config.to_dict(), "shape": list(self._shape), **self.settings}
+        return write_model_file(path, self.kind, config=config,
+                                arrays={"mean": np.float64(self.mean), "std": np.float64(self.std),
+                                        "losses": self.losses},
+                                modules={"net": self.net}, training=self.training)
+
+    @classmethod
+    def load(cls, path):
+        f = read_model_file(path, cls.kind)
+        try:
+            config = dict(f.config)
+            unet_config = UNetConfig(**config.pop("unet"))
+            shape = config.pop("shape")
+            mean, std = float(f.arrays["mean"]), float(f.arrays["std"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"incomplete {cls.kind} model file: {exc!r}", path=path) from None
+        skeleton = eqx.filter_eval_shape(UNet, unet_config, key=jax.random.PRNGKey(0))  # shapes only
+        net = f.module("net", like=skeleton)
+        return cls(net, unet_config, shape, mean, std, config, f.arrays.get("losses"), f.training)
+
+    def _noise(self, n, key):
+        n = check_int_at_least(n, "n", 1)
+        return jax.random.normal(key, (n, *self._shape), jnp.float32)
+
+
+@register_model("diffusion")
+class DiffusionModel(_NetworkModel):
+    """Score diffusion (OU process, v-predicting periodic UNet) on standardised fields."""
+
+    @classmethod
+    def fit(cls, fields, *, key, progress=None, steps: int = 2000, batch_size: int = 32,
+            learning_rate: float = 2e-3, warmup: int = 100, ema_decay: float = 0.999, grad_clip: float = 1.0,
+            chunk: int = 50, width: int = 16, depth: int = 3, blocks: int = 1, max_mult: int = 2,
+            emb_dim: int | None = None, groups: int = 8, t_min: float = 1e-3, t_max: float = 5.0,
+            checkpoint=None, checkpoint_every: int | None = None, stop_at: int | None = None):
+        """Train on ``fields`` ``(N, H, W)`` by denoising score matching; returns the model."""
+        process = OUProcess(float(t_min), float(t_max))
+        return cls._fit(fields, key, progress, _DiffusionLoss(process), {"t_min": process.t_min, "t_max": process.t_max},
+                        dict(width=width, depth=depth, blocks=blocks, max_mult=max_mult, emb_dim=emb_dim, groups=groups),
+                        dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate, warmup=warmup,
+                             ema_decay=ema_decay, grad_clip=grad_clip, chunk=chunk), checkpoint, checkpoint_every,
+                        stop_at)
+
+    def score(self, x, t):
+        """Learned ``∇log p_t`` of the *standardised* fields: ``x`` ``(N, H, W)``, scalar t."""
+        return score_from_velocity(_diffusion_velocity_fn(self.net))(jnp.asarray(x, jnp.float32), t)
+
+    def sample(self, n: int, *, key, sampler: str = "ode", nfe: int = 100, time_grid_kind: str = "log",
+               denoise: bool = True, t_min: float | None = None):
+        """``n`` new fields ``(n, H, W)``: N(0, I) at t_max, reverse process to t_min, unstandardised.
+
+        ``sampler``: ``ode`` (Heun, 2 evaluations per step) or ``sde`` (Euler–Maruyama, 1);
+        ``nfe``: total network evaluations (with ``denoise`` one goes to the Tweedie step);
+        ``time_grid_kind``: ``log`` | ``uniform`` | ``quadratic``; ``t_min`` defaults to training's.
+        """
+        if sampler not in ("ode", "sde"):
+            raise ParameterError(f"diffusion sampler must be 'ode' or 'sde'; got {sampler!r}")
+        nfe = check_int_at_least(nfe, "nfe", 2 if sampler == "sde" else 3)
+        budget = nfe - (1 if denoise else 0)
+        n_steps = max(1, budget // 2 if sampler == "ode" else budget)
+        t_lo = float(self.settings.get("t_min", 1e-3) if t_min is None else t_min)
+        times = jnp.asarray(time_grid(n_steps, t_lo, float(self.settings.get("t_max", 5.0)), time_grid_kind))
+        k_init, k_path = jax.random.split(key)
+        x = _sample_diffusion(self.net, self._noise(n, k_init), k_path, times, sampler, bool(denoise))
+        return self.unstandardise(x)
+
+
+@register_model("flow-matching")
+class FlowMatchingModel(_NetworkModel):
+    """Flow matching (linear noise→data path, velocity-predicting periodic UNet) on standardised fields."""
+
+    @classmethod
+    def fit(cls, fields, *, key, progress=None, steps: int = 2000, batch_size: int = 32,
+            learning_rate: float = 2e-3, warmup: int = 100, ema_decay: float = 0.999, grad_clip: float = 1.0,
+            chunk: int = 50, width: int = 16, depth: int = 3, blocks: int = 1, max_mult: int = 2,
+            emb_dim: int | None = None, groups: int = 8, checkpoint=None, checkpoint_every: int | None = None, stop_at: int | None = None):
+        """Train on ``fields`` ``(N, H, W)`` by conditional flow matching; returns the model."""
+        return cls._fit(fields, key, progress, _FlowLoss(), {},
+                        dict(width=width, depth=depth, blocks=blocks, max_mult=max_mult, emb_dim=emb_dim, groups=groups),
+                        dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate, warmup=warmup,
+                             ema_decay=ema_decay, grad_clip=grad_clip, chunk=chunk), checkpoint, checkpoint_every,
+                        stop_at)
+
+    def velocity(self, x, t):
+        """Learned velocity of the *standardised* fields: ``x`` ``(N, H, W)``, scalar t in [0, 1]."""
+        x = jnp.asarray(x, jnp.float32)
+        return apply_batched(self.net, x, jnp.full((x.shape[0],), t, jnp.float32))
+
+    def sample(self, n: int, *, key, sampler: str = "ode", nfe: int = 100, time_grid_kind: str = "cosine"):
+        """``n`` new fields ``(n, H, W)``: integrate from N(0, I) at t = 0 to t = 1, unstandardised.
+
+        ``sampler``: ``ode``/``heun`` (2 evaluations per step) or ``euler`` (1); ``nfe``: total
+        network evaluations; ``time_grid_kind``: ``cosine`` (finer at both ends; the velocity of
+        low-power modes is stiff near t = 1) | ``uniform``.
+        """
+        methods = {"ode": "heun", "heun": "heun", "euler": "euler"}
+        if sampler not in methods:
+            raise ParameterError(f"flow-matching sampler must be one of ode, heun, euler; got {sampler!r} "
+                                 "(flow matching has no SDE sampler)")
+        method = methods[sampler]
+        nfe = check_int_at_least(nfe, "nfe", 2 if method == "heun" else 1)
+        n_steps = max(1, nfe // 2 if method == "heun" else nfe)
+        times = jnp.asarray(flow_time_grid(n_steps, time_grid_kind))
+        return self.unstandardise(_sample_flow(self.net, self._noise(n, key), times, method))

@@ -1,0 +1,257 @@
+"""A small equinox UNet for periodic 2D fields, conditioned on a scalar noise level / time.
+
+Every 3×3 convolution pads circularly (the fields live on a torus), normalisation is GroupNorm over
+the whole field, down-sampling is 2×2 average pooling and up-sampling is nearest-neighbour
+repetition. The network is therefore exactly equivariant under periodic translations by multiples
+of ``2**(depth - 1)`` pixels (the coarsest grid's pixel); other shifts are equivariant up to the
+aliasing of the pooling.
+
+Layout (``C_l = width · min(2**l, max_mult)``, l = 0 … depth−1)::
+
+    in conv 1→C_0 ─ [ResBlock×blocks]_0 ─ pool ─ [ResBlock×blocks]_1 ─ … ─ middle ResBlock
+                       │ skip                       │ skip
+    out conv C_0→1 ─ [ResBlock×blocks]_0 ← up ─ [ResBlock×blocks]_1 ← … (skip concatenated)
+
+The conditioning scalar ``c`` enters every residual block through sinusoidal features
+``sin(ω_i c), cos(ω_i c)`` (ω_i geometric from 1 to 1000) and a two-layer MLP; callers map
+their time variable to ``c`` of order one (diffusion: ``log(t)/4``, flow matching: ``t``).
+The output convolution starts at zero, so an untrained network outputs 0.
+
+``UNet(x, c)`` takes one field ``(H, W)`` and a scalar; :func:`apply_batched` maps it over a batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._validation import check_int_at_least
+from ..errors import InputError, ParameterError
+
+__all__ = ["UNetConfig", "UNet", "apply_batched", "count_params", "make_unet"]
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Shape of a :class:`UNet`.
+
+    width: channels at full resolution; depth: number of resolutions (fields' sides must be
+    divisible by ``2**(depth-1)``); blocks: residual blocks per resolution; max_mult: channel
+    multiplier cap (``C_l = width·min(2**l, max_mult)``); emb_dim: conditioning embedding size
+    (default ``4·width``); groups: GroupNorm groups (reduced to a divisor of each channel count).
+    """
+
+    width: int = 32
+    depth: int = 3
+    blocks: int = 1
+    max_mult: int = 2
+    emb_dim: int | None = None
+    groups: int = 8
+
+    def __post_init__(self):
+        check_int_at_least(self.width, "width", 1)
+        check_int_at_least(self.depth, "depth", 1)
+        check_int_at_least(self.blocks, "blocks", 1)
+        check_int_at_least(self.max_mult, "max_mult", 1)
+        check_int_at_least(self.groups, "groups", 1)
+        if self.emb_dim is not None:
+            check_int_at_least(self.emb_dim, "emb_dim", 2)
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        return tuple(self.width * min(2**level, self.max_mult) for level in range(self.depth))
+
+    @property
+    def embedding(self) -> int:
+        return int(self.emb_dim or 4 * self.width)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def check_shape(self, shape) -> None:
+        """Raise ParameterError unless fields of ``shape`` (H, W) fit this network's pooling."""
+        f = 2 ** (self.depth - 1)
+        if len(shape) != 2 or any(int(s) % f or int(s) < f for s in shape):
+            raise ParameterError(f"a UNet of depth {self.depth} needs field sides divisible by {f}; "
+                                 f"got {tuple(shape)} (use a smaller depth)")
+
+
+def _conv(cin, cout, key, kernel=3):
+    return eqx.nn.Conv2d(cin, cout, kernel, padding=kernel // 2, padding_mode="CIRCULAR", key=key)
+
+
+def _norm(channels, groups):
+    return eqx.nn.GroupNorm(math.gcd(channels, groups), channels)
+
+
+class ResBlock(eqx.Module):
+    """``x ↦ skip(x) + conv(silu(norm(conv(silu(norm(x))) + W·emb))))``."""
+
+    norm1: eqx.nn.GroupNorm
+    conv1: eqx.nn.Conv2d
+    emb: eqx.nn.Linear
+    norm2: eqx.nn.GroupNorm
+    conv2: eqx.nn.Conv2d
+    skip: eqx.nn.Conv2d | None
+
+    def __init__(self, cin, cout, emb_dim, groups, *, key):
+        k1, k2, k3, k4 = jax.random.split(key, 4)
+        self.norm1 = _norm(cin, groups)
+        self.conv1 = _conv(cin, cout, k1)
+        self.emb = eqx.nn.Linear(emb_dim, cout, key=k2)
+        self.norm2 = _norm(cout, groups)
+        self.conv2 = _conv(cout, cout, k3)
+        self.skip = None if cin == cout else _conv(cin, cout, k4, kernel=1)
+
+    def __call__(self, x, emb):
+        h = self.conv1(jax.nn.silu(self.norm1(x)))
+        h = h + self.emb(emb)[:, None, None]
+        h = self.conv2(jax.nn.silu(self.norm2(h)))
+        return (x if self.skip is None else self.skip(x)) + h
+
+
+def _pool(x):
+    c, h, w = x.shape
+    return x.reshape(c, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+
+
+def _upsample(x):
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+class UNet(eqx.Module):
+    """Periodic UNet ``(H, W), scalar c -> (H, W)``; see the module docstring for the layout."""
+
+    emb1: eqx.nn.Linear
+    emb2: eqx.nn.Linear
+    conv_in: eqx.nn.Conv2d
+    down: list
+    middle: ResBlock
+    up: list
+    upconv: list
+    norm_out: eqx.nn.GroupNorm
+    conv_out: eqx.nn.Conv2d
+    depth: int = eqx.field(static=True)
+    n_freq: int = eqx.field(static=True)
+
+    def __init__(self, config: UNetConfig, *, key):
+        ch, e, g = config.channels, config.embedding, config.groups
+        keys = iter(jax.random.split(key, 8 + 4 * config.depth * (config.blocks + 1)))
+        n_freq = self.n_freq = max(1, e // 4)
+        self.emb1 = eqx.nn.Linear(2 * n_freq, e, key=next(keys))
+        self.emb2 = eqx.nn.Linear(e, e, key=next(keys))
+        self.conv_in = _conv(1, ch[0], next(keys))
+        self.down, cin = [], ch[0]
+        for level in range(config.depth):
+            blocks = []
+            for _ in range(config.blocks):
+                blocks.append(ResBlock(cin, ch[level], e, g, key=next(keys)))
+                cin = ch[level]
+            self.down.append(blocks)
+        self.middle = ResBlock(cin, cin, e, g, key=next(keys))
+        self.up, self.upconv = [], []
+        for level in reversed(range(config.depth)):
+            blocks = [ResBlock(cin + ch[level], ch[level], e, g, key=next(keys))]
+            cin = ch[level]
+            for _ in range(config.blocks - 1):
+                blocks.append(ResBlock(cin, cin, e, g, key=next(keys)))
+            self.up.append(blocks)
+            if level > 0:
+                self.upconv.append(_conv(cin, ch[level - 1], next(keys)))
+                cin = ch[level - 1]
+        self.norm_out = _norm(cin, g)
+        conv_out = _conv(cin, 1, next(keys))
+        # start from the zero function: the first loss is the data's, and samplers start sane
+        self.conv_out = eqx.tree_at(lambda m: (m.weight, m.bias), conv_out,
+                                    (jnp.zeros_like(conv_out.weight), jnp.zeros_like(conv_out.bias)))
+        self.depth = config.depth
+
+    def __call__(self, x, c):
+        if x.ndim != 2:
+            raise InputError(f"UNet takes one field (H, W); got shape {x.shape} (use apply_batched)")
+        # fixed frequencies, a compile-time constant (not a parameter)
+        freqs = jnp.asarray(np.geomspace(1.0, 1000.0, self.n_freq), x.dtype)
+        phase = freqs * jnp.asarray(c, x.dtype)
+        emb = jnp.concatenate([jnp.sin(phase), jnp.cos(phase)])
+        emb = self.emb2(jax.nn.silu(self.emb1(emb)))
+        h = self.conv_in(x[None])
+        skips = []
+        for level, blocks in enumerate(self.down):
+            for block in blocks:
+                h = block(h, emb)
+            skips.append(h)
+            if level < self.depth - 1:
+                h = _pool(h)
+        h = self.middle(h, emb)
+        for i, blocks in enumerate(self.up):
+            h = jnp.concatenate([h, skips.pop()], axis=0)
+            for block in blocks:
+                h = block(h, emb)
+            if i < self.depth - 1:
+                h = self.upconv[i](_upsample(h))
+        return self.conv_out(jax.nn.silu(self.norm_out(h)))[0]
+
+
+def _is_layer(m) -> bool:
+    return isinstance(m, (eqx.nn.Conv, eqx.nn.Linear, eqx.nn.GroupNorm))
+
+
+def make_unet(config: UNetConfig | None = None, *, key, **overrides) -> UNet:
+    """A :class:`UNet` from ``config`` (or ``UNetConfig(**overrides)``), initialised from ``key``.
+
+    Same initial law as equinox's layers (weights and biases uniform in ±1/√fan_in, GroupNorm
+    scale 1 and offset 0; the output convolution 0), but drawn in ONE random call and laid out
+    with numpy: eager per-layer initialisation compiles a kernel per parameter shape, which
+    dominates start-up time on a CPU.
+    """
+    if config is None:
+        config = UNetConfig(**overrides)
+    elif overrides:
+        raise ParameterError("pass either a UNetConfig or keyword overrides, not both")
+    abstract = eqx.filter_eval_shape(UNet, config, key=key)
+    layers = [m for m in jax.tree_util.tree_leaves(abstract, is_leaf=_is_layer) if _is_layer(m)]
+    total = sum(int(np.prod(m.weight.shape) + np.prod(m.bias.shape)) for m in layers
+                if not isinstance(m, eqx.nn.GroupNorm))
+    u = np.asarray(jax.random.uniform(key, (total,), jnp.float32, -1.0, 1.0))
+    pos = 0
+
+    def fill(layer):
+        nonlocal pos
+        w_shape, b_shape = layer.weight.shape, layer.bias.shape
+        if isinstance(layer, eqx.nn.GroupNorm):
+            w, b = np.ones(w_shape, np.float32), np.zeros(b_shape, np.float32)
+        else:
+            scale = 1.0 / np.sqrt(np.prod(w_shape[1:]))  # fan-in: (out, in[, kh, kw])
+            nw, nb = int(np.prod(w_shape)), int(np.prod(b_shape))
+            w = scale * u[pos:pos + nw].reshape(w_shape)
+            b = scale * u[pos + nw:pos + nw + nb].reshape(b_shape)
+            pos += nw + nb
+        return eqx.tree_at(lambda m: (m.weight, m.bias), layer, (jnp.asarray(w), jnp.asarray(b)))
+
+    net = jax.tree_util.tree_map(lambda m: fill(m) if _is_layer(m) else m, abstract, is_leaf=_is_layer)
+    return eqx.tree_at(lambda m: (m.conv_out.weight, m.conv_out.bias), net,
+                       (jnp.zeros(net.conv_out.weight.shape), jnp.zeros(net.conv_out.bias.shape)))
+
+
+def apply_batched(net: UNet, x, c):
+    """``net`` on a batch: ``x`` ``(N, H, W)``, ``c`` a scalar or ``(N,)`` -> ``(N, H, W)``."""
+    c = jnp.asarray(c, x.dtype)
+    return jax.vmap(net, in_axes=(0, 0 if c.ndim else None))(x, c)
+
+
+def count_params(net) -> int:
+    """Number of trainable scalars (the inexact array leaves of ``net``). Also works on the
+    abstract network of ``eqx.filter_eval_shape(UNet, config, key=key)`` (nothing allocated)."""
+
+    def trainable(leaf):
+        if isinstance(leaf, jax.ShapeDtypeStruct):
+            return jnp.issubdtype(leaf.dtype, jnp.inexact)
+        return eqx.is_inexact_array(leaf)
+
+    leaves = jax.tree_util.tree_leaves(eqx.filter(net, trainable))
+    return int(sum(int(np.prod(leaf.shape)) for leaf in leaves))
