@@ -290,3 +290,20 @@ def test_direct_step_functions_agree_with_kernels():
     s1, i1 = mala_step(key, mala_init(x0, energy), energy, step_size=0.05)
     assert i1.is_accepted.dtype == jnp.bool_ and i1.acceptance_rate.shape == (4,)
     np.testing.assert_allclose(s1.energy, energy.value(s1.position), rtol=1e-5)
+
+
+def test_random_start_on_a_large_lattice_is_not_a_divergence():
+    """From N(0,1) noise on 128², proposals can change U by thousands: rejected, not divergent."""
+    from phigen.energies import Phi4
+    from phigen.samplers import make_kernel
+
+    energy = Phi4(0.27, 0.022)
+    x0 = jax.random.normal(jax.random.PRNGKey(0), (4, 128, 128))
+    kernel = make_kernel("mala", energy, step_size=0.05)
+    state = kernel.init(x0)
+    state, info = kernel.step(jax.random.PRNGKey(1), state)
+    assert not bool(jnp.any(info.divergent))
+    # a truly runaway step is still caught
+    kernel = make_kernel("mala", energy, step_size=50.0)
+    _, info = kernel.step(jax.random.PRNGKey(1), kernel.init(x0))
+    assert bool(jnp.all(info.divergent))

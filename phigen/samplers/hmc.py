@@ -52,7 +52,7 @@ class HMCInfo(NamedTuple):
     acceptance_rate: jax.Array  # (C,) min(1, exp(−ΔH)) (0 if divergent)
     is_accepted: jax.Array      # (C,) bool
     energy: jax.Array           # (C,) energy after the step
-    divergent: jax.Array        # (C,) bool: ΔH not finite or > DIVERGENCE_THRESHOLD
+    divergent: jax.Array        # (C,) bool: ΔH not finite or > max(DIVERGENCE_THRESHOLD, dof)
     n_leapfrog: jax.Array       # () int32: leapfrog steps of this trajectory (shared by all chains)
 
 
@@ -193,7 +193,7 @@ def _trajectory(energy, key_p, n, x, u, g, eps, log_u, chains):
     else:
         x1, p1, u1, g1 = leapfrog(energy, x, p0, g, eps, n)
     delta_h = (u1 - u) + 0.5 * (_sum_event(p1 * p1) - _sum_event(p0 * p0))
-    divergent = _is_divergent(delta_h)
+    divergent = _is_divergent(delta_h, x)
     accepted = (log_u < -delta_h) & ~divergent
     acceptance = jnp.where(divergent, 0.0, jnp.exp(jnp.minimum(-delta_h, 0.0)))
     return (_select(accepted, x1, x), jnp.where(accepted, u1, u), _select(accepted, g1, g),
@@ -206,7 +206,7 @@ def hmc_step(key, state: HMCState, energy, *, step_size, n_leapfrog, jitter=0.2)
 
     ``step_size`` ε: scalar or ``(C,)``; ``n_leapfrog``: the mean number of leapfrog steps (int,
     may be traced); ``jitter``: relative half-width of the uniform jitter of n (0 = fixed length).
-    Divergent trajectories (ΔH not finite or > ``DIVERGENCE_THRESHOLD``) are rejected.
+    Divergent trajectories (ΔH not finite or > ``max(DIVERGENCE_THRESHOLD, dof)``) are rejected.
     """
     key_p, key_n, key_accept = jax.random.split(key, 3)
     x, u, g = state

@@ -19,7 +19,10 @@ from ..errors import InputError
 __all__ = ["ULAState", "ULAInfo", "ula_init", "ula_step", "DIVERGENCE_THRESHOLD"]
 
 #: A proposal whose energy error (ΔH for HMC, −log acceptance ratio for MALA, energy increase
-#: for ULA) exceeds this, or is not finite, is flagged ``divergent`` and rejected.
+#: for ULA) exceeds ``max(DIVERGENCE_THRESHOLD, number of degrees of freedom)``, or is not finite,
+#: is flagged ``divergent`` and rejected. Scaling with the field size matters: from a random start
+#: on a 256² lattice a healthy first proposal can move the energy by thousands, which is a rejected
+#: proposal, not a runaway integrator.
 DIVERGENCE_THRESHOLD = 1000.0
 
 
@@ -68,8 +71,12 @@ def _init(position, energy):
     return x, u, g
 
 
-def _is_divergent(energy_error):
-    return ~jnp.isfinite(energy_error) | (energy_error > DIVERGENCE_THRESHOLD)
+def _is_divergent(energy_error, x):
+    """Non-finite, or larger than max(DIVERGENCE_THRESHOLD, dof per chain) (``x`` is (C, *event))."""
+    n_dof = 1
+    for d in x.shape[1:]:
+        n_dof *= int(d)
+    return ~jnp.isfinite(energy_error) | (energy_error > max(DIVERGENCE_THRESHOLD, float(n_dof)))
 
 
 # --- ULA -----------------------------------------------------------------------------------------
@@ -83,7 +90,7 @@ def ula_step(key, state: ULAState, energy, *, step_size) -> tuple[ULAState, ULAI
     """One ULA step for every chain: ``x' = x − ε∇U(x) + √(2ε) ξ``.
 
     ``step_size`` ε is a scalar or a per-chain ``(C,)`` array. A chain whose new energy is not
-    finite, or rose by more than ``DIVERGENCE_THRESHOLD``, keeps its old state and is flagged
+    finite, or rose by more than ``max(DIVERGENCE_THRESHOLD, dof)``, keeps its old state and is flagged
     ``divergent`` (NaN never enters the state).
     """
     x = state.position
@@ -91,7 +98,7 @@ def ula_step(key, state: ULAState, energy, *, step_size) -> tuple[ULAState, ULAI
     noise = jax.random.normal(key, x.shape, x.dtype)
     x_new = x - eps * state.grad + jnp.sqrt(2.0 * eps) * noise
     u_new, g_new = energy.value_and_grad(x_new)
-    divergent = _is_divergent(u_new - state.energy)
+    divergent = _is_divergent(u_new - state.energy, x)
     keep = ~divergent
     new_state = ULAState(_select(keep, x_new, x), jnp.where(keep, u_new, state.energy),
                          _select(keep, g_new, state.grad))

@@ -29,7 +29,7 @@ class MALAInfo(NamedTuple):
     acceptance_rate: jax.Array  # (C,) min(1, α) of the proposal (0 if divergent)
     is_accepted: jax.Array      # (C,) bool
     energy: jax.Array           # (C,) energy after the step
-    divergent: jax.Array        # (C,) bool: −log α not finite or > DIVERGENCE_THRESHOLD
+    divergent: jax.Array        # (C,) bool: −log α not finite or > max(DIVERGENCE_THRESHOLD, dof)
 
 
 def mala_init(position, energy) -> MALAState:
@@ -52,7 +52,7 @@ def mala_step(key, state: MALAState, energy, *, step_size) -> tuple[MALAState, M
     backward_res = x - y + eps * g_y
     backward = _sum_event(backward_res * backward_res / (4.0 * eps))
     log_alpha = u - u_y - backward + forward
-    divergent = _is_divergent(-log_alpha)
+    divergent = _is_divergent(-log_alpha, x)
     log_u = jnp.log(jax.random.uniform(key_accept, u.shape, u.dtype))
     accepted = (log_u < log_alpha) & ~divergent
     acceptance = jnp.where(divergent, 0.0, jnp.exp(jnp.minimum(log_alpha, 0.0)))
