@@ -47,16 +47,15 @@ def quickstart(out_dir="phigen_quickstart", *, fast: bool = False, seed: int = 0
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     size, n = (32, 64) if fast else (64, 256)
-    quiet = progress is False
 
     _say(f"[1/4] ground truth: {n} Gaussian fields {size}×{size}, P(k) ∝ k^-3 → {data / 'truth.h5'}", progress)
     files = {
         "truth": generate("gaussian", data / "truth.h5", size=size, n=2 * n, seed=seed, slope=3.0,
-                          overwrite=True, progress=not quiet),
+                          overwrite=True, progress=progress),
         "same generator (perfect model)": generate("gaussian", data / "perfect.h5", size=size, n=n, seed=seed + 1,
-                                                   slope=3.0, overwrite=True, progress=not quiet),
+                                                   slope=3.0, overwrite=True, progress=progress),
         "wrong slope k^-2.5": generate("gaussian", data / "wrong.h5", size=size, n=n, seed=seed + 2, slope=2.5,
-                                       overwrite=True, progress=not quiet),
+                                       overwrite=True, progress=progress),
     }
     for f in files.values():
         validate(f, raise_on_error=True)
