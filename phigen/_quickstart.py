@@ -19,8 +19,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .generators import generate
 from .io import read_fields, validate
 from .report import distance_table, write_figures

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from .. import errors as E
+from .._json import to_json
 from . import _format as F
 
 
@@ -29,19 +30,6 @@ def _phigen_version() -> str:
     return __version__
 
 
-def _to_json(obj: Any) -> str:
-    def default(o):
-        if isinstance(o, (np.integer,)):
-            return int(o)
-        if isinstance(o, (np.floating,)):
-            return float(o)
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, Path):
-            return str(o)
-        raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
-
-    return json.dumps(obj, sort_keys=True, default=default)
 
 
 def _attr_str(value) -> str:
@@ -103,7 +91,7 @@ class FieldsMeta:
 
 
 def _json_roundtrip(obj):
-    return json.loads(_to_json(obj))
+    return json.loads(to_json(obj))
 
 
 class FieldWriter:
@@ -192,7 +180,7 @@ class FieldWriter:
         if name in grp:
             del grp[name]
         if isinstance(value, Mapping):
-            grp.attrs[name] = _to_json(value)
+            grp.attrs[name] = to_json(value)
         else:
             grp.create_dataset(name, data=np.asarray(value))
         self._h5.flush()
@@ -279,9 +267,9 @@ def _init_file(h5: h5py.File, meta: FieldsMeta, compression) -> None:
     a["phigen_version"] = _phigen_version()
     a["field"] = meta.field
     a["generator"] = meta.generator
-    a["config"] = _to_json(meta.config or {})
-    a["params"] = _to_json(meta.params or {})
-    a["identity"] = _to_json(meta.identity())
+    a["config"] = to_json(meta.config or {})
+    a["params"] = to_json(meta.params or {})
+    a["identity"] = to_json(meta.identity())
     a["seed"] = int(meta.seed)
     a["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     a["n_total"] = int(meta.n_total)
@@ -289,7 +277,7 @@ def _init_file(h5: h5py.File, meta: FieldsMeta, compression) -> None:
     a["batch_size"] = int(meta.batch_size)
     a["complete"] = False
     for name, value in (meta.params or {}).items():
-        a[F.PARAM_PREFIX + name] = value if isinstance(value, (int, float, str, bool)) else _to_json(value)
+        a[F.PARAM_PREFIX + name] = value if isinstance(value, (int, float, str, bool)) else to_json(value)
 
 
 def _reopen_for_resume(path: Path, meta: FieldsMeta) -> FieldWriter:

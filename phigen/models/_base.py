@@ -28,6 +28,7 @@ import h5py
 import numpy as np
 
 from .. import errors as E
+from .._json import to_json
 
 MODEL_FORMAT = "phigen-model"
 MODEL_FORMAT_VERSION = 1
@@ -46,17 +47,6 @@ def register_model(kind: str) -> Callable[[type], type]:
     return deco
 
 
-def _to_json(obj) -> str:
-    def default(o):
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, Path):
-            return str(o)
-        raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
-
-    return json.dumps(obj, sort_keys=True, default=default)
 
 
 def _phigen_version() -> str:
@@ -88,8 +78,8 @@ def write_model_file(path, kind: str, *, config: Mapping[str, Any], arrays: Mapp
             a["model_kind"] = kind
             a["phigen_version"] = _phigen_version()
             a["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            a["config"] = _to_json(dict(config))
-            a["training"] = _to_json(dict(training or {}))
+            a["config"] = to_json(dict(config))
+            a["training"] = to_json(dict(training or {}))
             for name, value in (arrays or {}).items():
                 arr = np.asarray(value)
                 h5.create_dataset(f"arrays/{name}", data=arr, fletcher32=arr.ndim > 0)  # scalars cannot be filtered

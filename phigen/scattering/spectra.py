@@ -258,7 +258,6 @@ def _compute(x, psi, weights, plan: _Plan):
     """mean (N,), S1, S2 (N, J, L) and per scale j the real and imaginary parts of
     C01 block (N, (j+1)L, L) [(j1,l1), l2=j] and C11 block (N, (j+1)L, (j+1)L, L) [(j1,l1), (j2,l2), l3],
     unnormalised. ``weights[j]`` = (Ws, Wa), (L, 2K_j) each: even/odd ψ̂² repeated for the [Re; Im] halves."""
-    n = x.shape[0]
     h, w = plan.shape
     v = h * w
     J, L = plan.J, plan.L
