@@ -7,6 +7,7 @@ The public API, one import away (every CLI verb has its twin here):
 - ``phigen.stats_report(path, ref=, out_dir=)``        — ``phigen stats``
 - ``phigen.binder_crossing(lam, sizes, kappas)``       — ``phigen critical phi4``
 - ``phigen.fit(kind, data, out=)`` / ``phigen.sample(model, n, out=)`` — ``phigen fit`` / ``phigen sample``
+- ``phigen.compare_models(data, models=, out_dir=)``   — ``phigen compare``
 - ``phigen.quickstart(out_dir)``                       — ``phigen quickstart``
 
 Subpackages: ``phigen.io`` (HDF5 ensembles), ``phigen.fields`` (generators), ``phigen.energies``,
@@ -40,8 +41,9 @@ _LAZY = {
     "sample": ("phigen.models", "sample"),
     "load_model": ("phigen.models", "load_model"),
     "quickstart": ("phigen._quickstart", "quickstart"),
+    "compare_models": ("phigen.compare", "compare_models"),
 }
-_SUBPACKAGES = ("io", "fields", "energies", "samplers", "stats", "models", "plot", "critical", "report",
+_SUBPACKAGES = ("io", "fields", "energies", "samplers", "stats", "models", "plot", "critical", "report", "compare",
                 "wavelets", "scattering", "diffusion", "checks")
 
 

@@ -123,6 +123,7 @@ def test_stats_shape_mismatch(tmp_path, capsys):
 def test_every_cli_verb_has_a_python_twin():
     import phigen
 
-    for name in ("generate", "info", "validate", "stats_report", "binder_crossing", "fit", "sample", "quickstart"):
+    for name in ("generate", "info", "validate", "stats_report", "binder_crossing", "fit", "sample", "quickstart",
+                 "compare_models"):
         assert callable(getattr(phigen, name)), name
     assert phigen.generate.__module__ == "phigen.generators"

@@ -8,3 +8,4 @@ from .minkowski import MinkowskiFunctionals, gaussian_minkowski, minkowski_funct
 from .structure import StructureFunctions, TwoPointFunction, flatness, structure_functions, two_point_function
 from .compare import DISTANCE_DEFINITIONS, STATISTICS, compare, statistics_summary
 from .phi4 import Estimate, binder_cumulant, magnetisation, phi4_observables, second_moment_correlation_length, two_point_function_phi4
+from .memorisation import NearestNeighbours, memorisation_check, nearest_neighbour_distances
