@@ -85,6 +85,25 @@ def _conv(cin, cout, key, kernel=3):
     return eqx.nn.Conv2d(cin, cout, kernel, padding=kernel // 2, padding_mode="CIRCULAR", key=key)
 
 
+def _apply_conv(conv: eqx.nn.Conv2d, x):
+    """``conv`` (stride 1, odd kernel, circular padding) on one field ``(C, H, W)``, as a matmul.
+
+    ``y[o,h,w] = b[o] + Σ_{i,a,b} W[o,i,a,b]·x[i, h+a−k//2, w+b−k//2]`` (indices mod H, W): the
+    k² periodic shifts of ``x`` are stacked and contracted with the weights in one dot. Same result
+    as ``conv(x)`` up to float reassociation. Why not ``lax.conv``: inside a ``lax.scan`` body (the
+    training chunks, the samplers) XLA:CPU leaves convolutions and their weight gradients in the
+    NCHW / feature-major layouts (``bf01_oi01``, ``f01b_i01o``) instead of rewriting them to its
+    fast channels-last form as it does outside loops, and they run several times slower; dots have
+    no such problem. Measured (2-core CPU, 32², batch 16, width 16, depth 3): one training step in
+    the scan 0.31 s with ``eqx.nn.Conv2d`` (0.93 s with an explicit NHWC ``lax.conv``), 0.12 s here.
+    """
+    kh, kw = conv.weight.shape[2:]
+    shifted = jnp.stack([jnp.roll(x, (kh // 2 - a, kw // 2 - b), axis=(1, 2))
+                         for a in range(kh) for b in range(kw)])  # (k², C, H, W)
+    w = conv.weight.reshape(conv.weight.shape[0], conv.weight.shape[1], kh * kw)
+    return jnp.einsum("oik,kihw->ohw", w, shifted) + conv.bias
+
+
 def _norm(channels, groups):
     return eqx.nn.GroupNorm(math.gcd(channels, groups), channels)
 
@@ -109,10 +128,10 @@ class ResBlock(eqx.Module):
         self.skip = None if cin == cout else _conv(cin, cout, k4, kernel=1)
 
     def __call__(self, x, emb):
-        h = self.conv1(jax.nn.silu(self.norm1(x)))
+        h = _apply_conv(self.conv1, jax.nn.silu(self.norm1(x)))
         h = h + self.emb(emb)[:, None, None]
-        h = self.conv2(jax.nn.silu(self.norm2(h)))
-        return (x if self.skip is None else self.skip(x)) + h
+        h = _apply_conv(self.conv2, jax.nn.silu(self.norm2(h)))
+        return (x if self.skip is None else _apply_conv(self.skip, x)) + h
 
 
 def _pool(x):
@@ -179,7 +198,7 @@ class UNet(eqx.Module):
         phase = freqs * jnp.asarray(c, x.dtype)
         emb = jnp.concatenate([jnp.sin(phase), jnp.cos(phase)])
         emb = self.emb2(jax.nn.silu(self.emb1(emb)))
-        h = self.conv_in(x[None])
+        h = _apply_conv(self.conv_in, x[None])
         skips = []
         for level, blocks in enumerate(self.down):
             for block in blocks:
@@ -193,8 +212,8 @@ class UNet(eqx.Module):
             for block in blocks:
                 h = block(h, emb)
             if i < self.depth - 1:
-                h = self.upconv[i](_upsample(h))
-        return self.conv_out(jax.nn.silu(self.norm_out(h)))[0]
+                h = _apply_conv(self.upconv[i], _upsample(h))
+        return _apply_conv(self.conv_out, jax.nn.silu(self.norm_out(h)))[0]
 
 
 def _is_layer(m) -> bool:
