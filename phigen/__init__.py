@@ -8,6 +8,7 @@ The public API, one import away (every CLI verb has its twin here):
 - ``phigen.binder_crossing(lam, sizes, kappas)``       — ``phigen critical phi4``
 - ``phigen.fit(kind, data, out=)`` / ``phigen.sample(model, n, out=)`` — ``phigen fit`` / ``phigen sample``
 - ``phigen.compare_models(data, models=, out_dir=)``   — ``phigen compare``
+- ``phigen.generalisation(data, model=, sizes=, out_dir=)`` — ``phigen generalisation``
 - ``phigen.quickstart(out_dir)``                       — ``phigen quickstart``
 
 Subpackages: ``phigen.io`` (HDF5 ensembles), ``phigen.fields`` (generators), ``phigen.energies``,
@@ -42,6 +43,7 @@ _LAZY = {
     "load_model": ("phigen.models", "load_model"),
     "quickstart": ("phigen._quickstart", "quickstart"),
     "compare_models": ("phigen.compare", "compare_models"),
+    "generalisation": ("phigen._generalisation", "generalisation"),
 }
 _SUBPACKAGES = ("io", "fields", "energies", "samplers", "stats", "models", "plot", "critical", "report", "compare",
                 "wavelets", "scattering", "diffusion", "checks")

@@ -213,6 +213,23 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_generalisation(args) -> int:
+    from ._generalisation import generalisation
+
+    report = generalisation(args.data, model=args.model, sizes=args.N, out_dir=args.output, seed=args.seed,
+                            n_samples=args.n_samples, fit_options=_parse_sets(args.set),
+                            sample_options=_parse_sets(args.sample_set), progress=not args.quiet)
+    if args.json:
+        _write_json(args.json, {k: v for k, v in report.items() if k != "report"})
+    print(f"{'N':>6}  {'model vs model':<18}  {'sample vs train':<18}  regime")
+    for r in report["results"]:
+        mv, tv = r["model_similarity"], r["train_similarity"]
+        print(f"{r['N']:>6}  {mv['value']:.3f} ± {mv['error']:<10.2g}  {tv['value']:.3f} ± {tv['error']:<10.2g}  "
+              f"{r['regime']}")
+    print(f"report: {report['report']['markdown']} (and generalisation.json, generalisation.png)")
+    return 0
+
+
 # ---- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="phigen", description="Synthetic physical fields and the statistics that prove them.")
@@ -328,6 +345,20 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--model-file", action="append", metavar="KIND=PATH", help="load this fitted model instead of fitting")
     cp.add_argument("--quiet", action="store_true")
     cp.set_defaults(func=_cmd_compare)
+
+    gz = sub.add_parser("generalisation",
+                        help="two models on disjoint training sets, sampled with the same noise: memorise or generalise?")
+    gz.add_argument("data", help="phigen .h5 file (needs 2N fields for the largest N)")
+    gz.add_argument("--model", default="diffusion", help="model kind, e.g. diffusion | gaussian | scattering")
+    gz.add_argument("--N", default="10,100,1000", metavar="N1,N2,...", help="training-set sizes (comma-separated)")
+    gz.add_argument("-o", "--output", required=True, help="report directory")
+    gz.add_argument("--n-samples", type=int, default=32, help="samples per model (same noise for both)")
+    gz.add_argument("--seed", type=int, default=0, help="training-set draw and fit seed (sampling: seed + 1)")
+    gz.add_argument("--set", action="append", metavar="KEY=VALUE", help="fit option (repeatable)")
+    gz.add_argument("--sample-set", action="append", metavar="KEY=VALUE", help="sampling option (repeatable)")
+    gz.add_argument("--json", metavar="PATH", help="also write the report as JSON here")
+    gz.add_argument("--quiet", action="store_true")
+    gz.set_defaults(func=_cmd_generalisation)
 
     q = sub.add_parser("quickstart", help="the built-in end-to-end run")
     q.add_argument("-o", "--output", default="phigen_quickstart", help="report directory")
