@@ -1,7 +1,7 @@
 """phigen.samplers: batched, jitted MCMC kernels (``init`` / ``step`` with NamedTuple states)."""
 
 from .langevin import DIVERGENCE_THRESHOLD, ULAInfo, ULAState, ula_init, ula_step
-from .mala import MALAInfo, MALAState, mala_init, mala_step
+from .mala import MALAInfo, MALAState, mala_init, mala_step, mala_transition
 from .hmc import HMCInfo, HMCState, hmc_init, hmc_step, jittered_n_leapfrog, leapfrog
 from .kernels import KERNEL_KINDS, Kernel, make_kernel
 from .adaptation import DEFAULT_TARGET_ACCEPTANCE, AdaptationInfo, adapt_step_size

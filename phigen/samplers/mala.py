@@ -16,7 +16,7 @@ from ._rng import standard_normal
 from .hmc import _value_and_grad_fn
 from .langevin import _init, _is_divergent, _per_chain, _select, _sum_event
 
-__all__ = ["MALAState", "MALAInfo", "mala_init", "mala_step"]
+__all__ = ["MALAState", "MALAInfo", "mala_init", "mala_step", "mala_transition"]
 
 
 class MALAState(NamedTuple):
@@ -40,13 +40,23 @@ def mala_init(position, energy) -> MALAState:
 @partial(jax.jit, static_argnames=("energy",))
 def mala_step(key, state: MALAState, energy, *, step_size) -> tuple[MALAState, MALAInfo]:
     """One MALA step per chain (independent proposals and accept tests; ε scalar or ``(C,)``)."""
+    return mala_transition(key, state, _value_and_grad_fn(energy, state.position), step_size)
+
+
+def mala_transition(key, state: MALAState, value_and_grad, step_size) -> tuple[MALAState, MALAInfo]:
+    """The MALA step for any batched ``value_and_grad(x) -> (U (C,), ∇U (C, *event))`` (not jitted).
+
+    The traceable core of :func:`mala_step`, for callers whose energy closes over arrays (e.g. the
+    conditioning field of a conditional energy) and so cannot be a static ``Energy``: call it inside
+    your own ``jit`` / ``lax.scan``.
+    """
     key_noise, key_accept = jax.random.split(key)
     x, u, g = state
     eps = _per_chain(step_size, x)
     # the samplers' exact fast N(0, 1) and, for φ⁴, the roll-free stencil (see hmc.py)
     noise = standard_normal(key_noise, x.shape, x.dtype)
     y = x - eps * g + jnp.sqrt(2.0 * eps) * noise
-    u_y, g_y = _value_and_grad_fn(energy, y)(y)
+    u_y, g_y = value_and_grad(y)
     # log q(x|y) − log q(y|x); the forward residual y − x + ε∇U(x) is exactly √(2ε)ξ.
     forward = _sum_event(noise * noise) * 0.5
     backward_res = x - y + eps * g_y

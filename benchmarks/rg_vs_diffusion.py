@@ -1,0 +1,234 @@
+"""WC-RG and WSGM against the score-diffusion baseline: accuracy, parameters, CPU time (issue 7, item 5).
+
+For each dataset (a phigen file; held-out half of the deterministic split ``test_fraction=0.5``,
+split seed 0, as the truth), each model is fitted on the training half, draws ``--n-samples``
+fields, and is measured with :func:`phigen.stats.compare` against the held-out truth next to the
+truth-vs-truth floor: power-spectrum chi2, pixel-PDF W1, Minkowski chi2, reduced-bispectrum chi2; plus the
+std per wavelet scale (relative error of each level's detail channels, :func:`phigen.rg.per_scale_std`)
+and, for φ⁴, the Binder cumulant U₄ and χ. Reported per model: parameters, fit seconds, sampling
+seconds per field (compilation excluded: a warm-up batch is drawn first), network evaluations per
+field (NFE) where it applies.
+
+Targets (φ⁴ 64² at κ_c): WC-RG power-spectrum distance ≤ 2× floor, |ΔU₄| ≤ 0.02, std per scale
+within 3 %, ≤ 10k parameters, ≥ 10× less fit + sampling CPU time than the diffusion baseline needs
+for the same accuracy (printed as ``time_ratio_diffusion_over_wcrg`` together with whether the
+baseline reached WC-RG's accuracy within its budget). WSGM: the baseline's accuracy with ≥ 10× fewer
+network evaluations per field (the NFE sweep: error versus NFE per scale for WSGM, per field for
+the baseline).
+
+Usage::
+
+    python benchmarks/rg_vs_diffusion.py [--data PATH ...] [--models wcrg,wsgm,diffusion]
+        [--diffusion-steps 1500] [--wsgm-steps 1500] [--n-samples 128] [--sweep 4,8,16,32,64]
+        [--quick] [--json PATH]
+
+``--quick``: φ⁴ 64² only, tiny budgets, 32 samples (a smoke run, minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import jax
+import numpy as np
+
+DEFAULT_DATA = ["data/phi4_64.h5", "data/turbulence_64.h5", "data/cosmic_web_64.h5"]
+STATISTICS = ("power_spectrum", "pdf", "minkowski", "bispectrum")
+DISTANCES = (("power_spectrum", "chi2"), ("pdf", "w1"), ("minkowski", "chi2"), ("bispectrum", "chi2_Q"))
+
+
+def _split(path, test_fraction=0.5, split_seed=0):
+    from phigen.io import open_fields
+
+    with open_fields(path) as ds:
+        tr, te = ds.split(test_fraction, seed=split_seed)
+        return (np.asarray(ds[tr], np.float32), np.asarray(ds[te], np.float32), ds.field, dict(ds.params))
+
+
+def _binder(x):
+    m = np.asarray(x, np.float64).mean(axis=(1, 2))
+    return float(1 - np.mean(m**4) / (3 * np.mean(m**2) ** 2))
+
+
+def _binder_se(x, n_boot=200, seed=0):
+    rng = np.random.default_rng(seed)
+    return float(np.std([_binder(x[rng.integers(0, len(x), len(x))]) for _ in range(n_boot)]))
+
+
+def _measure(samples, truth, field, params, J=3, wavelet="db4"):
+    from phigen.compare import field_statistics
+    from phigen.rg import per_scale_std
+    from phigen.stats import compare
+
+    res = compare(samples, truth, statistics=STATISTICS)
+    out = {}
+    for stat, dist in DISTANCES:
+        d = res[stat]["distances"][dist]
+        out[f"{stat}.{dist}"] = {k: float(d[k]) for k in ("model", "model_std", "floor", "floor_std")}
+    s, t = per_scale_std(samples, wavelet, J), per_scale_std(truth, wavelet, J)
+    rel = s["detail"] / t["detail"] - 1
+    out["std_per_scale_max_rel_error"] = float(np.max(np.abs(rel)))
+    out["std_per_scale_rel_error"] = rel.tolist()
+    out["std_growth"] = {"model": s["growth"].tolist(), "truth": t["growth"].tolist()}
+    if field == "phi4":
+        out["U4"] = {"model": _binder(samples), "model_se": _binder_se(samples), "truth": _binder(truth),
+                     "truth_se": _binder_se(truth)}
+        fs = field_statistics(samples, field, params)
+        if "chi" in fs:
+            out["chi"] = {"model": fs["chi"]["value"], "truth": field_statistics(truth, field, params)["chi"]["value"]}
+    return out
+
+
+def _sample_timed(model, n, seed, batch, **options):
+    """Samples and seconds per field, compilation excluded (a warm-up batch of the same size first)."""
+    key = jax.random.PRNGKey(seed)
+    b = min(batch, n)
+    jax.block_until_ready(model.sample(b, key=jax.random.fold_in(key, 10**6), **options))
+    t0 = time.perf_counter()
+    parts = [np.asarray(model.sample(min(b, n - i), key=jax.random.fold_in(key, i), **options))
+             for i in range(0, n, b)]
+    return np.concatenate(parts), (time.perf_counter() - t0) / n
+
+
+def run_dataset(path, models, args):
+    import phigen.models as pm
+
+    train, truth, field, params = _split(path)
+    rows = {}
+    print(f"\n== {path}: {field} {train.shape[1]}×{train.shape[2]}, {len(train)} training / {len(truth)} held-out fields",
+          flush=True)
+    sym = field == "phi4"
+    for kind in models:
+        if kind not in pm.MODELS and kind not in ("wcrg", "wsgm", "diffusion"):
+            continue
+        try:
+            pm.get_model_class(kind)
+        except Exception as exc:  # wsgm not installed in this checkout
+            print(f"  {kind}: unavailable ({exc})")
+            continue
+        t0 = time.perf_counter()
+        if kind == "wcrg":
+            model = pm.get_model_class(kind).fit(train, key=jax.random.PRNGKey(0), sign_symmetric=sym,
+                                                 check_samples=0, progress=False)
+            opts = [{"steps": s} for s in ([args.wcrg_steps] if not args.sweep_wcrg else args.sweep_wcrg)]
+        elif kind == "wsgm":
+            model = pm.get_model_class(kind).fit(train, key=jax.random.PRNGKey(0), steps=args.wsgm_steps,
+                                                 progress=False)
+            opts = [{"nfe": n} for n in args.sweep]
+        else:
+            model = pm.get_model_class(kind).fit(train, key=jax.random.PRNGKey(0), steps=args.diffusion_steps,
+                                                 batch_size=16, width=args.diffusion_width, depth=3, progress=False)
+            opts = [{"nfe": n} for n in args.sweep_diffusion]
+        fit_s = time.perf_counter() - t0
+        for o in opts:
+            samples, per_field = _sample_timed(model, args.n_samples, seed=1, batch=args.batch, **o)
+            m = _measure(samples, truth, field, params)
+            key = f"{kind}" + "".join(f" {k}={v}" for k, v in o.items())
+            rows[key] = {"kind": kind, "options": o, "n_params": int(model.n_params), "fit_s": fit_s,
+                         "sample_s_per_field": per_field, **m}
+            if kind == "wsgm" and hasattr(model, "sampling_cost"):
+                rows[key]["nfe_per_field"] = _nfe_wsgm(model, o["nfe"])
+            if kind == "diffusion":
+                rows[key]["nfe_per_field"] = o["nfe"]
+            _print_row(key, rows[key])
+    return {"dataset": str(path), "field": field, "shape": list(train.shape[1:]), "n_train": len(train),
+            "n_truth": len(truth), "rows": rows}
+
+
+def _nfe_wsgm(model, nfe):
+    cost = model.sampling_cost(model.field_shape, nfe=nfe)
+    return cost.get("network_evaluations_per_field", cost.get("nfe_total", None)) if isinstance(cost, dict) else None
+
+
+def _print_row(name, r):
+    ps = r["power_spectrum.chi2"]
+    txt = (f"  {name:24s} params {r['n_params']:>8,}  fit {r['fit_s']:7.1f} s  sample {r['sample_s_per_field'] * 1e3:8.1f} ms/field"
+           f"  P(k) {ps['model']:.3g} (floor {ps['floor']:.3g}±{ps['floor_std']:.2g})"
+           f"  W1 {r['pdf.w1']['model']:.3g} ({r['pdf.w1']['floor']:.3g})"
+           f"  Mink {r['minkowski.chi2']['model']:.3g} ({r['minkowski.chi2']['floor']:.3g})"
+           f"  std/scale {100 * r['std_per_scale_max_rel_error']:.1f}%")
+    if "U4" in r:
+        txt += f"  U4 {r['U4']['model']:.3f}±{r['U4']['model_se']:.3f} (truth {r['U4']['truth']:.3f})"
+    print(txt, flush=True)
+
+
+def _accuracy_ok(row, ref):
+    """Does ``row`` reach the accuracy of ``ref`` (spectrum distance, std per scale, and U₄ where present)?"""
+    ok = row["power_spectrum.chi2"]["model"] <= ref["power_spectrum.chi2"]["model"] * 1.05
+    ok &= row["std_per_scale_max_rel_error"] <= ref["std_per_scale_max_rel_error"] * 1.05
+    if "U4" in row and "U4" in ref:
+        ok &= abs(row["U4"]["model"] - row["U4"]["truth"]) <= max(abs(ref["U4"]["model"] - ref["U4"]["truth"]), 0.02)
+    return bool(ok)
+
+
+def summarise(results) -> tuple[dict, dict]:
+    ratios, figures = {}, {}
+    for res in results:
+        tag = f"{res['field']}_{res['shape'][0]}"
+        rows = res["rows"]
+        for name, r in rows.items():
+            base = f"{tag}.{name.replace(' ', '_')}"
+            ps = r["power_spectrum.chi2"]
+            figures[f"{base}.spectrum_over_floor"] = ps["model"] / ps["floor"] if ps["floor"] else float("nan")
+            figures[f"{base}.std_per_scale_max_rel_error"] = r["std_per_scale_max_rel_error"]
+            figures[f"{base}.n_params"] = r["n_params"]
+            figures[f"{base}.fit_s"] = r["fit_s"]
+            figures[f"{base}.sample_s_per_field"] = r["sample_s_per_field"]
+            if "U4" in r:
+                figures[f"{base}.U4_error"] = r["U4"]["model"] - r["U4"]["truth"]
+        wc = [r for n, r in rows.items() if r["kind"] == "wcrg"]
+        df = [r for n, r in rows.items() if r["kind"] == "diffusion"]
+        if wc and df:
+            w = wc[0]
+            cost_w = w["fit_s"] + w["sample_s_per_field"] * res["n_truth"]
+            best = min(df, key=lambda r: r["power_spectrum.chi2"]["model"])
+            cost_d = best["fit_s"] + best["sample_s_per_field"] * res["n_truth"]
+            ratios[f"{tag}.time_ratio_diffusion_over_wcrg"] = cost_d / cost_w
+            figures[f"{tag}.diffusion_reaches_wcrg_accuracy"] = any(_accuracy_ok(r, w) for r in df)
+    return ratios, figures
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", nargs="+", default=DEFAULT_DATA)
+    ap.add_argument("--models", default="wcrg,wsgm,diffusion")
+    ap.add_argument("--wcrg-steps", type=int, default=500)
+    ap.add_argument("--sweep-wcrg", default="", help="comma-separated MALA steps per level (overrides --wcrg-steps)")
+    ap.add_argument("--wsgm-steps", type=int, default=1500)
+    ap.add_argument("--diffusion-steps", type=int, default=1500)
+    ap.add_argument("--diffusion-width", type=int, default=16)
+    ap.add_argument("--sweep", default="4,8,16,32", help="WSGM network evaluations per scale")
+    ap.add_argument("--sweep-diffusion", default="16,64,128", help="diffusion network evaluations per field")
+    ap.add_argument("--n-samples", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--quick", action="store_true", help="smoke run: φ⁴ only, tiny budgets")
+    ap.add_argument("--json", help="write {ratios, figures, results, machine} here")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.data = args.data[:1]
+        args.wsgm_steps, args.diffusion_steps, args.diffusion_width = 100, 100, 8
+        args.n_samples, args.batch, args.wcrg_steps = 32, 32, 100
+        args.sweep, args.sweep_diffusion = "4", "8"
+    args.sweep = [int(s) for s in args.sweep.split(",") if s]
+    args.sweep_diffusion = [int(s) for s in args.sweep_diffusion.split(",") if s]
+    args.sweep_wcrg = [int(s) for s in args.sweep_wcrg.split(",") if s]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    results = [run_dataset(p, models, args) for p in args.data]
+    ratios, figures = summarise(results)
+    print("\nratios:", json.dumps(ratios, indent=1))
+    machine = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+               "jax": jax.__version__, "backend": jax.default_backend(),
+               "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    out = {"ratios": ratios, "figures": figures, "results": results, "machine": machine}
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1, default=float)
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,501 @@
+"""Conditional Gibbs energies linear in their parameters, fitted by score matching in closed form,
+and sampled with MALA: the per-scale building block of the WC-RG model (DESIGN §6.2, §10).
+
+A *level* has variables ``y`` ``(Cy, h, w)`` (the 3 normalised detail channels of one DWT level, or the
+single normalised coarsest field x̃_J) and, for a conditional level, a conditioning coarse field
+``z = x̃_j`` ``(h, w)``. Its energy is ``U_θ(y | z) = θ · Φ(y, z)`` with the features
+
+- linear: ``Σ_s y_c(s)`` per channel c;
+- quadratic among the variables: ``Σ_s y_c(s) y_c'(s+δ)`` for channel pairs c ≤ c' and offsets
+  δ ∈ [−k, k]² (for c = c' only one of ±δ, the other being the same feature);
+- quadratic with the conditioning: ``Σ_s y_c(s) z(s+δ)`` for δ ∈ [−k, k]²;
+- a scalar potential of the reconstructed finer field r (the normalised x_{j−1} = A x_j + B x̄_j, or
+  r = y for the coarsest field): ``Σ_s g_m(r(s))`` for a smooth basis ``g_m`` — Gaussian bumps
+  ``exp(−(t − c_m)²/2w²)`` on a grid of centres, and ``t⁴/24`` (the φ⁴ quartic; t² is not needed:
+  ``Σ r²`` is already a quadratic form of y and z).
+
+Score matching (Hyvärinen): minimising ``E[½|∇_y U_θ|² − Δ_y U_θ]`` over θ gives the normal equations
+``M θ = b`` with ``M = E[∇Φ ∇Φᵀ]`` (the Gram matrix of feature gradients, summed over sites and
+channels) and ``b = E[ΔΦ]``. Laplacians are exact (DESIGN §10): quadratic features have constant
+Laplacians (``2·h·w`` for ``y_c(s)²``, 0 otherwise), and for the potential
+``Δ_y Σ_s g(r(s)) = Σ_s g''(r(s)) ω(s)`` with ``ω(s) = Σ_c σ_c² ‖B^c_{s,·}‖² / s_{j−1}²`` a constant
+of the wavelet that only depends on the parity of s (:func:`~phigen.rg.factor.detail_row_norms`).
+The system is solved with diagonal (Jacobi) preconditioning and a relative ridge; the condition
+numbers before and after are reported. :func:`hutchinson_laplacians` gives the stochastic estimate
+for checking the exact forms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import DivergenceError, InputError, ParameterError
+from ..samplers.adaptation import DEFAULT_TARGET_ACCEPTANCE, _DualAveraging, dual_averaging_update
+from ..samplers.mala import MALAState, mala_transition
+from ..wavelets.dwt import _inverse_level, _level, wavelet_filters
+from .factor import detail_row_norms
+
+__all__ = ["LevelSpec", "LevelConstants", "level_features", "feature_gradients", "feature_laplacians",
+           "hutchinson_laplacians", "level_energy", "level_value_and_grad", "score_matching_system", "solve_score_matching",
+           "ScoreMatchingFit", "LevelSampleInfo", "sample_level"]
+
+
+# --- static description of a level ---------------------------------------------------------------
+@dataclass(frozen=True)
+class LevelSpec:
+    """Which features a level's energy has (hashable: a static argument of the jitted kernels).
+
+    channels: number of variable channels Cy (3 for details, 1 for the coarsest field);
+    conditional: whether a conditioning coarse field z enters (quadratic y·z terms, and the potential
+    acts on the reconstructed finer field); k: neighbourhood half-width of the quadratic terms;
+    centres / width: the potential's Gaussian bumps (normalised units); quartic: include t⁴/24;
+    wavelet: for reconstructing the finer field of a conditional level.
+    """
+
+    channels: int
+    conditional: bool
+    k: int = 2
+    centres: tuple = tuple(np.round(np.linspace(-4.0, 4.0, 11), 6).tolist())
+    width: float = 0.8
+    quartic: bool = True
+    wavelet: str = "db4"
+
+    def __post_init__(self):
+        if self.channels < 1:
+            raise ParameterError(f"a level needs at least one channel; got {self.channels}")
+        if int(self.k) != self.k or self.k < 0:
+            raise ParameterError(f"neighbourhood half-width k must be an integer >= 0; got {self.k!r}")
+        if not self.width > 0:
+            raise ParameterError(f"potential bump width must be > 0; got {self.width!r}")
+
+    @property
+    def offsets(self) -> tuple:
+        k = self.k
+        return tuple((a, b) for a in range(-k, k + 1) for b in range(-k, k + 1))
+
+    @property
+    def half_offsets(self) -> tuple:
+        """One of each ±δ pair (and δ = 0): (a > 0) or (a = 0 and b ≥ 0)."""
+        return tuple(d for d in self.offsets if d[0] > 0 or (d[0] == 0 and d[1] >= 0))
+
+    @property
+    def yy_terms(self) -> tuple:
+        """(c, c', δ) of the quadratic variable–variable features, in feature order."""
+        out = []
+        for c in range(self.channels):
+            for c2 in range(c, self.channels):
+                for d in (self.half_offsets if c == c2 else self.offsets):
+                    out.append((c, c2, d))
+        return tuple(out)
+
+    @property
+    def n_potential(self) -> int:
+        return len(self.centres) + (1 if self.quartic else 0)
+
+    @property
+    def n_features(self) -> int:
+        n = self.channels + len(self.yy_terms) + self.n_potential
+        if self.conditional:
+            n += self.channels * len(self.offsets)
+        return n
+
+    def blocks(self) -> dict:
+        """Feature index ranges by kind: linear, yy, yz, potential."""
+        sizes = [("linear", self.channels), ("yy", len(self.yy_terms)),
+                 ("yz", self.channels * len(self.offsets) if self.conditional else 0), ("potential", self.n_potential)]
+        out, start = {}, 0
+        for name, n in sizes:
+            out[name] = (start, start + n)
+            start += n
+        return out
+
+    def min_side(self) -> int:
+        """Smallest side of y for which the offsets do not wrap onto each other."""
+        return 2 * self.k + 1
+
+
+class LevelConstants(NamedTuple):
+    """Arrays a level's energy needs besides θ (float32; a pytree so it is traced, not baked in).
+
+    detail_mean / detail_std (Cy,): the details' normalisation (identity for the coarsest level);
+    coarse_mean / coarse_std: normalisation of the conditioning x_j (scalars);
+    fine_mean / fine_std: normalisation of the reconstructed finer field r (scalars);
+    lap_weight (2, 2): ω(s) by site parity (ones for the coarsest level).
+    """
+
+    detail_mean: jax.Array
+    detail_std: jax.Array
+    coarse_mean: jax.Array
+    coarse_std: jax.Array
+    fine_mean: jax.Array
+    fine_std: jax.Array
+    lap_weight: jax.Array
+
+    @classmethod
+    def coarsest(cls) -> "LevelConstants":
+        one, zero = jnp.ones((), jnp.float32), jnp.zeros((), jnp.float32)
+        return cls(jnp.zeros((1,), jnp.float32), jnp.ones((1,), jnp.float32), zero, one, zero, one,
+                   jnp.ones((2, 2), jnp.float32))
+
+    @classmethod
+    def conditional(cls, wavelet, detail_mean, detail_std, coarse_mean, coarse_std, fine_mean, fine_std):
+        norms = detail_row_norms(wavelet)  # (3, 2, 2)
+        sd = np.asarray(detail_std, np.float64)
+        w = np.einsum("c,cab->ab", sd**2, norms) / float(fine_std) ** 2
+        f = partial(jnp.asarray, dtype=jnp.float32)
+        return cls(f(detail_mean), f(detail_std), f(coarse_mean), f(coarse_std), f(fine_mean), f(fine_std), f(w))
+
+
+# --- the basis of the scalar potential -----------------------------------------------------------
+def _potential_basis(spec: LevelSpec, t):
+    """``g_m(t)``, ``g_m'(t)``, ``g_m''(t)`` for every basis function: 3 arrays ``(M, *t.shape)``."""
+    c = jnp.asarray(spec.centres, t.dtype).reshape((-1,) + (1,) * t.ndim)
+    u = (t[None] - c) / spec.width
+    g = jnp.exp(-0.5 * u * u)
+    g1 = -u / spec.width * g
+    g2 = (u * u - 1.0) / spec.width**2 * g
+    if spec.quartic:
+        t2 = t * t
+        g = jnp.concatenate([g, (t2 * t2 / 24.0)[None]])
+        g1 = jnp.concatenate([g1, (t2 * t / 6.0)[None]])
+        g2 = jnp.concatenate([g2, (t2 / 2.0)[None]])
+    return g, g1, g2
+
+
+def _fine_field(spec: LevelSpec, consts: LevelConstants, y, x_c):
+    """The normalised field the potential acts on: r = (x_{j−1} − m)/s, or y[0] for the coarsest level.
+
+    ``y`` ``(..., Cy, h, w)``, ``x_c`` ``(..., h, w)`` the unnormalised conditioning x_j.
+    """
+    if not spec.conditional:
+        return y[..., 0, :, :]
+    d = y * consts.detail_std[:, None, None] + consts.detail_mean[:, None, None]
+    return (_synthesis(x_c, d, spec.wavelet) - consts.fine_mean) / consts.fine_std
+
+
+def _filters(wavelet):
+    lo, hi = wavelet_filters(wavelet)
+    return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def _synthesis(x_c, d, wavelet):
+    """x_{j−1} from x_j ``(..., h, w)`` and details ``(..., 3, h, w)`` (traceable, no input checks)."""
+    return _inverse_level(x_c, d, *_filters(wavelet))
+
+
+def _analysis(x, wavelet):
+    """(x_j, details) of x_{j−1} ``(..., H, W)`` (traceable, no input checks)."""
+    return _level(x, *_filters(wavelet))
+
+
+def _z(consts, x_c):
+    return (x_c - consts.coarse_mean) / consts.coarse_std
+
+
+def _shift(a, d):
+    """``a(s + δ)`` for fields ``(..., h, w)`` (periodic): ``roll`` by −δ."""
+    return jnp.roll(a, (-d[0], -d[1]), axis=(-2, -1))
+
+
+def _shift_stack(y, offsets):
+    """``y(s + δ)`` for every δ: ``(..., h, w)`` → ``(nδ, ..., h, w)``."""
+    return jnp.stack([_shift(y, d) for d in offsets])
+
+
+# --- features, gradients, Laplacians (one field: y (Cy, h, w), x_c (h, w)) -------------------------
+def _yy_index(spec: LevelSpec):
+    """Static index arrays of the yy terms: channels c, c', offset index of δ and of −δ."""
+    index = {d: i for i, d in enumerate(spec.offsets)}
+    t = spec.yy_terms
+    c = np.asarray([u[0] for u in t], np.int32)
+    c2 = np.asarray([u[1] for u in t], np.int32)
+    d = np.asarray([index[u[2]] for u in t], np.int32)
+    nd = np.asarray([index[(-u[2][0], -u[2][1])] for u in t], np.int32)
+    return c, c2, d, nd
+
+
+def level_features(spec: LevelSpec, consts: LevelConstants, y, x_c=None):
+    """``Φ(y, z)`` ``(P,)`` of one field (see the module docstring for the order)."""
+    c, c2, d, _ = _yy_index(spec)
+    shifted = _shift_stack(y, spec.offsets)  # (nδ, Cy, h, w): y(s + δ)
+    feats = [jnp.sum(y, axis=(-2, -1)), jnp.sum(y[c] * shifted[d, c2], axis=(-2, -1))]
+    if spec.conditional:
+        zs = _shift_stack(_z(consts, x_c), spec.offsets)  # (nδ, h, w)
+        feats.append(jnp.einsum("chw,dhw->cd", y, zs).reshape(-1))
+    g, _, _ = _potential_basis(spec, _fine_field(spec, consts, y, x_c))
+    feats.append(jnp.sum(g, axis=(-2, -1)))
+    return jnp.concatenate(feats)
+
+
+def feature_gradients(spec: LevelSpec, consts: LevelConstants, y, x_c=None):
+    """``∇_y Φ`` ``(P, Cy, h, w)`` of one field, in closed form (no autodiff)."""
+    cy, h, w = y.shape
+    eye = jnp.eye(cy, dtype=y.dtype)[:, :, None, None]
+    grads = [jnp.broadcast_to(eye, (cy, cy, h, w))]  # linear
+    # ∂/∂y_c(s) Σ y_c(s) y_c'(s+δ) = y_c'(s+δ);  ∂/∂y_c'(s) = y_c(s−δ)
+    c, c2, d, nd = _yy_index(spec)
+    shifted = _shift_stack(y, spec.offsets)
+    rows = np.arange(len(c))
+    gyy = jnp.zeros((len(c), cy, h, w), y.dtype).at[rows, c].add(shifted[d, c2]).at[rows, c2].add(shifted[nd, c])
+    grads.append(gyy)
+    if spec.conditional:
+        zs = _shift_stack(_z(consts, x_c), spec.offsets)  # (nδ, h, w)
+        nd_ = len(spec.offsets)
+        gyz = jnp.zeros((cy, nd_, cy, h, w), y.dtype)
+        gyz = gyz.at[np.arange(cy)[:, None], np.arange(nd_)[None, :], np.arange(cy)[:, None]].set(zs[None])
+        grads.append(gyz.reshape(cy * nd_, cy, h, w))
+    r = _fine_field(spec, consts, y, x_c)
+    _, g1, _ = _potential_basis(spec, r)
+    if spec.conditional:
+        # ∂r/∂y_c = σ_c B^cᵀ / s: the detail part of the (orthogonal) analysis of g'(r)
+        _, det = _analysis(g1, spec.wavelet)
+        grads.append(det * (consts.detail_std / consts.fine_std)[:, None, None])
+    else:
+        grads.append(g1[:, None])
+    return jnp.concatenate(grads)
+
+
+def feature_laplacians(spec: LevelSpec, consts: LevelConstants, y, x_c=None):
+    """Exact ``Δ_y Φ`` ``(P,)`` of one field (constants for the quadratic features)."""
+    cy, h, w = y.shape
+    lin = jnp.zeros((cy,), y.dtype)
+    yy = jnp.asarray([2.0 * h * w if (c == c2 and d == (0, 0)) else 0.0 for c, c2, d in spec.yy_terms], y.dtype)
+    parts = [lin, yy]
+    if spec.conditional:
+        parts.append(jnp.zeros((cy * len(spec.offsets),), y.dtype))
+    r = _fine_field(spec, consts, y, x_c)
+    _, _, g2 = _potential_basis(spec, r)
+    rh, rw = r.shape[-2:]
+    omega = jnp.tile(consts.lap_weight, (rh // 2, rw // 2)) if spec.conditional else jnp.ones((rh, rw), y.dtype)
+    parts.append(jnp.sum(g2 * omega, axis=(-2, -1)))
+    return jnp.concatenate(parts)
+
+
+def hutchinson_laplacians(spec: LevelSpec, consts: LevelConstants, y, x_c=None, *, key, n_probes: int = 64):
+    """Stochastic estimate ``E_v[vᵀ ∇²Φ v]`` (Rademacher v) of :func:`feature_laplacians`: ``(P,)``.
+
+    Only for checking the exact forms (it costs ``n_probes`` Hessian-vector products).
+    """
+    grad_fn = lambda yy: feature_gradients(spec, consts, yy, x_c)  # noqa: E731  (∇Φ, P outputs)
+
+    def one(k):
+        v = jax.random.rademacher(k, y.shape, y.dtype)
+        _, hv = jax.jvp(grad_fn, (y,), (v,))  # (P, Cy, h, w) = ∇²Φ_p v
+        return jnp.sum(hv * v, axis=(1, 2, 3))
+
+    return jnp.mean(jax.lax.map(one, jax.random.split(key, n_probes)), axis=0)
+
+
+def level_energy(theta, spec: LevelSpec, consts: LevelConstants, y, x_c=None):
+    """``U_θ(y | x_c) = θ · Φ`` for a batch: ``y`` ``(C, Cy, h, w)``, ``x_c`` ``(C, h, w)`` → ``(C,)``."""
+    if spec.conditional:
+        return jax.vmap(lambda a, b: theta @ level_features(spec, consts, a, b))(y, x_c)
+    return jax.vmap(lambda a: theta @ level_features(spec, consts, a))(y)
+
+
+# --- score matching ------------------------------------------------------------------------------
+@partial(jax.jit, static_argnames=("spec",))
+def _moments_chunk(spec, consts, y, x_c):
+    """Σ over a chunk of fields of ``∇Φ∇Φᵀ`` (P, P) and ``ΔΦ`` (P,)."""
+
+    def one(a, b):
+        g = feature_gradients(spec, consts, a, b).reshape(spec.n_features, -1)
+        return g @ g.T, feature_laplacians(spec, consts, a, b)
+
+    if spec.conditional:
+        m, lap = jax.vmap(one)(y, x_c)
+    else:
+        m, lap = jax.vmap(lambda a: one(a, None))(y)
+    return jnp.sum(m, axis=0), jnp.sum(lap, axis=0)
+
+
+def score_matching_system(spec: LevelSpec, consts: LevelConstants, y, x_c=None, *, chunk: int = 16):
+    """``(M, b, n)``: sums over the fields ``y`` ``(N, Cy, h, w)`` of ``∇Φ∇Φᵀ`` and ``ΔΦ`` (float64),
+    and N. The expectation is the sum over N; chunks of fields keep memory at ``chunk·P·Cy·h·w``."""
+    y = jnp.asarray(y, jnp.float32)
+    n = int(y.shape[0])
+    p = spec.n_features
+    M, b = np.zeros((p, p)), np.zeros(p)
+    for start in range(0, n, chunk):
+        xc = None if x_c is None else x_c[start:start + chunk]
+        m, lap = _moments_chunk(spec, consts, y[start:start + chunk], xc)
+        M += np.asarray(m, np.float64)
+        b += np.asarray(lap, np.float64)
+    return M, b, n
+
+
+class ScoreMatchingFit(NamedTuple):
+    """θ ``(P,)`` and the diagnostics of the solve."""
+
+    theta: np.ndarray
+    condition_number: float               # of E[∇Φ∇Φᵀ]
+    preconditioned_condition_number: float  # of D M D + ridge·I (D = diag(M)^{-1/2})
+    loss: float                            # ½θᵀMθ − θᵀb per field at the solution
+
+
+def solve_score_matching(M, b, n: int, *, ridge: float = 1e-5) -> ScoreMatchingFit:
+    """``θ = (M + ridge·diag(M))⁻¹ b`` in Jacobi-preconditioned form (M, b: sums over n fields)."""
+    M = np.asarray(M, np.float64) / n
+    b = np.asarray(b, np.float64) / n
+    if not (np.all(np.isfinite(M)) and np.all(np.isfinite(b))):
+        raise DivergenceError("score-matching moments are not finite (NaN/inf in the training data's features)")
+    diag = np.diag(M).copy()
+    if np.any(diag <= 0):
+        bad = int(np.sum(diag <= 0))
+        raise InputError(f"{bad} feature(s) have identically zero gradient on the training data; "
+                         "the fields may be constant or the neighbourhood larger than the field")
+    d = 1.0 / np.sqrt(diag)
+    Mp = M * d[:, None] * d[None, :]
+    A = Mp + ridge * np.eye(len(b))
+    theta = d * np.linalg.solve(A, d * b)
+    ev = np.linalg.eigvalsh(M)
+    ev_p = np.linalg.eigvalsh(A)
+    cond = float(ev[-1] / max(ev[0], 1e-300))
+    cond_p = float(ev_p[-1] / ev_p[0])
+    loss = float(0.5 * theta @ M @ theta - theta @ b)
+    return ScoreMatchingFit(theta, cond, cond_p, loss)
+
+
+# --- sampling ------------------------------------------------------------------------------------
+class LevelSampleInfo(NamedTuple):
+    """Per-level sampling record: the adapted step, the mean MALA acceptance after adaptation, the
+    fraction of accepted global flips (coarsest level only), energy evaluations per chain."""
+
+    step_size: float
+    acceptance: float
+    flip_acceptance: float
+    n_steps: int
+
+
+def _quadratic_kernel(theta, spec: LevelSpec):
+    """The symmetric kernel ``Q[c, c', δ]`` (Cy, Cy, nδ) with ``Σ_yy θ·Φ = ½⟨y, Q⋆y⟩``,
+    ``(Q⋆y)_c(s) = Σ_{c',δ} Q[c,c',δ] y_c'(s+δ)``: each term ``θ Σ y_c(s) y_c'(s+δ)`` adds θ at
+    (c, c', δ) and at (c', c, −δ)."""
+    cy, offs = spec.channels, spec.offsets
+    index = {d: i for i, d in enumerate(offs)}
+    start = spec.blocks()["yy"][0]
+    rows, vals = [], []
+    for t, (c, c2, d) in enumerate(spec.yy_terms):
+        rows.append((c, c2, index[d]))
+        rows.append((c2, c, index[(-d[0], -d[1])]))
+        vals.extend([start + t, start + t])
+    r = np.asarray(rows)
+    q = jnp.zeros((cy, cy, len(offs)), theta.dtype)
+    return q.at[r[:, 0], r[:, 1], r[:, 2]].add(theta[np.asarray(vals)])
+
+
+def level_value_and_grad(theta, spec: LevelSpec, consts: LevelConstants, x_c=None):
+    """Fast ``y (C, Cy, h, w) -> (U (C,), ∇U (C, Cy, h, w))`` for fixed θ and conditioning ``x_c (C, h, w)``.
+
+    Equal to ``level_energy`` and its gradient, but computed directly: the quadratic part as one
+    periodic convolution ``Q⋆y`` (value ½⟨y, Q⋆y⟩, gradient Q⋆y), the conditioning part as a field
+    ``F = K⋆z`` computed once (value ⟨y, F⟩, gradient F), the potential as ``V = Σ_m θ_m g_m`` on the
+    reconstructed field (gradient σ_c/s·B^cᵀ V'(r), one analysis step).
+    """
+    theta = jnp.asarray(theta, jnp.float32)
+    blocks = spec.blocks()
+    q = _quadratic_kernel(theta, spec)
+    lin = theta[blocks["linear"][0]:blocks["linear"][1]]
+    pot = theta[blocks["potential"][0]:blocks["potential"][1]]
+    offs = spec.offsets
+    field = lin[None, :, None, None]
+    if spec.conditional:
+        kyz = theta[blocks["yz"][0]:blocks["yz"][1]].reshape(spec.channels, len(offs))
+        zs = _shift_stack(_z(consts, x_c), offs)  # (nδ, C, h, w)
+        field = field + jnp.einsum("cd,dnhw->nchw", kyz, zs)
+
+    def vg(y):
+        qy = jnp.einsum("ced,dnehw->nchw", q, _shift_stack(y, offs))
+        r = _fine_field(spec, consts, y, x_c)
+        g, g1, _ = _potential_basis(spec, r)
+        v = jnp.einsum("m,mn...->n...", pot, g)
+        v1 = jnp.einsum("m,mn...->n...", pot, g1)
+        if spec.conditional:
+            _, det = _analysis(v1, spec.wavelet)
+            gpot = det * (consts.detail_std / consts.fine_std)[:, None, None]
+        else:
+            gpot = v1[:, None]
+        u = jnp.sum(y * (0.5 * qy + field), axis=(1, 2, 3)) + jnp.sum(v, axis=(-2, -1))
+        return u, qy + field + gpot
+
+    return vg
+
+
+@partial(jax.jit, static_argnames=("spec", "n_steps", "flip"))
+def _mala_chunk(theta, spec, consts, x_c, state, da, key, t0, *, n_steps, adapt, flip, target):
+    """``n_steps`` MALA steps (shared step size ε = exp(log_step)); with ``adapt`` the step size follows
+    dual averaging on the chain-mean acceptance; with ``flip`` each step also proposes y → −y."""
+    vg = level_value_and_grad(theta, spec, consts, x_c)
+
+    def body(carry, i):
+        state, da, acc_sum, flip_sum = carry
+        k = jax.random.fold_in(key, i)
+        eps = jnp.exp(da.log_step)
+        state, info = mala_transition(k, state, vg, eps)
+        acc = jnp.mean(info.acceptance_rate)
+        # ``adapt`` is traced (one compilation serves warm-up and sampling): keep or drop the update
+        da_new = dual_averaging_update(da, (t0 + i + 1).astype(jnp.float32), acc, target)
+        da = jax.tree.map(lambda new, old: jnp.where(adapt, new, old), da_new, da)
+        if flip:  # Metropolis global flip: an involution, so accept with min(1, e^{U(y) − U(−y)})
+            u_f, g_f = vg(-state.position)
+            log_u = jnp.log(jax.random.uniform(jax.random.fold_in(k, 7), u_f.shape))
+            ok = log_u < state.energy - u_f
+            sel = ok.reshape((-1,) + (1,) * (state.position.ndim - 1))
+            state = MALAState(jnp.where(sel, -state.position, state.position), jnp.where(ok, u_f, state.energy),
+                              jnp.where(sel, g_f, state.grad))
+            flip_sum = flip_sum + jnp.mean(ok.astype(jnp.float32))
+        return (state, da, acc_sum + acc, flip_sum), None
+
+    (state, da, acc_sum, flip_sum), _ = jax.lax.scan(body, (state, da, 0.0, 0.0), jnp.arange(n_steps))
+    return state, da, acc_sum, flip_sum
+
+
+def sample_level(theta, spec: LevelSpec, consts: LevelConstants, y0, x_c=None, *, key, n_steps: int,
+                 n_adapt: int, step_size: float = 0.1, target: float | None = None, flip: bool = False,
+                 chunk: int = 100, bar=None):
+    """Sample ``p_θ(y | x_c)`` for a batch of chains with MALA, starting from ``y0`` ``(C, Cy, h, w)``.
+
+    The first ``n_adapt`` steps adapt one shared step size by dual averaging towards ``target``
+    (MALA's 0.574 by default); the remaining ``n_steps − n_adapt`` steps run at the adapted (averaged)
+    step size. Returns ``(y, LevelSampleInfo)``. ``bar``: a tqdm bar advanced by the steps done.
+    """
+    target = DEFAULT_TARGET_ACCEPTANCE["mala"] if target is None else float(target)
+    theta = jnp.asarray(theta, jnp.float32)
+    y0 = jnp.asarray(y0, jnp.float32)
+    vg = jax.jit(level_value_and_grad(theta, spec, consts, x_c))
+    u, g = vg(y0)
+    state = MALAState(y0, u, g)
+    log0 = jnp.asarray(math.log(step_size), jnp.float32)
+    da = _DualAveraging(log0, log0, jnp.zeros((), jnp.float32), jnp.log(10.0 * step_size).astype(jnp.float32))
+    done, acc_total, flip_total, acc_steps = 0, 0.0, 0.0, 0
+    while done < n_steps:
+        adapting = done < n_adapt
+        # equal chunk lengths where possible (one compilation): the warm-up ends inside a chunk only
+        # if n_adapt is not a multiple of ``chunk``
+        m = min(chunk, (n_adapt if adapting else n_steps) - done)
+        state, da, acc_sum, flip_sum = _mala_chunk(theta, spec, consts, x_c, state, da, jax.random.fold_in(key, done),
+                                                   jnp.asarray(done, jnp.int32), n_steps=m,
+                                                   adapt=jnp.asarray(adapting), flip=flip, target=target)
+        if adapting and done + m >= n_adapt:  # end of warm-up: continue at the averaged step
+            da = da._replace(log_step=da.log_step_bar)
+        if not adapting:
+            acc_total += float(acc_sum)
+            acc_steps += m
+        flip_total += float(flip_sum)
+        done += m
+        if bar is not None:
+            bar.update(m)
+    y = state.position
+    if not bool(jnp.all(jnp.isfinite(y))):
+        raise DivergenceError("WC-RG level sampling produced NaN/inf; the fitted energy may not be confining "
+                              "(try a larger ridge or fewer potential functions)")
+    acc = acc_total / acc_steps if acc_steps else float("nan")
+    return y, LevelSampleInfo(float(jnp.exp(da.log_step)), acc, flip_total / n_steps if flip else float("nan"),
+                              int(n_steps))

@@ -1,0 +1,320 @@
+"""The WC-RG model (registered kind ``"wcrg"``): a Gibbs energy per scale, sampled coarse to fine.
+
+``p(x) = p_θ_J(x_J) Π_{j=1..J} p̄_θ_j(x̄_j | x_j)`` over the periodic orthogonal DWT
+(:mod:`phigen.rg.factor`, Daubechies-4 by default). Each factor is ``exp(−θ·Φ)/Z`` with the features of
+:mod:`phigen.rg.gibbs` (linear, quadratic over a (2k+1)² neighbourhood among the 3 normalised detail
+channels and with the coarse field, and a scalar potential of the reconstructed finer field); the
+coarsest factor is an unconditional energy of the same family on the normalised x_J. Every θ is the
+closed-form score-matching solution. Sampling: x_J by MALA (with global flip proposals, which keep
+the sign symmetry of φ⁴-like fields mixing), then one MALA chain per field at each finer scale given
+the coarser field, with a step size adapted per scale. The same number of steps at every scale makes
+the cost linear in the number of pixels (:meth:`WCRGModel.sampling_cost`).
+
+All energies are translation invariant, so a model fitted on L×L fields can sample other sizes whose
+sides are multiples of 2^J (and at least 2k+1 at the coarsest scale); the normalisation statistics
+and the coarse-field energy are those of the training size.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._validation import as_fields, check_int_at_least, check_positive
+from ..errors import InputError, ModelFileError, ParameterError
+from ..models._base import read_model_file, register_model, write_model_file
+from .factor import WaveletFactorisation, per_scale_std
+from .gibbs import (LevelConstants, LevelSpec, score_matching_system, sample_level, solve_score_matching)
+
+__all__ = ["WCRGModel"]
+
+
+def _per_level(value, J: int, name: str) -> tuple[int, ...]:
+    """An int, or a sequence of J ints (level 1 = finest first)."""
+    if np.ndim(value) == 0:
+        return (check_int_at_least(value, name, 0),) * J
+    vals = tuple(check_int_at_least(v, name, 0) for v in value)
+    if len(vals) != J:
+        raise ParameterError(f"{name} must be one integer or {J} integers (one per level, finest first); got {value!r}")
+    return vals
+
+
+@register_model("wcrg")
+class WCRGModel:
+    """Wavelet-conditional renormalisation-group Gibbs model (see the module docstring)."""
+
+    def __init__(self, factorisation: WaveletFactorisation, specs: tuple, thetas: tuple, field_shape,
+                 sampling: dict | None = None, training: dict | None = None):
+        self.factorisation = factorisation
+        self.specs = tuple(specs)    # J conditional specs (level 1 first), then the coarsest
+        self.thetas = tuple(np.asarray(t, np.float32) for t in thetas)
+        self._shape = tuple(int(s) for s in field_shape)
+        self.sampling = {"steps": 500, "adapt": 200, "coarse_steps": 8000, "coarse_adapt": 1000, **(sampling or {})}
+        self.training = training or {}
+        self.last_sample_info: list = []
+
+    # --- protocol properties ---------------------------------------------------------------------
+    @property
+    def field_shape(self) -> tuple[int, int]:
+        return self._shape
+
+    @property
+    def J(self) -> int:
+        return self.factorisation.J
+
+    @property
+    def n_params(self) -> int:
+        return int(sum(t.size for t in self.thetas))
+
+    def level_constants(self, level: int) -> LevelConstants:
+        """Constants of conditional level ``level`` (1 … J), or of the coarsest energy (level J+1)."""
+        f = self.factorisation
+        if level == f.J + 1:
+            return LevelConstants.coarsest()
+        j = level - 1
+        return LevelConstants.conditional(f.wavelet, f.detail_mean[j], f.detail_std[j], f.coarse_mean[level],
+                                          f.coarse_std[level], f.coarse_mean[level - 1], f.coarse_std[level - 1])
+
+    # --- fitting ---------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, fields, *, key=None, progress=None, J: int | None = None, wavelet: str = "db4", k=2,
+            k_coarse: int = 1, n_bumps: int = 5, bump_range: float = 3.0, coarse_bumps: int = 0,
+            quartic: bool = True, ridge: float = 1e-2, coarse_ridge: float = 1e-4, validation_fraction: float = 0.1, sign_symmetric: bool = False,
+            check_samples: int = 16,
+            steps: int = 500, adapt: int = 200, coarse_steps: int = 8000, coarse_adapt: int = 1000,
+            chunk: int = 16):
+        """Fit on ``fields`` ``(N, H, W)``.
+
+        J: DWT levels (default: coarsest side ≈ 8); k: neighbourhood half-width per conditional level
+        (int or J ints, finest first); k_coarse: for the coarsest energy; n_bumps/bump_range: the
+        potential's Gaussian bumps on [−range, range] (normalised units) at the conditional levels,
+        coarse_bumps at the coarsest (its potential is t⁴ alone by default: bumps there let score
+        matching fit the pixel histogram's wiggles and spoil the magnetisation law); quartic: add t⁴/24;
+        ridge / coarse_ridge: relative ridge of the preconditioned normal equations at the conditional
+        levels / the coarsest one (a few well-determined parameters there); validation_fraction: fields
+        held out to report the score-matching loss out of sample; sign_symmetric: the law is
+        invariant under x → −x (φ⁴): fit on the fields and their negatives, which makes every odd
+        coefficient exactly zero; check_samples: draw this many
+        fields after fitting and record the std per scale against the training data (0: skip);
+        steps/adapt, coarse_steps/coarse_adapt: MALA steps (and warm-up) per level at sampling (the
+        coarsest field is small but critical, so its chain runs longer: 8000 steps converge the
+        magnetisation law of 64² φ⁴ where 2000 do not).
+        """
+        from tqdm.auto import tqdm
+
+        x = as_fields(fields, name="training fields")
+        if x.shape[0] < 2:
+            raise InputError(f"need at least 2 training fields; got {x.shape[0]}")
+        check_int_at_least(n_bumps, "n_bumps", 0)
+        check_positive(bump_range, "bump_range")
+        check_positive(ridge, "ridge")
+        check_positive(coarse_ridge, "coarse_ridge")
+        if not 0 <= validation_fraction < 1:
+            raise ParameterError(f"validation_fraction must be in [0, 1); got {validation_fraction!r}")
+        for name, (s, a) in {"steps": (steps, adapt), "coarse_steps": (coarse_steps, coarse_adapt)}.items():
+            check_int_at_least(s, name, 1)
+            if int(a) != a or not 0 <= a < s:
+                raise ParameterError(f"the warm-up for {name} must be an integer in [0, {name}); got {a!r}")
+        t_start = time.perf_counter()
+        truth = x
+        n_val = int(round(validation_fraction * x.shape[0])) if x.shape[0] >= 20 else 0
+        if sign_symmetric:  # augment train and validation parts separately (no leakage between them)
+            tr, va = x[: len(x) - n_val], x[len(x) - n_val:]
+            x = np.concatenate([tr, -tr, va, -va])
+            n_val *= 2
+        fact = WaveletFactorisation.fit(x, wavelet=wavelet, J=J)
+        ks = _per_level(k, fact.J, "k")
+        check_int_at_least(k_coarse, "k_coarse", 0)
+        check_int_at_least(coarse_bumps, "coarse_bumps", 0)
+
+        def bumps(n):
+            centres = tuple(np.round(np.linspace(-bump_range, bump_range, n), 6).tolist()) if n else ()
+            return centres, (2.0 * bump_range / (n - 1)) if n > 1 else float(bump_range)
+
+        centres, width = bumps(n_bumps)
+        specs = [LevelSpec(3, True, k=kj, centres=centres, width=width, quartic=quartic, wavelet=wavelet) for kj in ks]
+        centres, width = bumps(coarse_bumps)
+        specs.append(LevelSpec(1, False, k=int(k_coarse), centres=centres, width=width, quartic=quartic,
+                               wavelet=wavelet))
+        h, w = x.shape[-2:]
+        for lvl, spec in enumerate(specs, start=1):
+            side = min(h, w) // 2 ** min(lvl, fact.J)
+            if side < spec.min_side():
+                raise ParameterError(f"level {lvl} is {side} pixels wide, smaller than its neighbourhood 2k+1 = "
+                                     f"{spec.min_side()}; use a smaller k (or fewer levels J)")
+
+        model = cls(fact, tuple(specs), (), x.shape[1:],
+                    {"steps": steps, "adapt": adapt, "coarse_steps": coarse_steps, "coarse_adapt": coarse_adapt})
+        thetas, levels = [], []
+        xj = jnp.asarray(x)
+        with tqdm(total=fact.J + 1, desc="fit wcrg", unit="level", disable=None if progress is None else not progress) as bar:
+            for lvl in range(1, fact.J + 2):
+                t0 = time.perf_counter()
+                spec, consts = specs[lvl - 1], model.level_constants(lvl)
+                if lvl <= fact.J:
+                    xc, y = fact.split(xj, lvl)
+                    cond = xc
+                else:
+                    xc = None
+                    y = fact.normalise_coarse(xj, fact.J)[:, None]
+                    cond = None
+                train_y, val_y = y[: len(y) - n_val], y[len(y) - n_val:]
+                train_c = None if cond is None else cond[: len(y) - n_val]
+                M, b, n = score_matching_system(spec, consts, train_y, train_c, chunk=chunk)
+                sol = solve_score_matching(M, b, n, ridge=ridge if lvl <= fact.J else coarse_ridge)
+                dof = int(np.prod(y.shape[1:]))
+                rec = {"level": lvl, "kind": "conditional" if lvl <= fact.J else "coarse", "shape": list(y.shape[1:]),
+                       "n_params": spec.n_features, "k": spec.k, "condition_number": sol.condition_number,
+                       "preconditioned_condition_number": sol.preconditioned_condition_number,
+                       "score_matching_loss_per_dof": sol.loss / dof}
+                if n_val:
+                    Mv, bv, nv = score_matching_system(spec, consts, val_y, None if cond is None else cond[len(y) - n_val:],
+                                                       chunk=chunk)
+                    th = sol.theta
+                    rec["validation_loss_per_dof"] = float((0.5 * th @ (Mv / nv) @ th - th @ (bv / nv)) / dof)
+                # reference: the loss of the unit Gaussian energy ½|y|² (−½ per dof); lower is better
+                rec["fit_seconds"] = time.perf_counter() - t0
+                thetas.append(sol.theta)
+                levels.append(rec)
+                if lvl <= fact.J:
+                    xj = xc
+                bar.update(1)
+        model.thetas = tuple(np.asarray(t, np.float32) for t in thetas)
+        model.training = {"levels": levels, "std_growth": fact.std_growth.tolist(), "ridge": ridge,
+                          "coarse_ridge": coarse_ridge,
+                          "sign_symmetric": bool(sign_symmetric),
+                          "n_validation": n_val, "fit_seconds_solve": time.perf_counter() - t_start}
+        if check_samples:
+            key = jax.random.PRNGKey(0) if key is None else key
+            samples = model.sample(int(check_samples), key=jax.random.fold_in(key, 1), progress=progress)
+            model.training["check"] = model.scale_report(samples, truth)
+        return model
+
+    # --- sampling --------------------------------------------------------------------------------
+    def _check_sample_shape(self, shape) -> tuple[int, int]:
+        if shape is None:
+            return self._shape
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != 2:
+            raise ParameterError(f"shape must be (H, W); got {shape!r}")
+        f = self.factorisation
+        if shape[0] % 2**f.J or shape[1] % 2**f.J:
+            raise ParameterError(f"this WC-RG model (fitted on {self._shape[0]}×{self._shape[1]} with J={f.J} levels) "
+                                 f"can sample sizes whose sides are multiples of 2^J = {2**f.J}; got {shape[0]}×{shape[1]}")
+        coarse = min(shape) // 2**f.J
+        need = self.specs[-1].min_side()
+        if coarse < need:
+            raise ParameterError(f"size {shape[0]}×{shape[1]} gives a {coarse}-pixel coarsest field, smaller than the "
+                                 f"coarse energy's neighbourhood ({need}); the smallest compatible side is "
+                                 f"{need * 2**f.J}")
+        return shape
+
+    def sample(self, n: int, *, key, shape=None, steps: int | None = None, coarse_steps: int | None = None,
+               progress=None):
+        """``n`` fields ``(n, H, W)`` drawn coarse to fine (``shape`` defaults to the training size).
+
+        ``steps`` / ``coarse_steps`` override the MALA steps per conditional level / at the coarsest
+        level (warm-up shortened in proportion). The per-level step sizes and acceptances are left in
+        ``self.last_sample_info``.
+        """
+        from tqdm.auto import tqdm
+
+        n = check_int_at_least(n, "n", 1)
+        shape = self._check_sample_shape(shape)
+        f = self.factorisation
+        cfg = self._steps(steps, coarse_steps)
+        total = cfg["coarse_steps"] + f.J * cfg["steps"]
+        infos = []
+        k_coarse, k_levels = jax.random.split(key)
+        with tqdm(total=total, desc="sample wcrg", unit="step", disable=None if progress is None else not progress) as bar:
+            hJ, wJ = shape[0] // 2**f.J, shape[1] // 2**f.J
+            k0, k1 = jax.random.split(k_coarse)
+            y0 = jax.random.normal(k0, (n, 1, hJ, wJ), jnp.float32)
+            y, info = sample_level(self.thetas[-1], self.specs[-1], self.level_constants(f.J + 1), y0, key=k1,
+                                   n_steps=cfg["coarse_steps"], n_adapt=cfg["coarse_adapt"], flip=True, bar=bar)
+            infos.append({"level": f.J + 1, **info._asdict()})
+            x = f.unnormalise_coarse(y[:, 0], f.J)
+            for lvl in range(f.J, 0, -1):
+                ka, kb = jax.random.split(jax.random.fold_in(k_levels, lvl))
+                y0 = jax.random.normal(ka, (n, 3) + x.shape[-2:], jnp.float32)
+                d, info = sample_level(self.thetas[lvl - 1], self.specs[lvl - 1], self.level_constants(lvl), y0, x,
+                                       key=kb, n_steps=cfg["steps"], n_adapt=cfg["adapt"], bar=bar)
+                infos.append({"level": lvl, **info._asdict()})
+                x = f.refine(x, d, lvl)
+        self.last_sample_info = infos
+        return x
+
+    def _steps(self, steps, coarse_steps) -> dict:
+        cfg = dict(self.sampling)
+        if steps is not None:
+            s = check_int_at_least(steps, "steps", 2)
+            cfg["adapt"] = int(round(cfg["adapt"] * s / cfg["steps"]))
+            cfg["steps"] = s
+        if coarse_steps is not None:
+            s = check_int_at_least(coarse_steps, "coarse_steps", 2)
+            cfg["coarse_adapt"] = int(round(cfg["coarse_adapt"] * s / cfg["coarse_steps"]))
+            cfg["coarse_steps"] = s
+        return cfg
+
+    def sampling_cost(self, shape=None, *, steps: int | None = None, coarse_steps: int | None = None) -> dict:
+        """Energy-gradient evaluations per chain at each level and their pixel count (coarse to fine).
+
+        ``site_evaluations = Σ_levels steps_level × variables_level``: linear in the number of pixels
+        for a fixed number of steps per scale (3·h·w details per level sum to ≈ H·W).
+        """
+        shape = self._check_sample_shape(shape)
+        f, cfg = self.factorisation, self._steps(steps, coarse_steps)
+        levels = []
+        hJ, wJ = shape[0] // 2**f.J, shape[1] // 2**f.J
+        # the coarsest level also evaluates the energy at every flip proposal
+        levels.append({"level": f.J + 1, "evaluations": 2 * cfg["coarse_steps"], "variables": hJ * wJ})
+        for lvl in range(f.J, 0, -1):
+            h, w = shape[0] // 2**lvl, shape[1] // 2**lvl
+            levels.append({"level": lvl, "evaluations": cfg["steps"], "variables": 3 * h * w})
+        return {"levels": levels, "site_evaluations": int(sum(l["evaluations"] * l["variables"] for l in levels)),
+                "pixels": int(shape[0] * shape[1])}
+
+    # --- diagnostics ------------------------------------------------------------------------------
+    def scale_report(self, samples, truth) -> dict:
+        """Std per scale of ``samples`` vs ``truth`` (detail channels per level, coarse fields) and the
+        relative errors; JSON-serialisable."""
+        f = self.factorisation
+        s = per_scale_std(samples, f.wavelet, f.J)
+        t = per_scale_std(truth, f.wavelet, f.J)
+        rel = s["detail"] / t["detail"] - 1.0
+        return {"detail_std_model": s["detail"].tolist(), "detail_std_truth": t["detail"].tolist(),
+                "detail_std_rel_error": rel.tolist(), "max_abs_detail_rel_error": float(np.max(np.abs(rel))),
+                "coarse_std_model": s["coarse"].tolist(), "coarse_std_truth": t["coarse"].tolist(),
+                "std_growth_model": s["growth"].tolist(), "std_growth_truth": t["growth"].tolist(),
+                "sampling": list(self.last_sample_info)}
+
+    # --- files -----------------------------------------------------------------------------------
+    def save(self, path):
+        f = self.factorisation
+        specs = [{"channels": s.channels, "conditional": s.conditional, "k": s.k, "centres": list(s.centres),
+                  "width": s.width, "quartic": s.quartic} for s in self.specs]
+        arrays = {f"factorisation/{k}": v for k, v in f.to_arrays().items()}
+        arrays.update({f"theta/{i}": t for i, t in enumerate(self.thetas)})
+        return write_model_file(path, self.kind, config={"wavelet": f.wavelet, "J": f.J, "shape": list(self._shape),
+                                                         "specs": specs, "sampling": self.sampling},
+                                arrays=arrays, training=self.training)
+
+    @classmethod
+    def load(cls, path):
+        mf = read_model_file(path, cls.kind)
+        try:
+            c = mf.config
+            fact = WaveletFactorisation.from_arrays(c["wavelet"], c["J"], {k.split("/", 1)[1]: v for k, v in
+                                                                          mf.arrays.items() if k.startswith("factorisation/")})
+            specs = tuple(LevelSpec(int(s["channels"]), bool(s["conditional"]), k=int(s["k"]),
+                                    centres=tuple(float(v) for v in s["centres"]), width=float(s["width"]),
+                                    quartic=bool(s["quartic"]), wavelet=c["wavelet"]) for s in c["specs"])
+            thetas = tuple(mf.arrays[f"theta/{i}"] for i in range(len(specs)))
+            if len(specs) != fact.J + 1 or any(t.shape != (s.n_features,) for t, s in zip(thetas, specs)):
+                raise ValueError("parameter arrays do not match the level specifications")
+            return cls(fact, specs, thetas, c["shape"], c.get("sampling"), mf.training)
+        except (KeyError, TypeError, ValueError, InputError) as exc:
+            raise ModelFileError(f"incomplete or inconsistent wcrg model file: {exc}", path=path) from None
