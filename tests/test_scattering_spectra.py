@@ -277,3 +277,33 @@ def test_classic_scattering_kymatio():
     const = np.asarray(classic_scattering(np.full((1, 32, 32), 2.5, np.float32), 2, L=4))
     np.testing.assert_allclose(const[0, 0], 2.5, rtol=1e-3)
     assert np.abs(const[0, 1:]).max() < 1e-4
+
+
+def test_preconditioner_weights(ss):
+    """p(k) = Σ S2 ψ̂² / Σ ψ̂² (band-wise wavelet power): positive, mean 1, p(k) = p(−k) (a symmetric
+    map), equal to S2 of a band where that band's filters dominate, and scale-free in S2."""
+    rng = np.random.default_rng(3)
+    s2 = np.exp(rng.normal(size=(J, L)) * 2.0)
+    p = ss.preconditioner(s2)
+    assert p.shape == (N, N // 2 + 1) and p.dtype == np.float32
+    assert np.all(p > 0) and abs(p.mean() - 1) < 1e-5
+    np.testing.assert_allclose(ss.preconditioner(7.5 * s2), p, rtol=1e-5)
+    # the k1 = 0 column holds both k and −k: equal values, so irfft2(p·rfft2(q)) is symmetric
+    np.testing.assert_allclose(p[1:, 0], p[1:, 0][::-1], rtol=1e-6)
+    q = jnp.asarray(rng.normal(size=(2, N, N)), jnp.float32)
+    m = lambda v: jnp.fft.irfft2(jnp.asarray(p) * jnp.fft.rfft2(v), s=(N, N))  # noqa: E731
+    np.testing.assert_allclose(float(jnp.vdot(q[0], m(q[1]))), float(jnp.vdot(m(q[0]), q[1])), rtol=1e-4)
+    assert float(jnp.vdot(q[0], m(q[0]))) > 0
+    # equal S2 everywhere: p ≡ 1; S2 = 10^j (a decade per scale): at the centre frequency ξ_j of band j
+    # (along axis 0) p lies between its neighbours' S2 and falls monotonically towards fine scales
+    np.testing.assert_allclose(ss.preconditioner(np.full((J, L), 3.0)), 1.0, rtol=1e-5)
+    c = 10.0 ** np.arange(J)
+    pj = ss.preconditioner(np.repeat(c[:, None], L, 1))
+    xi = 0.75 * np.pi / 2.0 ** np.arange(J)
+    at = np.array([pj[int(round(x * N / (2 * np.pi))), 0] for x in xi])
+    steps = at[1:] / at[:-1]                # a decade per scale, blurred by the bands' overlap (≈ 7–8 at 32²)
+    assert np.all((steps > 4.0) & (steps < 10.0)), at
+    with pytest.raises(ParameterError, match="reference_s2"):
+        ss.preconditioner()
+    with pytest.raises(ParameterError):
+        ss.preconditioner(-s2)

@@ -43,8 +43,9 @@ def default_J(shape) -> int:
     return int(min(7, max(1, math.floor(math.log2(min(shape))) - 2)))
 
 
-def _statistics(shape, J, L, isotropic, reference_s2) -> ScatteringSpectra:
-    return ScatteringSpectra(tuple(shape), J, L, isotropic=isotropic, reference_s2=reference_s2)
+def _statistics(shape, J, L, isotropic, reference_s2, strict_scales=False) -> ScatteringSpectra:
+    return ScatteringSpectra(tuple(shape), J, L, isotropic=isotropic, reference_s2=reference_s2,
+                             strict_scales=strict_scales)
 
 
 def _rows(stats, x, chunk=16) -> np.ndarray:
@@ -61,12 +62,13 @@ class ScatteringModel:
 
     def __init__(self, *, mode: str, shape, J: int, L: int, isotropic: bool, reference_s2, target, scale,
                  mean: float, std: float, steps: int, maxent: MaxEntParams | None = None,
-                 sample_steps: int = 500, training: dict | None = None):
+                 sample_steps: int = 500, training: dict | None = None, strict_scales: bool = False):
         if mode not in MODES:
             raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
         if mode == "maxent" and maxent is None:
             raise ParameterError("a maxent model needs its fitted parameters")
         self.mode, self.J, self.L, self.isotropic = mode, int(J), int(L), bool(isotropic)
+        self.strict_scales = bool(strict_scales)
         self._shape = tuple(int(s) for s in shape)
         self.reference_s2 = None if reference_s2 is None else np.asarray(reference_s2, np.float32)
         self.target = np.asarray(target, np.float32)
@@ -75,7 +77,8 @@ class ScatteringModel:
         self.steps, self.sample_steps = int(steps), int(sample_steps)
         self.maxent = maxent
         self.training = dict(training or {})
-        self.statistics = _statistics(self._shape, self.J, self.L, self.isotropic, self.reference_s2)
+        self.statistics = _statistics(self._shape, self.J, self.L, self.isotropic, self.reference_s2,
+                                      self.strict_scales)
         self._loss = None     # built on first use and kept: the compiled synthesis is cached on it
         self._energy = None
         self.last_synthesis = None
@@ -100,11 +103,14 @@ class ScatteringModel:
 
     @classmethod
     def fit(cls, fields, *, key=None, progress=None, J: int | None = None, L: int = 4, mode: str = "micro",
-            isotropic: bool = True, steps: int | None = None, sample_steps: int = 500, n_chains: int = 64,
+            isotropic: bool = True, strict_scales: bool = False, steps: int | None = None, sample_steps: int = 500,
+            n_chains: int = 64,
             steps_per_iteration: int = 10, learning_rate: float = 0.5, batch_size: int | None = None):
         """Fit on ``fields`` (N, H, W).
 
-        ``J`` scales (default :func:`default_J`), ``L`` orientations, ``isotropic`` reduction.
+        ``J`` scales (default :func:`default_J`), ``L`` orientations, ``isotropic`` reduction,
+        ``strict_scales`` (j1 < j2 < j3 only: the compact set of the reference code, 1013 statistics
+        for J = 6, L = 4, instead of 1637).
         micro: ``steps`` = L-BFGS iterations each sample gets (default 300); ``batch_size`` caps the
         fields synthesised together (memory). maxent: ``steps`` = moment-matching updates (default
         200) with ``n_chains`` chains, ``steps_per_iteration`` MALA steps between updates and
@@ -122,11 +128,11 @@ class ScatteringModel:
         if batch_size is not None:
             batch_size = check_int_at_least(batch_size, "batch_size", 1)
         key = jax.random.PRNGKey(0) if key is None else key
-        base = _statistics(shape, J, L, isotropic, None)
+        base = _statistics(shape, J, L, isotropic, None, strict_scales)
         reference_s2 = base.power(x) if mode == "micro" else None
-        stats = base if reference_s2 is None else _statistics(shape, J, L, isotropic, reference_s2)
+        stats = base if reference_s2 is None else _statistics(shape, J, L, isotropic, reference_s2, strict_scales)
         common = dict(shape=shape, J=J, L=L, isotropic=isotropic, reference_s2=reference_s2,
-                      mean=float(x.mean()), std=float(x.std()))
+                      strict_scales=strict_scales, mean=float(x.mean()), std=float(x.std()))
         if mode == "micro":
             steps = 300 if steps is None else check_int_at_least(steps, "steps", 0)
             rows = _rows(stats, x)
@@ -153,15 +159,23 @@ class ScatteringModel:
                    sample_steps=sample_steps, training=training, **common)
 
     def synthesize(self, n: int, *, key, steps: int | None = None, batch_size: int | None = None,
-                   progress: bool | None = False):
-        """micro mode: ``n`` fields with their final losses, as a :class:`~phigen.scattering.synthesis.SynthesisResult`."""
+                   progress: bool | None = False, precondition: bool = True, memory_size: int | None = None):
+        """micro mode: ``n`` fields with their final losses, as a :class:`~phigen.scattering.synthesis.SynthesisResult`.
+
+        ``precondition``: start L-BFGS's inverse Hessian from the data's band-wise wavelet power
+        (:meth:`~phigen.scattering.ScatteringSpectra.preconditioner`) rather than the identity;
+        ``memory_size``: curvature pairs kept (default: :class:`SynthesisConfig`'s)."""
         if self.mode != "micro":
             raise ParameterError("synthesize() is the microcanonical sampler; this model is 'maxent' (use sample)")
         if self._loss is None:
             self._loss = statistics_loss(self.statistics, self.target, self.scale)
         bs = batch_size if batch_size is not None else self.training.get("synthesis_batch_size")
-        config = SynthesisConfig(steps=self.steps if steps is None else steps, batch_size=bs, progress=progress)
-        result = synthesize(key, self._loss, n, self._shape, mean=self.mean, std=self.std, config=config)
+        extra = {} if memory_size is None else {"memory_size": memory_size}
+        config = SynthesisConfig(steps=self.steps if steps is None else steps, batch_size=bs, progress=progress,
+                                 **extra)
+        pre = self.statistics.preconditioner() if precondition and self.reference_s2 is not None else None
+        result = synthesize(key, self._loss, n, self._shape, mean=self.mean, std=self.std, config=config,
+                            preconditioner=pre)
         self.last_synthesis = result
         return result
 
@@ -188,7 +202,7 @@ class ScatteringModel:
     # -- files -----------------------------------------------------------------------------------
     def save(self, path):
         config = {"mode": self.mode, "shape": list(self._shape), "J": self.J, "L": self.L,
-                  "isotropic": self.isotropic, "mean": self.mean, "std": self.std, "steps": self.steps,
+                  "isotropic": self.isotropic, "strict_scales": self.strict_scales, "mean": self.mean, "std": self.std, "steps": self.steps,
                   "sample_steps": self.sample_steps, "n_stats": self.n_stats}
         arrays = {"target": self.target, "scale": self.scale}
         if self.reference_s2 is not None:
@@ -211,6 +225,7 @@ class ScatteringModel:
                                       np.asarray(a["scale"], np.float32), float(c["mean"]),
                                       np.asarray(a["amplitude"], np.float32), float(c["step_size"]))
             model = cls(mode=c["mode"], shape=c["shape"], J=c["J"], L=c["L"], isotropic=c["isotropic"],
+                        strict_scales=bool(c.get("strict_scales", False)),
                         reference_s2=a.get("reference_s2"), target=a["target"], scale=a["scale"], mean=c["mean"],
                         std=c["std"], steps=c["steps"], sample_steps=c["sample_steps"], maxent=maxent,
                         training=f.training)

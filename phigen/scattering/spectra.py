@@ -27,7 +27,11 @@ identically-real entries lose their imaginary part.
 Memory plan (DESIGN §10): filters precomputed in Fourier; each modulus field I_λ computed once per
 (j, l) at full resolution (inside ``jax.checkpoint`` by default, so the backward pass recomputes it rather than
 storing the complex intermediates) and kept only as its Fourier transform cropped to the box of
-scale j; C01 and C11 reuse it through small matrix products per j2 / j3 on cropped boxes.
+scale j; C01 and C11 reuse it through small real contractions per j2 / j3 on cropped boxes, over
+only the rows j1 they need (j1 < j with ``strict_scales``, so scale 0 has no second-layer block).
+The contractions are three-operand real einsums (Re/Im parts × even/odd ψ̂²), not realified
+[Re; Im] stacks: the stacks' backward pass (transposes and concatenations of (N, 2L, a, 2K)
+arrays) used to cost ~10× its forward and dominated the gradient.
 """
 
 from __future__ import annotations
@@ -107,7 +111,7 @@ def _crop(a, box):
 
 
 def _half_weights(sq, box):
-    """Even/odd parts of ψ̂² on the half-plane box, with the multiplicity of each half-plane mode.
+    """Even/odd parts of ψ̂² on the half-plane box, with the multiplicity of each half-plane mode, (…, K) each.
 
     For real fields a, b, G = â b̂* has G(−k) = G(k)*, so Σ_all G ψ̂² = Σ_half m(k) [Re G · ψ̂²_even + i Im G · ψ̂²_odd]
     with m = 1 on the self-conjugate columns (k1 = 0 and, if present, the Nyquist column), else 2.
@@ -122,14 +126,20 @@ def _half_weights(sq, box):
         mult[-1] = 1.0
     even, odd = even[..., :half] * mult, odd[..., :half] * mult
     crop = lambda a: np.asarray(_crop(jnp.asarray(a), box))  # noqa: E731
-    return crop(even), crop(odd)
+    even, odd = crop(even), crop(odd)
+    return even.reshape(even.shape[:-2] + (-1,)), odd.reshape(odd.shape[:-2] + (-1,))
+
+
+def _rows(j, strict_scales):
+    """Number of first-layer scales j1 (0..rows−1) entering the C01 / C11 blocks of scale j."""
+    return j if strict_scales else j + 1
 
 
 def _selection(J, L, isotropic, strict_scales):
     """Index plan of C01 / C11 blocks and the description of every output entry."""
     c01_re, c01_im, c11_re, c11_im = [], [], [], []
     c01_sel, c11_sel = [], []
-    # C01 block for j2: flattened (j1, l1, l2) with j1 in 0..j2
+    # C01 block for j2: flattened (j1, l1, l2) with j1 in 0.._rows(j2) − 1
     for j2 in range(J):
         re_idx, im_idx = [], []
         for j1 in range(j2 + 1):
@@ -150,8 +160,8 @@ def _selection(J, L, isotropic, strict_scales):
                         im_idx.append(idx); c01_im.append(d)
         c01_sel.append((np.asarray(re_idx, np.int32).reshape(-1, L if isotropic else 1),
                         np.asarray(im_idx, np.int32).reshape(-1, L if isotropic else 1)))
-    # C11 block for j3: flattened (j1, l1, j2, l2, l3) with j1, j2 in 0..j3
-    A = lambda j3: (j3 + 1) * L  # noqa: E731
+    # C11 block for j3: flattened (j1, l1, j2, l2, l3) with j1, j2 in 0.._rows(j3) − 1
+    A = lambda j3: _rows(j3, strict_scales) * L  # noqa: E731
     for j3 in range(J):
         re_idx, im_idx = [], []
         flat = lambda j1, l1, j2, l2, l3: ((j1 * L + l1) * A(j3) + j2 * L + l2) * L + l3  # noqa: E731
@@ -231,36 +241,37 @@ def _first_layer(xf, psi_j, box):
     return s1, s2, mf
 
 
-def _realify(y):
-    """Complex (..., K) -> real (..., 2K) [Re, Im] and its rotated partner [Im, −Re]."""
-    return jnp.concatenate([y.real, y.imag], -1), jnp.concatenate([y.imag, -y.real], -1)
+def _second_layer(mods, xh, weights, box):
+    """C01 (N, a, L) and C11 (N, a, a, L) blocks, (re, im) each, for one scale j, on the half-plane box of j.
 
-
-def _second_layer(mods, xh, weights, box, L):
-    """C01 and C11 blocks (re, im) for one scale j = len(mods) − 1, all on the half-plane box of j."""
+    ``mods``: modulus spectra Î of the a = rows·L first-layer channels (each on a box ⊇ box j);
+    ``weights`` = (even, odd) ψ̂²_j with multiplicities, (L, K). With ŷ = Î, x̂ on the box:
+    C01 = Σ_k x̂ ŷ_a* ψ̂² → Re Σ ψ̂²_even (x_r y_r + x_i y_i), Im Σ ψ̂²_odd (x_i y_r − x_r y_i);
+    C11 = Σ_k ŷ_a ŷ_b* ψ̂² → Re Σ ψ̂²_even (y_ra y_rb + y_ia y_ib), Im = A − Aᵀ with A = Σ ψ̂²_odd y_ia y_rb.
+    Real three-operand contractions (no complex or realified intermediates): their backward is ~4× cheaper.
+    """
     n = xh.shape[0]
-    a = len(mods) * L
-    ws, wa = weights                                                          # (L, 2K) each
-    y = jnp.concatenate([_crop(m, box) for m in mods], axis=1).reshape(n, a, -1)  # (N, a, K) complex
-    yr, yv = _realify(y)                                                      # (N, a, 2K)
-    xr, xv = _realify(_crop(xh, box).reshape(n, -1))                          # (N, 2K)
-    # C01[a, l2] = Σ_k x̂ Î_a* ψ̂²_l2: Re from [xr·Ws], Im from [xv·Wa], one matrix product
-    bmat = jnp.concatenate([xr[:, None] * ws[None], xv[:, None] * wa[None]], axis=1)   # (N, 2L, 2K)
-    c = jnp.einsum("nak,nmk->nam", yr, bmat)
-    c01 = (c[..., :L], c[..., L:])
-    # C11[a, b, l3] = Σ_k Î_a Î_b* ψ̂²_l3: Re = Σ Ws (Ŷr_a Ŷr_b + Ŷi_a Ŷi_b), Im = Σ Wa (Ŷi_a Ŷr_b − Ŷr_a Ŷi_b)
-    q = jnp.concatenate([yr[:, None] * ws[None, :, None], yv[:, None] * wa[None, :, None]], axis=1)  # (N, 2L, a, 2K)
-    c = jnp.einsum("nmak,nbk->nabm", q, yr)
-    return c01, (c[..., :L], c[..., L:])
+    ws, wa = weights
+    y = jnp.concatenate([_crop(m, box) for m in mods], axis=1)
+    y = y.reshape(n, y.shape[1], -1)                                      # (N, a, K) complex
+    x = _crop(xh, box).reshape(n, -1)                                     # (N, K)
+    yr, yi, xr, xi = y.real, y.imag, x.real, x.imag
+    ein = jnp.einsum
+    c01 = (ein("nak,lk,nk->nal", yr, ws, xr) + ein("nak,lk,nk->nal", yi, ws, xi),
+           ein("nak,lk,nk->nal", yr, wa, xi) - ein("nak,lk,nk->nal", yi, wa, xr))
+    asym = ein("nak,lk,nbk->nabl", yi, wa, yr)
+    c11 = (ein("nak,lk,nbk->nabl", yr, ws, yr) + ein("nak,lk,nbk->nabl", yi, ws, yi),
+           asym - jnp.swapaxes(asym, 1, 2))
+    return c01, c11
 
 
-def _compute(x, psi, weights, plan: _Plan):
-    """mean (N,), S1, S2 (N, J, L) and per scale j the real and imaginary parts of
-    C01 block (N, (j+1)L, L) [(j1,l1), l2=j] and C11 block (N, (j+1)L, (j+1)L, L) [(j1,l1), (j2,l2), l3],
-    unnormalised. ``weights[j]`` = (Ws, Wa), (L, 2K_j) each: even/odd ψ̂² repeated for the [Re; Im] halves."""
+def _compute(x, psi, weights, plan: _Plan, strict_scales: bool):
+    """mean (N,), S1, S2 (N, J, L) and per scale j the (re, im) parts of the C01 block (N, a, L)
+    [(j1,l1), l2] and C11 block (N, a, a, L) [(j1,l1), (j2,l2), l3] with a = _rows(j)·L (None when a = 0),
+    unnormalised. ``weights[j]`` = (even, odd) ψ̂²_j on the half-plane box of j, (L, K_j) each."""
     h, w = plan.shape
     v = h * w
-    J, L = plan.J, plan.L
+    J = plan.J
     xf = jnp.fft.fft2(x.astype(jnp.float32))
     mean = xf[:, 0, 0].real / v
     layer = jax.checkpoint(_first_layer, static_argnums=(2,)) if plan.checkpoint else _first_layer
@@ -270,17 +281,17 @@ def _compute(x, psi, weights, plan: _Plan):
         s1.append(a), s2.append(b), mods.append(c)
     s1, s2 = jnp.stack(s1, 1), jnp.stack(s2, 1)
     xh = xf[..., : w // 2 + 1] / v
-    block = _second_layer  # checkpointing it was measured not to lower the XLA peak (1.26 GB either way)
     c01, c11 = [], []
     for j in range(J):
-        a, b = block(tuple(mods[: j + 1]), xh, weights[j], plan.boxes[j], L)
+        rows = _rows(j, strict_scales)
+        a, b = _second_layer(tuple(mods[:rows]), xh, weights[j], plan.boxes[j]) if rows else (None, None)
         c01.append(a), c11.append(b)
     return mean, s1, s2, c01, c11
 
 
 def _flat(x, psi, sq_boxes, ref_s2, plan: _Plan):
     J, L = plan.J, plan.L
-    mean, s1, s2, c01_blocks, c11_blocks = _compute(x, psi, sq_boxes, plan)
+    mean, s1, s2, c01_blocks, c11_blocks = _compute(x, psi, sq_boxes, plan, plan.strict_scales)
     n = x.shape[0]
     norm_s2 = s2 if ref_s2 is None else jnp.broadcast_to(ref_s2, s2.shape)
     sig = jnp.sqrt(norm_s2)                                        # (N, J, L)
@@ -294,7 +305,9 @@ def _flat(x, psi, sq_boxes, ref_s2, plan: _Plan):
     sig_flat = sig.reshape(n, J * L)
     re01, im01, re11, im11 = [], [], [], []
     for j in range(J):
-        a = (j + 1) * L
+        if c01_blocks[j] is None:
+            continue
+        a = _rows(j, plan.strict_scales) * L
         sa = sig_flat[:, :a]
         # normalise by σ(j1,l1) σ(j2,l2), then pick (and, isotropic, average over l1) the kept entries
         d01 = sa[:, :, None] * sig[:, j][:, None, :]
@@ -331,7 +344,7 @@ def _flat_chunked(x, psi, sq_boxes, ref_s2, plan, batch_size):
 def _coefficients_jit(x, psi, sq_boxes, plan):
     J, L = plan.J, plan.L
     n = x.shape[0]
-    mean, s1, s2, c01_blocks, c11_blocks = _compute(x, psi, sq_boxes, plan)
+    mean, s1, s2, c01_blocks, c11_blocks = _compute(x, psi, sq_boxes, plan, False)  # always all j1 ≤ j2 ≤ j3
     c01 = jnp.zeros((n, J, J, L, L), jnp.complex64)
     c11 = jnp.zeros((n, J, J, J, L, L, L), jnp.complex64)
     for j in range(J):
@@ -357,7 +370,7 @@ class ScatteringSpectra(eqx.Module):
     """
 
     psi: jax.Array                # (J, L, H, W) float32, Fourier domain
-    sq_boxes: tuple               # per j: (even, odd) parts of ψ̂² on the half-plane box of scale j, (L, 2K_j) each
+    sq_boxes: tuple               # per j: (even, odd) parts of ψ̂² on the half-plane box of scale j, (L, K_j) each
     reference_s2: jax.Array | None
     plan: _Plan = eqx.field(static=True)
 
@@ -385,9 +398,7 @@ class ScatteringSpectra(eqx.Module):
         weights = []
         for j in range(J):
             even, odd = _half_weights(bank.psi[j] ** 2, plan.boxes[j])
-            even, odd = even.reshape(L, -1), odd.reshape(L, -1)
-            weights.append((jnp.asarray(np.concatenate([even, even], -1), jnp.float32),
-                            jnp.asarray(np.concatenate([odd, odd], -1), jnp.float32)))
+            weights.append((jnp.asarray(even, jnp.float32), jnp.asarray(odd, jnp.float32)))
         self.sq_boxes = tuple(weights)
         if reference_s2 is not None:
             ref = np.asarray(reference_s2, np.float32)
@@ -482,9 +493,43 @@ class ScatteringSpectra(eqx.Module):
         var = np.maximum(s2 - n * mean**2, 0.0) / max(n - 1, 1)
         return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
 
+    def preconditioner(self, s2=None) -> np.ndarray:
+        """Spectral weights p(k) for synthesis, ``(H, W//2 + 1)`` float32 (mean 1): the band-wise wavelet power
+
+            p(k) = Σ_λ S2(λ) ψ̂_λ(k)² / Σ_λ ψ̂_λ(k)²
+
+        of ``s2`` (J, L) (default: ``reference_s2``); below the coarsest band p = mean_l S2(J−1, l),
+        outside the finest one p = mean_l S2(0, l). Why: with log S2 in Φ and σ(log S2_λ) ∝ 1/√(modes
+        in band λ), the Gauss–Newton curvature of ℓ along a mode k of band λ scales as 1/(P_λ·A_λ) ∝
+        1/S2(λ) (P the power per mode, A the band's area), so H₀ = M = F⁻¹ diag(p) F is the inverse
+        Hessian's scale-by-scale shape that L-BFGS (:mod:`phigen.scattering.lbfgs`) cannot learn
+        from 20 pairs when S2 spans decades across scales.
+        """
+        if s2 is None:
+            if self.reference_s2 is None:
+                raise ParameterError("preconditioner() needs s2 (J, L) or a reference_s2 (see with_reference)")
+            s2 = self.reference_s2
+        s2 = np.asarray(s2, np.float64)
+        if s2.shape != (self.J, self.L) or not np.all(np.isfinite(s2)) or np.any(s2 <= 0):
+            raise ParameterError(f"s2 must be a positive finite (J, L) = {(self.J, self.L)} array; got shape {s2.shape}")
+        h, w = self.shape
+        sq = np.asarray(self.psi, np.float64) ** 2                               # (J, L, H, W)
+        den = sq.sum((0, 1))
+        num = np.einsum("jl,jlhw->hw", s2, sq)
+        k = np.hypot(2 * np.pi * np.fft.fftfreq(h)[:, None], 2 * np.pi * np.fft.fftfreq(w)[None, :])
+        xi = 0.75 * np.pi / 2.0 ** np.arange(self.J)                              # both filter kinds
+        outside = np.where(k < xi[-1], s2[-1].mean(), s2[0].mean())
+        covered = den > 1e-3 * den.max()
+        p = np.where(covered, num / np.where(covered, den, 1.0), outside)
+        # p(k) = p(−k), so that q ↦ irfft2(p · rfft2(q)) is a symmetric map on real fields
+        p = 0.5 * (p + np.roll(np.flip(p, axis=(0, 1)), 1, axis=(0, 1)))
+        p = p[:, : w // 2 + 1]
+        return (p / p.mean()).astype(np.float32)
+
     # -- cost ------------------------------------------------------------------------------------
     def flop_estimate(self) -> dict:
-        """Analytic FLOP count per field (FFT = 5 V log2 V real flops) and the largest live tensors (bytes)."""
+        """Analytic FLOP count of the forward pass per field (FFT = 5 V log2 V real flops for a complex
+        transform, half that for a real one) and the largest live tensors (bytes)."""
         h, w = self.shape
         v = h * w
         J, L = self.J, self.L
@@ -492,11 +537,12 @@ class ScatteringSpectra(eqx.Module):
         first = fft + J * L * (1.5 * fft + 14 * v)  # x̂ψ̂ (6V), complex ifft, modulus (~8V), real rfft
         second = 0.0
         for j in range(J):
-            k = int(self.sq_boxes[j][0].shape[1])       # 2 × half-plane modes of box j ([Re; Im] rows)
-            a = (j + 1) * L
-            second += 4 * L * k + 2 * a * 2 * L * k     # C01: weights, (a × k) @ (k × 2L)
-            second += 4 * L * a * k + 2 * 2 * L * a * k * a  # C11: weights, (2La × k) @ (k × a)
-        kept = sum(int(self.sq_boxes[j][0].shape[1]) for j in range(J)) * L * 4
+            k = int(self.sq_boxes[j][0].shape[1])       # half-plane modes of box j
+            a = _rows(j, self.plan.strict_scales) * L
+            if a:
+                second += 4 * (2 * a * L * k + L * k)           # C01: four (a × K)·(K × L) contractions
+                second += 3 * (2 * a * a * L * k + a * L * k)   # C11: three (aL × K)·(K × a) contractions
+        kept = sum(int(self.sq_boxes[j][0].shape[1]) for j in range(J)) * L * 8   # complex64 Î on the boxes
         return {"flops_first_layer": first, "flops_second_layer": second, "flops_total": first + second,
                 "bytes_modulus_fourier_kept": float(kept), "bytes_one_scale_full": float(L * v * 8 * 3)}
 

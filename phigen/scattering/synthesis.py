@@ -5,18 +5,19 @@ training fields, so a typical training field scores ≈ 1):
 
     ℓ(x) = (1/n) Σ_i ((Φ_i(x) − Φ̄_i) / σ_i)²        (n = number of statistics)
 
-Many fields are synthesised at once, each with ITS OWN L-BFGS run (history, line search, step):
-the optax ``lbfgs`` update of one field is ``vmap``-ed over the batch, so fields never share a
-step size or curvature pairs (a summed batch loss would couple them through the line search).
+Many fields are synthesised at once, each with ITS OWN L-BFGS run (:mod:`phigen.scattering.lbfgs`:
+own curvature pairs, own step acceptance), advanced in lock-step so that every iteration is ONE
+batched evaluation of ℓ and ∇ℓ for all fields (the loss of one field is ``vmap``-ed): no field
+waits on another's line search and a summed batch loss never couples them. ``steps`` counts these
+iterations (= loss+gradient evaluations per field, as in the reference recipe, torch L-BFGS without
+line search); a trial step that fails the Armijo test is backtracked in the field's next iteration.
 Iterations run in jitted ``lax.scan`` chunks under a Python loop that drives a progress bar; the
 last, shorter chunk reuses the compiled chunk with the steps past the end masked out.
-
-A field whose update turns non-finite (a line search at a converged point can produce 0/0) keeps
-its previous iterate and optimiser state, so one converged field never poisons the batch.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import numpy as np
 
 from .._validation import check_int_at_least
 from ..errors import InputError, ParameterError
+from .lbfgs import lbfgs_init, lbfgs_step
 
 __all__ = ["SynthesisConfig", "SynthesisResult", "statistics_loss", "statistics_scales", "minimize_fields",
            "synthesize"]
@@ -37,17 +39,21 @@ __all__ = ["SynthesisConfig", "SynthesisResult", "statistics_loss", "statistics_
 class SynthesisConfig:
     """L-BFGS settings for microcanonical synthesis.
 
-    steps : L-BFGS iterations per field (the scattering-spectra reference recipe uses ~300).
+    steps : L-BFGS iterations per field, each ONE evaluation of ℓ and ∇ℓ (the scattering-spectra
+        reference recipe uses 300).
     memory_size : number of curvature pairs L-BFGS keeps.
-    max_linesearch_steps : cap on the zoom line search of each iteration.
+    initial_step : RMS pixel change of the first (gradient) step, in units of the starting field's
+        pixel standard deviation; later steps are scaled by the learnt curvature.
+    armijo : sufficient-decrease constant c₁ of the step acceptance test.
     chunk_size : iterations per jitted ``lax.scan`` chunk (the progress bar advances per chunk).
-    batch_size : fields optimised together in one vmapped run (``None``: all of them); bounds memory.
+    batch_size : fields optimised together in one batched run (``None``: all of them); bounds memory.
     progress : tqdm bar; ``None`` means "when attached to a terminal", ``False`` never.
     """
 
     steps: int = 300
-    memory_size: int = 10
-    max_linesearch_steps: int = 20
+    memory_size: int = 20
+    initial_step: float = 0.1
+    armijo: float = 1e-4
     chunk_size: int = 25
     batch_size: int | None = None
     progress: bool | None = None
@@ -55,9 +61,11 @@ class SynthesisConfig:
     def __post_init__(self):
         object.__setattr__(self, "steps", check_int_at_least(self.steps, "steps", 0))
         object.__setattr__(self, "memory_size", check_int_at_least(self.memory_size, "memory_size", 1))
-        object.__setattr__(self, "max_linesearch_steps",
-                           check_int_at_least(self.max_linesearch_steps, "max_linesearch_steps", 1))
         object.__setattr__(self, "chunk_size", check_int_at_least(self.chunk_size, "chunk_size", 1))
+        if not (np.isfinite(self.initial_step) and self.initial_step > 0):
+            raise ParameterError(f"initial_step must be > 0; got {self.initial_step!r}")
+        if not 0 < self.armijo < 0.5:
+            raise ParameterError(f"armijo must be in (0, 0.5); got {self.armijo!r}")
         if self.batch_size is not None:
             object.__setattr__(self, "batch_size", check_int_at_least(self.batch_size, "batch_size", 1))
 
@@ -68,7 +76,8 @@ class SynthesisResult(NamedTuple):
     initial_loss: np.ndarray  # (N,) loss of each starting field
     loss_history: np.ndarray  # (n_chunks + 1, N) loss at the start and after every chunk
     seconds: float            # wall time of the optimisation (compilation included)
-    steps: int                # L-BFGS iterations run per field
+    steps: int                # L-BFGS iterations (loss+gradient evaluations) run per field
+    accepted: np.ndarray | None = None  # (N,) iterations whose trial step was accepted
 
 
 def statistics_scales(rows, *, rel_floor: float = 1e-3):
@@ -103,45 +112,50 @@ def statistics_loss(stats_fn: Callable, target, scale) -> Callable:
     return loss
 
 
-def _select(ok, new, old):
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+def _spectral_map(weights, shape):
+    """M q = irfft2(p · rfft2(q)) per field, on flattened fields (N, H·W): symmetric positive definite
+    for p > 0 (p(k) = p(−k) holds by construction on the half plane); ``None`` weights: no map."""
+    if weights is None:
+        return None
+
+    def apply(q):
+        qf = jnp.fft.rfft2(q.reshape((-1,) + shape))
+        return jnp.fft.irfft2(qf * weights, s=shape).reshape(q.shape)
+
+    return apply
 
 
 def _build(loss: Callable, config: SynthesisConfig):
-    """(init, chunk) jitted functions for a batch of fields, each running its own L-BFGS."""
-    import optax
+    """(init, chunk) jitted functions for a batch of fields, each running its own L-BFGS.
 
-    opt = optax.lbfgs(memory_size=config.memory_size,
-                      linesearch=optax.scale_by_zoom_linesearch(
-                          max_linesearch_steps=config.max_linesearch_steps, initial_guess_strategy="one"))
-    value_and_grad = jax.value_and_grad(loss)
+    Both take the preconditioner weights (``None`` or (H, W//2+1)) as an argument, so one loss
+    serves preconditioned and plain runs (each traced once)."""
+    one = jax.value_and_grad(loss)
 
-    def init_one(x):
-        value, grad = value_and_grad(x)
-        return opt.init(x), value, grad
-
-    def step_one(x, state, value, grad):
-        updates, new_state = opt.update(grad, state, x, value=value, grad=grad, value_fn=loss)
-        new_x = x + updates
-        # The line search already evaluated ℓ and ∇ℓ at the accepted point: reuse them.
-        new_value = optax.tree.get(new_state, "value")
-        new_grad = optax.tree.get(new_state, "grad")
-        ok = jnp.isfinite(new_value) & jnp.all(jnp.isfinite(new_x)) & jnp.all(jnp.isfinite(new_grad))
-        return _select(ok, (new_x, new_state, new_value, new_grad), (x, state, value, grad))
-
-    step_batch = jax.vmap(step_one)
+    def value_and_grad(xflat, shape):
+        value, grad = jax.vmap(one)(xflat.reshape((-1,) + shape))
+        return value, grad.reshape(xflat.shape)
 
     @jax.jit
-    def init(x):
-        return jax.vmap(init_one)(x)
+    def init(x, weights):
+        shape = x.shape[1:]
+        vg = lambda z: value_and_grad(z, shape)  # noqa: E731
+        return lbfgs_init(vg, x.reshape(x.shape[0], -1), config.memory_size, config.initial_step,
+                          _spectral_map(weights, shape))
 
-    @jax.jit
-    def chunk(x, state, value, grad, n_valid):
-        def body(carry, i):
-            return jax.lax.cond(i < n_valid, lambda c: step_batch(*c), lambda c: c, carry), None
+    @functools.partial(jax.jit, static_argnames=("shape",), donate_argnums=(0,))
+    def chunk(state, n_valid, weights, shape):
+        vg = lambda z: value_and_grad(z, shape)  # noqa: E731
+        precondition = _spectral_map(weights, shape)
 
-        (x, state, value, grad), _ = jax.lax.scan(body, (x, state, value, grad), jnp.arange(config.chunk_size))
-        return x, state, value, grad
+        def body(st, i):
+            def advance(s):
+                return lbfgs_step(vg, s, armijo=config.armijo, precondition=precondition)
+
+            return jax.lax.cond(i < n_valid, advance, lambda s: s, st), None
+
+        state, _ = jax.lax.scan(body, state, jnp.arange(config.chunk_size))
+        return state
 
     return init, chunk
 
@@ -154,7 +168,7 @@ _MAX_COMPILED = 8
 
 
 def _compiled(loss, config):
-    key = (id(loss), config.memory_size, config.max_linesearch_steps, config.chunk_size)
+    key = (id(loss), config.memory_size, config.initial_step, config.armijo, config.chunk_size)
     hit = _COMPILED.get(key)
     if hit is not None and hit[0] is loss:
         _COMPILED.move_to_end(key)
@@ -166,22 +180,33 @@ def _compiled(loss, config):
     return fns
 
 
-def minimize_fields(loss: Callable, x0, config: SynthesisConfig = SynthesisConfig()) -> SynthesisResult:
+def minimize_fields(loss: Callable, x0, config: SynthesisConfig = SynthesisConfig(), *,
+                    preconditioner=None) -> SynthesisResult:
     """Minimise ``loss`` (one field (H, W) → scalar) independently for every field of ``x0`` (N, H, W).
 
-    Runs ``config.steps`` L-BFGS iterations per field, ``config.batch_size`` fields per vmapped run.
+    Runs ``config.steps`` L-BFGS iterations per field, ``config.batch_size`` fields per batched run.
+    ``preconditioner``: positive spectral weights p(k), (H, W//2 + 1), making the initial inverse
+    Hessian γ F⁻¹ diag(p) F (e.g. :meth:`ScatteringSpectra.preconditioner`); ``None``: γ I.
     """
     from tqdm.auto import tqdm
 
     x0 = jnp.asarray(x0, jnp.float32)
     if x0.ndim != 3:
         raise InputError(f"starting fields must be (N, H, W); got shape {tuple(x0.shape)}")
-    n = x0.shape[0]
+    n, shape = x0.shape[0], tuple(int(s) for s in x0.shape[1:])
+    if preconditioner is not None:
+        preconditioner = np.asarray(preconditioner, np.float32)
+        if preconditioner.shape != (shape[0], shape[1] // 2 + 1):
+            raise InputError(f"preconditioner must have shape (H, W//2 + 1) = {(shape[0], shape[1] // 2 + 1)}; "
+                             f"got {preconditioner.shape}")
+        if not (np.all(np.isfinite(preconditioner)) and np.all(preconditioner > 0)):
+            raise InputError("preconditioner weights must be finite and > 0")
+        preconditioner = jnp.asarray(preconditioner)
     bs = n if config.batch_size is None else min(n, config.batch_size)
     init, chunk = _compiled(loss, config)
     n_chunks = -(-config.steps // config.chunk_size)
     t0 = time.perf_counter()
-    out_x, out_loss, out_init, history = [], [], [], []
+    out_x, out_loss, out_init, out_acc, history = [], [], [], [], []
     bar = tqdm(total=config.steps * n, desc="L-BFGS synthesis", unit="field-it", disable=(
         None if config.progress is None else not config.progress), leave=False)
     try:
@@ -190,34 +215,38 @@ def minimize_fields(loss: Callable, x0, config: SynthesisConfig = SynthesisConfi
             used = x.shape[0]
             if used < bs:  # pad the last batch so every batch reuses one compilation
                 x = jnp.concatenate([x, x0[:bs - used]])
-            state, value, grad = init(x)
-            hist = [np.asarray(value)[:used]]
+            state = init(x, preconditioner)
+            hist = [np.asarray(state.value)[:used]]
             done = 0
             for _ in range(n_chunks):
                 n_valid = min(config.chunk_size, config.steps - done)
-                x, state, value, grad = chunk(x, state, value, grad, jnp.int32(n_valid))
+                state = chunk(state, jnp.int32(n_valid), preconditioner, shape)
                 done += n_valid
-                v = np.asarray(value)[:used]
+                v = np.asarray(state.value)[:used]
                 hist.append(v)
                 bar.update(n_valid * used)
                 bar.set_postfix(median_loss=f"{np.median(v):.3g}")
-            out_x.append(np.asarray(x)[:used])
+            out_x.append(np.asarray(state.x).reshape((-1,) + shape)[:used])
+            out_acc.append(np.asarray(state.accepted)[:used])
             out_loss.append(hist[-1])
             out_init.append(hist[0])
             history.append(np.stack(hist))
     finally:
         bar.close()
     return SynthesisResult(np.concatenate(out_x), np.concatenate(out_loss), np.concatenate(out_init),
-                           np.concatenate(history, axis=1), time.perf_counter() - t0, config.steps)
+                           np.concatenate(history, axis=1), time.perf_counter() - t0, config.steps,
+                           np.concatenate(out_acc))
 
 
 def synthesize(key, loss: Callable, n: int, shape, *, mean: float = 0.0, std: float = 1.0,
-               config: SynthesisConfig = SynthesisConfig()) -> SynthesisResult:
+               config: SynthesisConfig = SynthesisConfig(), preconditioner=None) -> SynthesisResult:
     """Microcanonical synthesis of ``n`` fields of ``shape`` (H, W) minimising ``loss``.
 
     Each field starts as white noise ``mean + std·ξ`` (ξ ~ N(0, 1) per pixel, drawn from ``key``)
     and is optimised by its own L-BFGS run (:func:`minimize_fields`). Build ``loss`` once with
     :func:`statistics_loss` and keep it: the compiled optimiser is cached on its identity.
+    ``preconditioner``: spectral weights (H, W//2 + 1) for the initial inverse Hessian, see
+    :func:`minimize_fields`.
     """
     n = check_int_at_least(n, "n", 1)
     shape = tuple(int(s) for s in shape)
@@ -226,4 +255,4 @@ def synthesize(key, loss: Callable, n: int, shape, *, mean: float = 0.0, std: fl
     if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
         raise ParameterError(f"mean must be finite and std > 0; got mean={mean!r}, std={std!r}")
     x0 = mean + std * jax.random.normal(key, (n, *shape), jnp.float32)
-    return minimize_fields(loss, x0, config)
+    return minimize_fields(loss, x0, config, preconditioner=preconditioner)
