@@ -3,11 +3,17 @@
 The dataset's deterministic split (:meth:`FieldDataset.split` with ``seed``) gives a training part
 and a held-out truth. Each model is fitted on the training part (or loaded from a model file),
 samples as many fields as the held-out set, and is judged by :func:`phigen.stats.compare` next to
-the truth-vs-truth floor (DESIGN §10), by field-specific statistics (φ⁴: Binder U₄ and χ;
+the truth-vs-truth floor (DESIGN §10), by the scattering-spectra distance
+(:func:`scattering_distance`, same splits), by field-specific statistics (φ⁴: Binder U₄ and χ;
 turbulence: flatness at the smallest separation; cosmic web: peak counts) and by the memorisation
-check (:func:`phigen.stats.memorisation.memorisation_check`). ``out_dir`` receives ``report.md``,
+check (:func:`memorisation`: :func:`phigen.stats.memorisation.memorisation_check`, and whether the
+samples are closer to the training set than to held-out fields). ``out_dir`` receives ``report.md``,
 ``report.html``, ``metrics.json``, ``figures/*.png``, ``samples/<model>.h5`` and the fitted
 ``models/<model>.h5``.
+
+Symmetry-aware fitting: when the field's law is exactly invariant under φ → −φ (φ⁴) and a model's
+``fit`` takes a ``sign_symmetric`` option, it is fitted with ``sign_symmetric=True`` unless the
+caller's fit options set it; ``metrics.json`` records the value and who set it.
 """
 
 from __future__ import annotations
@@ -25,11 +31,22 @@ import numpy as np
 
 from . import errors as E
 
-__all__ = ["compare_models", "TABLE_COLUMNS"]
+__all__ = ["compare_models", "scattering_distance", "field_statistics", "write_report", "TABLE_COLUMNS"]
 
 # (statistic, distance) shown in the table; every distance is in metrics.json.
 TABLE_COLUMNS = (("power_spectrum", "chi2", "P(k) χ²"), ("pdf", "w1", "PDF W₁/σ"),
-                 ("bispectrum", "chi2_B", "bispectrum χ²"), ("minkowski", "chi2", "Minkowski χ²"))
+                 ("bispectrum", "chi2_B", "bispectrum χ²"), ("minkowski", "chi2", "Minkowski χ²"),
+                 ("scattering_spectra", "chi2", "scattering χ²"))
+
+# Scattering-spectra distance: a few scales only. The large scales are already judged by P(k), and
+# J = 3 keeps Φ at ~300 numbers per field (one compilation, a second or two per ensemble on a CPU).
+SCATTERING_J = 3
+SCATTERING_L = 4
+_CHUNK = 16  # fields per jitted Φ call (the last chunk padded), as in phigen.stats.compare
+
+# Fields whose law is exactly invariant under φ → −φ alone. 2D vorticity is invariant only under
+# φ → −φ combined with a reflection (and a log-density never), so a sign-augmented fit would be wrong there.
+_SIGN_SYMMETRIC_FIELDS = ("phi4",)
 
 
 def _say(progress, msg: str) -> None:
@@ -108,6 +125,126 @@ def _default_symmetries(field: str) -> tuple[str, ...]:
     return ("shifts", "dihedral") if field == "cosmic-web" else ("shifts", "dihedral", "sign")
 
 
+def memorisation(samples, train, held_out, *, symmetries, z: float = 4.0) -> dict:
+    """:func:`~phigen.stats.memorisation.memorisation_check`, and whether the closeness is specific to
+    the training set.
+
+    The check alone flags samples closer to the training set than fresh truth is (``fraction_below``
+    above its expectation); a model of another law can do that without copying anything (a Gaussian
+    field with a larger |m| than any truth field is close to every large-|m| field). Copies are close
+    to the *training* fields only. So the check is repeated with two reference sets — the training set,
+    and n = n_held_out // 2 held-out fields — each calibrated by the same n other held-out fields
+    (fresh truth): ``specificity`` = fraction_below(train) − fraction_below(held-out), ≈ 0 for a model
+    that never saw the training set (each threshold absorbs how densely its own reference set, of
+    whatever size, covers the law), ≈ 1 for a copier. ``memorised`` = the check's
+    flag and a specificity above z times its standard deviation (the two checks' spreads in
+    quadrature); the check's own flag stays in ``closer_than_truth``.
+    """
+    from .stats.memorisation import memorisation_check
+
+    check = memorisation_check(samples, train, held_out, symmetries=symmetries, z=z)
+    out = {**check, "closer_than_truth": check["memorised"]}
+    n = len(held_out) // 2
+    if n < 1:  # too few held-out fields to calibrate a second reference set: the check alone decides
+        return {**out, "specificity": None}
+    fresh = held_out[n:2 * n]
+    to_train = memorisation_check(samples, train, fresh, symmetries=symmetries, z=z)
+    to_held = memorisation_check(samples, held_out[:n], fresh, symmetries=symmetries, z=z)
+    diff = to_train["fraction_below"] - to_held["fraction_below"]
+    std = math.hypot(to_train["fraction_std"], to_held["fraction_std"])
+    spec = {"value": diff, "std": std, "n_held_out_reference": n, "fraction_below_train": to_train["fraction_below"],
+            "fraction_below_held_out": to_held["fraction_below"], "expected_fraction": to_train["expected_fraction"]}
+    return {**out, "specificity": spec, "memorised": bool(check["memorised"] and diff > z * std)}
+
+
+def _takes_option(kind: str, name: str) -> bool:
+    """Does model ``kind``'s ``fit`` take the keyword option ``name``? (signature inspection)"""
+    import inspect
+
+    from .models import get_model_class
+
+    p = inspect.signature(get_model_class(kind).fit).parameters.get(name)
+    return p is not None and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _symmetry_fit_options(kind: str, field: str, options: Mapping) -> tuple[dict, dict]:
+    """Fit options with ``sign_symmetric=True`` added where the field has the sign symmetry and the
+    model can use it (the caller's own setting wins); and the record of that decision."""
+    opts = dict(options)
+    if "sign_symmetric" in opts:
+        return opts, {"sign_symmetric": bool(opts["sign_symmetric"]), "set_by": "fit options"}
+    if not _takes_option(kind, "sign_symmetric"):
+        return opts, {"sign_symmetric": None, "set_by": "model has no sign_symmetric option"}
+    if field not in _SIGN_SYMMETRIC_FIELDS:
+        return opts, {"sign_symmetric": False, "set_by": f"compare ({field!r} fields lack the φ → −φ symmetry)"}
+    opts["sign_symmetric"] = True
+    return opts, {"sign_symmetric": True, "set_by": f"compare ({field!r} fields have the φ → −φ symmetry)"}
+
+
+def _splits(n_s: int, n_t: int, seed: int, n_splits: int):
+    """The (samples, A, B) index triples of :func:`phigen.stats.compare` for the same seed — the
+    same random-number sequence, so every distance of a model is measured on the same halves."""
+    m = min(n_s, n_t // 2)
+    rng = np.random.default_rng(seed)
+    for _ in range(n_splits):
+        perm = rng.permutation(n_t)
+        a_idx, b_idx = np.sort(perm[:m]), np.sort(perm[m:2 * m])
+        s_idx = np.sort(rng.choice(n_s, size=m, replace=False)) if n_s > m else np.arange(n_s)
+        yield s_idx, a_idx, b_idx
+
+
+def _scattering_rows(stats, x) -> np.ndarray:
+    """Φ of every field ``(N, H, W) -> (N, n_stats)`` float64, in fixed-size chunks (one compilation);
+    the last chunk is padded with copies of its first field (zeros would make log S2 = −inf)."""
+    parts = []
+    for start in range(0, x.shape[0], _CHUNK):
+        block = x[start:start + _CHUNK]
+        used = block.shape[0]
+        if used < _CHUNK:
+            block = np.concatenate([block, np.repeat(block[:1], _CHUNK - used, axis=0)])
+        parts.append(np.asarray(stats(block), np.float64)[:used])
+    return np.concatenate(parts)
+
+
+def scattering_distance(samples, truth, *, seed: int = 0, n_splits: int = 3, J: int | None = None,
+                        L: int = SCATTERING_L) -> dict:
+    """Scattering-spectra distance of ``samples`` to ``truth`` (both ``(N, H, W)``) next to the floor.
+
+    Φ = isotropic scattering spectra (mean, log S2, S1/√S2, C01, C11; each field normalised by its own
+    S2; :class:`phigen.scattering.ScatteringSpectra`) with ``J`` scales (default min(3, log2(side) − 2))
+    and ``L`` orientations. Distance: χ² per component of the difference of set means,
+    ``mean_i (Φ̄_A,i − Φ̄_B,i)² / (s_i² (1/m_A + 1/m_B))`` with s_i the truth's std (the χ² of
+    :mod:`phigen.stats.compare`): ≈ 1 between two halves of the truth. ``model`` = d(S, B),
+    ``floor`` = d(A, B), mean and std over the splits of :func:`phigen.stats.compare` (same seed).
+    Returns ``{"J", "L", "n_stats", "samples": {"mean", "std"}, "truth": {...}, "distances": {"chi2": ...}}``.
+    """
+    from ._validation import as_fields, check_int_at_least
+    from .scattering import ScatteringSpectra, default_J
+    from .stats.compare import _chi2, _spread
+
+    xs = np.asarray(as_fields(samples, name="samples"), np.float32)
+    xt = np.asarray(as_fields(truth, name="truth"), np.float32)
+    if xs.shape[-2:] != xt.shape[-2:]:
+        raise E.InputError(f"samples and truth must have the same field shape; got {xs.shape[-2:]} and {xt.shape[-2:]}")
+    if xt.shape[0] < 2:
+        raise E.InputError(f"truth needs at least 2 fields for the truth-vs-truth floor; got {xt.shape[0]}")
+    n_splits = check_int_at_least(n_splits, "n_splits", 1)
+    J = min(SCATTERING_J, default_J(xt.shape[-2:])) if J is None else check_int_at_least(J, "J", 1)
+    stats = ScatteringSpectra(tuple(xt.shape[-2:]), J, L)
+    s_rows, t_rows = _scattering_rows(stats, xs), _scattering_rows(stats, xt)
+    scale = _spread(t_rows)
+    model, floor = [], []
+    for s_idx, a_idx, b_idx in _splits(len(xs), len(xt), seed, n_splits):
+        model.append(_chi2(s_rows[s_idx], t_rows[b_idx], scale))
+        floor.append(_chi2(t_rows[a_idx], t_rows[b_idx], scale))
+    model, floor = np.asarray(model), np.asarray(floor)
+    return {"J": int(J), "L": int(L), "n_stats": int(stats.n_stats),
+            "samples": {"mean": s_rows.mean(0).tolist(), "std": s_rows.std(0, ddof=1).tolist() if len(xs) > 1 else None},
+            "truth": {"mean": t_rows.mean(0).tolist(), "std": t_rows.std(0, ddof=1).tolist()},
+            "distances": {"chi2": {"model": float(model.mean()), "model_std": float(model.std()),
+                                   "floor": float(floor.mean()), "floor_std": float(floor.std())}}}
+
+
 def _fmt(v, err=None, digits=4) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
@@ -132,7 +269,10 @@ def _table(metrics: dict) -> tuple[list[str], list[list[str]]]:
         row = [name] + [_fmt(m["distances"][s][d]["model"], m["distances"][s][d]["model_std"]) for s, d, _ in TABLE_COLUMNS]
         row += [_fmt(m["field_statistics"][k]["value"], m["field_statistics"][k]["error"]) for k in field_keys]
         mem = m["memorisation"]
-        row += [f"{'YES' if mem['memorised'] else 'no'} ({mem['fraction_below']:.2f})", str(m["n_params"]),
+        spec = mem.get("specificity") or {}
+        row += [f"{'YES' if mem['memorised'] else 'no'} ({mem['fraction_below']:.2f}"
+                + (f", {spec['value']:+.2f})" if spec else ")"),
+                str(m["n_params"]),
                 _fmt(m["fit_seconds"], digits=3), _fmt(m["sample_seconds_per_field"], digits=3)]
         rows.append(row)
     return header, rows
@@ -144,30 +284,82 @@ _NOTES = [
     "pixel std. Each is the mean ± std over random splits of the held-out truth; the floor is the same "
     "distance between two disjoint halves of the truth. A model is as good as the truth on a statistic "
     "when its distance is within the floor's spread.",
-    "Memorised?: fraction of samples closer (modulo shifts, rotations/reflections and, where it applies, "
-    "φ → −φ) to a training field than the 1st percentile of held-out→training distances; YES when it "
-    "exceeds the fraction expected for fresh truth by more than 4 standard deviations.",
+    "Scattering χ²: the same χ² over the isotropic scattering spectra Φ (mean, log S2, S1/√S2, C01, C11, "
+    "each field normalised by its own S2) with the J scales and L orientations given below.",
+    "Field statistics (U₄, χ, flatness, peaks): value ± standard error of each ensemble; the floor row "
+    "holds the held-out truth's own value.",
+    "Memorised? (a, b): a = fraction of samples closer (modulo shifts, rotations/reflections and, where it "
+    "applies, φ → −φ) to a training field than the 1st percentile of held-out→training distances (≈ 0.01 "
+    "for fresh truth); b = the same fraction against the training set minus that against half of the "
+    "held-out fields, each calibrated by the other half (≈ 0 unless the closeness is specific to the "
+    "training set). YES when a exceeds what fresh truth gives AND b exceeds 0, each by more than 4 standard "
+    "deviations: a model of another law can sit close to the data without copying the training set.",
     "Sampling time per field includes JIT compilation; fit time is as recorded by the model.",
 ]
+
+
+def _options_text(opts: Mapping) -> str:
+    return ", ".join(f"{k}={v}" for k, v in opts.items()) or "defaults"
+
+
+def _model_lines(metrics: dict) -> list[str]:
+    """One line per model: how it was fitted (options, symmetry, model file) and sampled."""
+    lines = []
+    for name, m in metrics["models"].items():
+        sym = m.get("symmetry_fit") or {}
+        how = f"loaded from {m['model_file']}" if m.get("loaded") else f"fit: {_options_text(m.get('fit_options_used', {}))}"
+        txt = f"{name} — {how}; sampling: {_options_text(m.get('sample_options', {}))}"
+        if sym.get("sign_symmetric") is not None:
+            txt += f"; sign_symmetric={sym['sign_symmetric']} (set by {sym['set_by']})"
+        lines.append(txt)
+    return lines
+
+
+def _specificity_text(mem: dict) -> str:
+    spec = mem.get("specificity")
+    if not spec:
+        return "—"
+    return (f"{spec['fraction_below_train']:.3g} − {spec['fraction_below_held_out']:.3g} = {spec['value']:+.3g} "
+            f"± {spec['std']:.2g}")
+
+
+def _memorisation_flag(mem: dict) -> str:
+    if mem["memorised"]:
+        return "MEMORISED"
+    return "ok (close to the data, not to the training set)" if mem.get("closer_than_truth") else "ok"
 
 
 def _markdown(metrics: dict, figures: dict) -> str:
     header, rows = _table(metrics)
     d = metrics["data"]
-    lines = [f"# phigen compare: {d['field']} ({Path(d['path']).name})", "",
-             f"{d['n_train']} training fields, {d['n_held_out']} held-out truth fields of "
-             f"{d['shape'][0]}×{d['shape'][1]} (split seed {metrics['seed']}); each model drew "
-             f"{d['n_held_out']} samples.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    sc = metrics.get("scattering_spectra", {})
+    lines = [f"# phigen compare: {d['field']} ({Path(d['path']).name})", ""]
+    if metrics.get("preamble"):
+        lines += list(metrics["preamble"]) + [""]
+    lines += [f"{d['n_train']} training fields, {d['n_held_out']} held-out truth fields of "
+              f"{d['shape'][0]}×{d['shape'][1]} (split seed {metrics['seed']}); each model drew "
+              f"{d['n_held_out']} samples.", "",
+              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += [""] + [f"- {n}" for n in _NOTES] + ["", "## Memorisation", "",
-                                                   "| model | median NN to train (samples) | median NN to train (held-out) "
-                                                   "| fraction below threshold | expected | flag |", "|---|---|---|---|---|---|"]
+    lines += [""] + [f"- {n}" for n in _NOTES]
+    if sc:
+        lines.append(f"- Scattering spectra: J = {sc['J']}, L = {sc['L']}, {sc['n_stats']} coefficients per field.")
+    lines += ["", "## Models", ""] + [f"- {t}" for t in _model_lines(metrics)]
+    if metrics.get("timings"):
+        t = metrics["timings"]
+        lines += ["", f"Total {t['total']:.0f} s (truth statistics {t['truth']:.1f} s, figures {t['figures']:.1f} s; "
+                      "per model: " + "; ".join(f"{k} fit {v['fit']:.1f} s, sample {v['sample']:.1f} s, "
+                                                 f"statistics {v['statistics']:.1f} s" for k, v in t["models"].items())
+                  + ")."]
+    lines += ["", "## Memorisation", "",
+              "| model | median NN to train (samples) | median NN to train (held-out) "
+              "| fraction below threshold | expected | specificity (train − held-out) | flag |", "|---|---|---|---|---|---|---|"]
     for name, m in metrics["models"].items():
         mem = m["memorisation"]
         lines.append(f"| {name} | {mem['samples_to_train']['median']:.4g} | {mem['held_out_to_train']['median']:.4g} | "
                      f"{mem['fraction_below']:.3g} | {mem['expected_fraction']:.3g} ± {mem['fraction_std']:.2g} | "
-                     f"{'MEMORISED' if mem['memorised'] else 'ok'} |")
+                     f"{_specificity_text(mem)} | "
+                     f"{_memorisation_flag(mem)} |")
     lines += ["", "## Figures", ""]
     lines += [f"![{k}]({v})" for k, v in figures.items()]
     lines += ["", f"Samples: {', '.join(m['samples_file'] for m in metrics['models'].values())}; "
@@ -184,37 +376,60 @@ def _html(metrics: dict, figures: dict) -> str:
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #999;padding:4px 8px;text-align:right}td:first-child{text-align:left}"
              "img{max-width:48%;margin:4px}</style></head><body>",
-             f"<h1>phigen compare: {esc(d['field'])} ({esc(Path(d['path']).name)})</h1>",
-             f"<p>{d['n_train']} training fields, {d['n_held_out']} held-out truth fields of "
-             f"{d['shape'][0]}×{d['shape'][1]}; each model drew {d['n_held_out']} samples.</p>",
-             "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+             f"<h1>phigen compare: {esc(d['field'])} ({esc(Path(d['path']).name)})</h1>"]
+    parts += [f"<p>{esc(line)}</p>" for line in metrics.get("preamble") or [] if line.strip()]
+    parts += [f"<p>{d['n_train']} training fields, {d['n_held_out']} held-out truth fields of "
+              f"{d['shape'][0]}×{d['shape'][1]}; each model drew {d['n_held_out']} samples.</p>",
+              "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
     parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows]
-    parts += ["</table>"] + [f"<p>{esc(n)}</p>" for n in _NOTES] + ["<h2>Figures</h2>"]
+    parts += ["</table>"] + [f"<p>{esc(n)}</p>" for n in _NOTES]
+    parts += ["<h2>Models</h2><ul>"] + [f"<li>{esc(t)}</li>" for t in _model_lines(metrics)] + ["</ul>"]
+    parts += ["<h2>Figures</h2>"]
     parts += [f"<img src='{esc(v)}' alt='{esc(k)}'>" for k, v in figures.items()]
     parts += ["</body></html>", ""]
     return "\n".join(parts)
+
+
+def write_report(metrics: dict, out_dir) -> dict:
+    """(Re)write ``metrics.json``, ``report.md`` and ``report.html`` in ``out_dir`` from ``metrics``
+    (as returned by :func:`compare_models`; callers may add keys, e.g. a ``preamble`` list of
+    Markdown lines shown under the title). Returns the ``report`` paths and table lines."""
+    out = Path(out_dir)
+    clean = _finite({k: v for k, v in metrics.items() if k != "report"})
+    figures = clean.get("figures", {})
+    (out / "metrics.json").write_text(json.dumps(clean, indent=1, allow_nan=False) + "\n")
+    (out / "report.md").write_text(_markdown(clean, figures))
+    (out / "report.html").write_text(_html(clean, figures))
+    header, rows = _table(clean)
+    return {"dir": str(out), "markdown": str(out / "report.md"), "html": str(out / "report.html"),
+            "metrics": str(out / "metrics.json"),
+            "table_lines": ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(r) + " |" for r in rows]}
 
 
 def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test_fraction: float = 0.5,
                    seed: int = 0, fit_options: Mapping[str, Mapping] | None = None,
                    sample_options: Mapping[str, Mapping] | None = None,
                    model_files: Mapping[str, str] | None = None, n_splits: int = 3,
+                   preamble: Sequence[str] | None = None,
                    progress: bool | Callable[[str], None] | None = None) -> dict:
     """Fit (or load), sample and judge each model of ``models`` on the phigen file ``data``.
 
     Split: ``open_fields(data).split(test_fraction, seed=seed)`` → (train, held-out truth). Each
     model ``kind`` is fitted with ``phigen.models.fit(kind, data, test_fraction=, split_seed=seed,
-    seed=seed, **fit_options[kind])`` unless ``model_files[kind]`` names a model file to load, and
-    draws ``n_held_out`` samples (``sample_options[kind]``) into ``out_dir/samples/<kind>.h5``.
-    ``progress``: True prints stage messages and bars, a callable receives the messages.
-    Returns the metrics dict written to ``out_dir/metrics.json`` plus ``report`` (paths).
+    seed=seed, **fit_options[kind])`` (plus ``sign_symmetric=True`` for φ⁴ where the model takes it;
+    module docstring) unless ``model_files[kind]`` names a model file to load, and draws
+    ``n_held_out`` samples (``sample_options[kind]``) into ``out_dir/samples/<kind>.h5``.
+    ``preamble``: Markdown lines shown under the report's title. ``progress``: True prints stage
+    messages and bars, a callable receives the messages. Returns the metrics dict written to
+    ``out_dir/metrics.json`` (with ``timings`` in seconds) plus ``report`` (paths, table lines).
     """
     from .io import open_fields, read_fields
-    from .models import fit, load_model, sample
+    from .models import fit, get_model_class, load_model, sample
     from .report import write_figures
     from .stats import compare
-    from .stats.memorisation import memorisation_check
 
+    t_start = time.perf_counter()
     models = [m.strip() for m in ([models] if isinstance(models, str) else models) if m.strip()]
     if not models:
         raise E.ParameterError("compare needs at least one model")
@@ -227,6 +442,9 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
         extra = sorted(set(d) - set(models))
         if extra:
             raise E.ParameterError(f"{what} given for models not being compared: {', '.join(extra)}")
+    for kind in models:
+        if kind not in model_files:
+            get_model_class(kind)  # an unknown kind fails here, before any time is spent
     out = Path(out_dir)
     bars = bool(progress) and not callable(progress)
 
@@ -243,6 +461,7 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
     symmetries = _default_symmetries(field)
     _say(progress, f"compare: {len(train)} training / {n} held-out {field} fields of {held_out.shape[1]}×{held_out.shape[2]}")
 
+    t0 = time.perf_counter()
     metrics: dict = {
         "data": {"path": path, "field": field, "params": params, "shape": list(held_out.shape[1:]),
                  "n_train": int(len(train)), "n_held_out": n, "test_fraction": test_fraction},
@@ -251,20 +470,30 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
         "truth": {"field_statistics": field_statistics(held_out, field, params)},
         "models": {},
     }
+    if preamble:
+        metrics["preamble"] = list(preamble)
+    timings: dict = {"truth": time.perf_counter() - t0, "models": {}}
     groups = {"truth": held_out}
     for kind in models:
+        t0 = time.perf_counter()
         if kind in model_files:
             _say(progress, f"compare: loading {kind} from {model_files[kind]}")
             model = load_model(model_files[kind])
             if model.kind != kind:
                 raise E.ModelFileError(f"is a {model.kind!r} model, not {kind!r}", path=model_files[kind])
             model_path = Path(model_files[kind])
+            training = getattr(model, "training", None) or {}
+            opts_used = dict(training.get("options", {}))
+            sym = training.get("sign_symmetric", opts_used.get("sign_symmetric"))
+            symmetry = {"sign_symmetric": None if sym is None else bool(sym), "set_by": "model file"}
         else:
-            _say(progress, f"compare: fitting {kind}")
+            opts_used, symmetry = _symmetry_fit_options(kind, field, fit_options.get(kind, {}))
+            _say(progress, f"compare: fitting {kind}" + (" (sign_symmetric)" if opts_used.get("sign_symmetric") else ""))
             model_path = out / "models" / f"{kind}.h5"
             model_path.parent.mkdir(parents=True, exist_ok=True)
             model = fit(kind, data, out=model_path, seed=seed, test_fraction=test_fraction, split_seed=seed,
-                        progress=bars, **dict(fit_options.get(kind, {})))
+                        progress=bars, **opts_used)
+        t_fit = time.perf_counter() - t0
         fit_seconds = float((getattr(model, "training", None) or {}).get("fit_seconds", float("nan")))
         _say(progress, f"compare: sampling {n} fields from {kind}")
         samples_path = out / "samples" / f"{kind}.h5"
@@ -278,31 +507,34 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
             raise E.InputError(f"{kind} samples have shape {samples.shape[1:]}, the data {held_out.shape[1:]} "
                                "(a model file fitted on other data?)")
         _say(progress, f"compare: statistics of {kind}")
+        t0 = time.perf_counter()
         comparison = compare(samples, held_out, seed=seed, n_splits=n_splits)
+        scat = scattering_distance(samples, held_out, seed=seed, n_splits=n_splits)
+        comparison["scattering_spectra"] = scat
+        metrics["scattering_spectra"] = {k: scat[k] for k in ("J", "L", "n_stats")}
         metrics["models"][kind] = {
             "n_params": int(model.n_params), "fit_seconds": fit_seconds, "sample_seconds": sample_seconds,
-            "sample_seconds_per_field": sample_seconds / n,
+            "sample_seconds_per_field": sample_seconds / n, "loaded": kind in model_files,
             "model_file": str(model_path) if model_path.exists() else None,
             "samples_file": str(samples_path.relative_to(out)),
-            "fit_options": dict(fit_options.get(kind, {})), "sample_options": dict(sample_options.get(kind, {})),
+            "fit_options": dict(fit_options.get(kind, {})), "fit_options_used": opts_used,
+            "symmetry_fit": symmetry, "sample_options": dict(sample_options.get(kind, {})),
             "distances": {s: c["distances"] for s, c in comparison.items() if s != "meta"},
             "comparison": comparison,
             "field_statistics": field_statistics(samples, field, params),
-            "memorisation": memorisation_check(samples, train, held_out, symmetries=symmetries),
+            "memorisation": memorisation(samples, train, held_out, symmetries=symmetries),
         }
+        timings["models"][kind] = {"fit": t_fit, "sample": sample_seconds, "statistics": time.perf_counter() - t0}
         groups[kind] = samples
 
     _say(progress, "compare: figures")
+    t0 = time.perf_counter()
     fig_paths = write_figures(groups, out / "figures", truth="truth")
-    figures = {k: str(Path(p).relative_to(out)) for k, p in fig_paths.items()}
-    metrics["figures"] = figures
+    metrics["figures"] = {k: str(Path(p).relative_to(out)) for k, p in fig_paths.items()}
+    timings["figures"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+    metrics["timings"] = timings
     metrics = _finite(metrics)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, allow_nan=False) + "\n")
-    (out / "report.md").write_text(_markdown(metrics, figures))
-    (out / "report.html").write_text(_html(metrics, figures))
-    header, rows = _table(metrics)
-    metrics["report"] = {"dir": str(out), "markdown": str(out / "report.md"), "html": str(out / "report.html"),
-                         "metrics": str(out / "metrics.json"),
-                         "table_lines": ["| " + " | ".join(header) + " |"] + ["| " + " | ".join(r) + " |" for r in rows]}
+    metrics["report"] = write_report(metrics, out)
     _say(progress, f"compare: report in {out / 'report.md'}")
     return metrics

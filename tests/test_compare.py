@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from phigen.cli import main
-from phigen.compare import compare_models
-from phigen.errors import ParameterError
+from phigen.compare import _splits, compare_models, scattering_distance
+from phigen.errors import InputError, ParameterError
 from phigen.io import open_fields, write_fields
 from phigen.models import MODELS, register_model
 
@@ -60,13 +60,25 @@ class _CopyTraining:
         pass
 
 
+class _SignAware(_WhiteNoise):
+    """Test double with a ``sign_symmetric`` fit option: records what it was given."""
+
+    calls: list = []
+
+    @classmethod
+    def fit(cls, fields, *, key=None, progress=None, sign_symmetric: bool = False):
+        cls.calls.append(sign_symmetric)
+        return super().fit(fields)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _test_models():
     register_model("test-white-noise")(_WhiteNoise)
     register_model("test-copy")(_CopyTraining)
+    register_model("test-sign-aware")(_SignAware)
     yield
-    MODELS.pop("test-white-noise", None)
-    MODELS.pop("test-copy", None)
+    for kind in ("test-white-noise", "test-copy", "test-sign-aware"):
+        MODELS.pop(kind, None)
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +137,15 @@ def test_compare_writes_every_file_with_finite_numbers(report):
         assert f"]({fig})" in md and f"src='{fig}'" in page and (out / fig).exists()
     assert "truth vs truth (floor)" in md and "truth vs truth (floor)" in page
     assert md.count("\n| test-white-noise |") == 2  # main table and memorisation table
+    # every column issue #8 asks for (no field statistics for a "custom" field)
+    header = next(line for line in md.splitlines() if line.startswith("| model |"))
+    for col in ("P(k) χ²", "PDF W₁/σ", "bispectrum χ²", "Minkowski χ²", "scattering χ²", "parameters",
+                "fit time (s)", "sampling (s/field)"):
+        assert col in header and f"<th>{col}</th>" in page, col
+    sc = on_disk["scattering_spectra"]
+    assert sc["J"] == 2 and sc["L"] == 4 and sc["n_stats"] > 10  # 16² fields: J = log2(16) − 2
+    assert set(on_disk["timings"]) == {"truth", "models", "figures", "total"}
+    assert on_disk["timings"]["total"] >= sum(t["fit"] + t["sample"] for t in on_disk["timings"]["models"].values())
 
 
 def test_floor_below_bad_model_on_every_distance(report):
@@ -136,10 +157,13 @@ def test_floor_below_bad_model_on_every_distance(report):
             # several floor spreads above the floor; the floor's own spread is over 3 splits
             assert d["model"] > d["floor"] + 3 * d["floor_std"], (stat, dname, d)
             n += 1
-    assert n >= 7
+    assert n >= 8 and "scattering_spectra" in bad
     # the Gaussian model has the right spectrum: within the floor's spread there
     ps = metrics["models"]["gaussian"]["distances"]["power_spectrum"]["chi2"]
     assert ps["model"] < ps["floor"] + 3 * ps["floor_std"] + 3.0
+    # ... but not the skewness the scattering spectra see (S1/√S2, C01 phases)
+    sc = metrics["models"]["gaussian"]["distances"]["scattering_spectra"]["chi2"]
+    assert sc["model"] > sc["floor"] + 3 * sc["floor_std"]
 
 
 def test_memorisation_flag_in_the_report(report):
@@ -199,3 +223,75 @@ def test_field_statistics_closed_forms(tmp_path):
     metrics = compare_models(tmp_path / "phi4.h5", models=("gaussian",), out_dir=tmp_path / "r")
     assert set(metrics["models"]["gaussian"]["field_statistics"]) == {"U4", "chi"}
     assert "| U₄ | χ |" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_scattering_distance_uses_the_splits_of_stats_compare(data):
+    """The floor halves of the scattering distance are those of phigen.stats.compare (same seed), and a
+    fresh draw from the truth's own law sits within the floor's spread."""
+    from phigen.stats import compare, power_spectrum
+    from phigen.stats.compare import _chi2, _spread
+
+    with open_fields(data) as ds:
+        x = ds[:]
+    samples, truth = x[:16], x[16:]
+    ref = compare(samples, truth, statistics=("power_spectrum",), seed=3, n_splits=4)["power_spectrum"]["distances"]["chi2"]
+    p_s, p_t = np.asarray(power_spectrum(samples).power, np.float64), np.asarray(power_spectrum(truth).power, np.float64)
+    scale = _spread(p_t, relative=True)
+    again = [(_chi2(p_s[s], p_t[b], scale, log=True), _chi2(p_t[a], p_t[b], scale, log=True))
+             for s, a, b in _splits(len(samples), len(truth), 3, 4)]
+    assert np.isclose(np.mean([m for m, _ in again]), ref["model"]) and np.isclose(np.mean([f for _, f in again]), ref["floor"])
+
+    d = scattering_distance(samples, truth, seed=3, n_splits=4)
+    c = d["distances"]["chi2"]
+    assert d["J"] == 2 and len(d["truth"]["mean"]) == d["n_stats"]
+    assert c["model"] < c["floor"] + 4 * c["floor_std"] + 1.0   # same law: about the floor
+    noise = np.random.default_rng(1).normal(size=samples.shape).astype(np.float32) * samples.std()
+    assert scattering_distance(noise, truth, seed=3)["distances"]["chi2"]["model"] > 10 * c["floor"]
+    with pytest.raises(InputError):
+        scattering_distance(samples[:, :8, :8], truth)
+
+
+def test_sign_symmetric_passed_where_the_field_has_the_symmetry(tmp_path):
+    """φ⁴ data: a model whose fit takes sign_symmetric gets True unless the caller set it; others are
+    left alone; a field without the symmetry gets False. All recorded in metrics.json and the report."""
+    x = np.random.default_rng(2).normal(size=(16, L, L)).astype(np.float32)
+    write_fields(tmp_path / "phi4.h5", x, field="phi4", params={"kappa": 0.25, "lam": 0.02})
+    write_fields(tmp_path / "custom.h5", x, field="custom")
+    compare_models(tmp_path / "phi4.h5", models=("test-sign-aware", "gaussian"), out_dir=tmp_path / "a")
+    on_disk = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    sym = on_disk["models"]["test-sign-aware"]
+    assert sym["fit_options"] == {} and sym["fit_options_used"] == {"sign_symmetric": True}
+    assert sym["symmetry_fit"]["sign_symmetric"] is True and sym["symmetry_fit"]["set_by"].startswith("compare")
+    assert on_disk["models"]["gaussian"]["symmetry_fit"]["sign_symmetric"] is None
+    assert "sign_symmetric=True (set by compare" in (tmp_path / "a" / "report.md").read_text()
+    assert _SignAware.calls[-1] is True  # the model's fit really received it
+    m = compare_models(tmp_path / "phi4.h5", models=("test-sign-aware",), out_dir=tmp_path / "b",
+                       fit_options={"test-sign-aware": {"sign_symmetric": False}})
+    assert m["models"]["test-sign-aware"]["symmetry_fit"] == {"sign_symmetric": False, "set_by": "fit options"}
+    assert _SignAware.calls[-1] is False
+    m = compare_models(tmp_path / "custom.h5", models=("test-sign-aware",), out_dir=tmp_path / "c")
+    assert m["models"]["test-sign-aware"]["fit_options_used"] == {}
+    assert m["models"]["test-sign-aware"]["symmetry_fit"]["sign_symmetric"] is False
+
+
+def test_memorisation_needs_closeness_specific_to_the_training_set():
+    """Samples closer to *every* data field than data fields are to each other (a smoother field of the
+    same magnetisation: d² ≈ 1 − 2/(1.25 + 2) vs 1 − 2/4) pass the nearest-neighbour check's threshold
+    but are not copies: the specificity is ≈ 0 and they are not flagged. Shifted training fields are."""
+    from phigen.compare import memorisation
+
+    rng = np.random.default_rng(4)
+
+    def law(n, noise):
+        sign = rng.choice([-1.0, 1.0], size=(n, 1, 1))
+        return (sign + noise * rng.normal(size=(n, 8, 8))).astype(np.float32)
+
+    train, held_out = law(32, 1.0), law(32, 1.0)
+    sym = ("shifts", "dihedral", "sign")
+    smooth = memorisation(law(32, 0.5), train, held_out, symmetries=sym)
+    assert smooth["closer_than_truth"] and not smooth["memorised"]
+    spec = smooth["specificity"]
+    assert abs(spec["value"]) < 4 * spec["std"] and spec["fraction_below_held_out"] > 0.5
+    copies = np.roll(train[rng.integers(0, 32, 32)], 3, axis=-1)
+    copied = memorisation(copies, train, held_out, symmetries=sym)
+    assert copied["memorised"] and copied["specificity"]["value"] > 0.9
