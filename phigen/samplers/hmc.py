@@ -10,14 +10,14 @@ Speed notes (measured with ``benchmarks/mcmc_throughput.py``):
   alone; the energy is evaluated once, at the end, with the final force;
 * momenta come from :mod:`phigen.samplers._rng` (unrolled Threefry + inverse CDF in one fused loop,
   both hash words used; exact N(0, 1)), 2–3× cheaper than ``jax.random.normal`` on CPU;
-* for :class:`~phigen.energies.Phi4` on ``(C, H, W)`` the kick ``p ← p − ε∇U`` is written so XLA:CPU
-  vectorises it: a periodic ``roll`` along the contiguous axis turns into per-lane gathers, so the
-  interior sites use plain shifted slices and only the boundary ring (4/L of the sites) handles the
-  wrap; each piece is written into ``p`` in place (``dynamic_update_slice``);
-* for φ⁴ the trajectory is run "kick, drift" (:func:`_phi4_leapfrog_dk`, the same map): the fresh
-  momenta then have one consumer, the loop, so XLA materialises them once instead of re-running
-  the generator inside every fusion that reads them; the energy at the end comes from the force,
-  ``S = Σ[½φ ∂S/∂φ − λ(φ⁴ − 1)]``, with no second stencil;
+* for :class:`~phigen.energies.Phi4` on ``(C, H, W)`` the trajectory runs in a flat layout with a
+  one-row periodic halo, ``(C, (H+2)·W)``: every neighbour is a contiguous slice (the column wrap is
+  two selects), so XLA:CPU vectorises full rows; a roll along the contiguous axis would become
+  per-lane gathers. The trajectory is run "kick, drift" (:func:`_phi4_leapfrog_dk`, the same map)
+  and each kick-drift pair is one fused pass over the lattice (4.5× the rate of separate passes);
+  the fresh momenta have one consumer, the loop, so XLA materialises them once instead of
+  re-running the generator inside every fusion that reads them; the energy at the end comes from
+  the force, ``S = Σ[½φ ∂S/∂φ − λ(φ⁴ − 1)]``, with no second stencil;
 * the momenta depend only on (key, chain, site), so the samples do not depend on how the chains
   are split over devices.
 
@@ -73,35 +73,32 @@ def _is_phi4_lattice(energy, x) -> bool:
     return isinstance(energy, Phi4) and x.ndim == 3 and x.shape[-1] >= 3 and x.shape[-2] >= 3
 
 
-def _wrap_slice(a, axis, start, stop, size):
-    """``a`` at indices ``start..stop−1`` (mod ``size``) along ``axis``; a concatenation only when
-    the range wraps (thin boundary pieces), a plain slice otherwise."""
-    s = start % size
-    if s + (stop - start) <= size:
-        return lax.slice_in_dim(a, s, s + stop - start, axis=axis)
-    return jnp.concatenate([lax.slice_in_dim(a, s, size, axis=axis),
-                            lax.slice_in_dim(a, 0, s + stop - start - size, axis=axis)], axis=axis)
+def _flat_eps(eps, n_chains):
+    """A step factor (scalar or ``(C, 1, 1)``) in the flat ``(C, H·W)`` layout."""
+    eps = jnp.asarray(eps)
+    return eps.reshape(n_chains, 1) if eps.ndim == 3 else eps
 
 
-def _update_sites(x, target, update):
-    """``target`` with every site replaced by ``update(target_s, x_s, n_s)``, ``n`` the periodic
-    4-neighbour sum of ``x`` ``(C, H, W)``.
+def _haloed(x_flat, w):
+    """``(C, H·W)`` → ``(C, (H+2)·W)``: the last row prepended and the first row appended (periodic
+    halo), so every neighbour of every site is a contiguous slice of one array."""
+    return jnp.concatenate([x_flat[:, -w:], x_flat, x_flat[:, :w]], axis=1)
 
-    Five pieces — rows 0 and H−1, columns 0 and W−1 of rows 1..H−2, then the interior — each read
-    with shifted slices and written back with ``dynamic_update_slice``. Every piece reads ``target``
-    only where it writes it, so XLA updates ``target`` in place; the interior (all but 4/L of the
-    sites) is pure slices, which vectorise.
+
+def _flat_neighbour_sum(xe, w):
+    """Periodic 4-neighbour sum of the haloed flat field ``xe`` ``(C, (H+2)·W)`` → ``(C, H·W)``.
+
+    Up/down neighbours are the slices one row before/after; left/right are the slices one site
+    before/after, except on the first/last column, where the wrap-around neighbour (W−1 sites
+    away) is selected. Full contiguous rows and two selects vectorise cleanly on XLA:CPU, where a
+    roll along the contiguous axis becomes per-lane gathers and 62-wide interior slices leave
+    scalar remainders on every row.
     """
-    h, w = x.shape[-2:]
-    pieces = ((0, 1, 0, w), (h - 1, h, 0, w), (1, h - 1, 0, 1), (1, h - 1, w - 1, w), (1, h - 1, 1, w - 1))
-    for r0, r1, c0, c1 in pieces:
-        def at(dr, dc):
-            rows = _wrap_slice(x, 1, r0 + dr, r1 + dr, h)
-            return _wrap_slice(rows, 2, c0 + dc, c1 + dc, w)
-        n = at(-1, 0) + at(1, 0) + at(0, -1) + at(0, 1)
-        t = target[:, r0:r1, c0:c1]
-        target = lax.dynamic_update_slice(target, update(t, at(0, 0), n), (0, r0, c0))
-    return target
+    hw = xe.shape[1] - 2 * w
+    col = lax.broadcasted_iota(jnp.int32, (1, hw), 1) % w
+    left = jnp.where(col == 0, xe[:, 2 * w - 1: hw + 2 * w - 1], xe[:, w - 1: hw + w - 1])
+    right = jnp.where(col == w - 1, xe[:, 1: hw + 1], xe[:, w + 1: hw + w + 1])
+    return xe[:, :hw] + xe[:, 2 * w:] + left + right
 
 
 def _phi4_force(phi, n, kappa, lam):
@@ -109,10 +106,16 @@ def _phi4_force(phi, n, kappa, lam):
     return -2.0 * kappa * n + 2.0 * phi + 4.0 * lam * (phi * phi - 1.0) * phi
 
 
+def _flat_force(energy, xe, w):
+    hw = xe.shape[1] - 2 * w
+    return _phi4_force(xe[:, w: w + hw], _flat_neighbour_sum(xe, w), energy.kappa, energy.lam)
+
+
 def _phi4_kick(energy, x, p, eps):
-    """``p − ε ∇U(x)`` for φ⁴, in place on ``p``; ``eps`` scalar or ``(C, 1, 1)``."""
-    k, lam = energy.kappa, energy.lam
-    return _update_sites(x, p, lambda t, phi, n: t - eps * _phi4_force(phi, n, k, lam))
+    """``p − ε ∇U(x)`` for φ⁴ ``(C, H, W)``; ``eps`` scalar or ``(C, 1, 1)``."""
+    c, h, w = x.shape
+    g = _flat_force(energy, _haloed(x.reshape(c, h * w), w), w)
+    return (p.reshape(c, h * w) - _flat_eps(eps, c) * g).reshape(x.shape)
 
 
 def _phi4_value_and_grad(energy, x):
@@ -121,10 +124,10 @@ def _phi4_value_and_grad(energy, x):
     The quadratic terms of S are homogeneous of degree 2 and the quartic one differs by λ, so
     ``Σ φ ∂S/∂φ = −2κΣφn + 2Σφ² + 4λΣ(φ²−1)φ²`` gives ``S = Σ [½ φ g − λ(φ⁴ − 1)]`` exactly.
     """
-    k, lam = energy.kappa, energy.lam
-    g = _update_sites(x, jnp.zeros_like(x), lambda t, phi, n: _phi4_force(phi, n, k, lam))
+    c, h, w = x.shape
+    g = _flat_force(energy, _haloed(x.reshape(c, h * w), w), w).reshape(x.shape)
     x2 = x * x
-    return jnp.sum(0.5 * x * g - lam * (x2 * x2 - 1.0), axis=(1, 2)), g
+    return jnp.sum(0.5 * x * g - energy.lam * (x2 * x2 - 1.0), axis=(1, 2)), g
 
 
 def _kick_fn(energy, x):
@@ -167,22 +170,34 @@ def _phi4_leapfrog_dk(energy, x, p, eps, n_steps):
     """Leapfrog written "kick, drift" × n then a final half kick: ``p ← p − c_i ε∇U(x); x ← x + εp``
     with c₀ = ½, c_i = 1, then ``p ← p − ε/2 ∇U(x)``; the same map as :func:`leapfrog`.
 
-    The force at the start is recomputed from ``x`` (one stencil pass) so that the freshly drawn
-    momenta enter the loop untouched: their only consumer is the loop, and XLA materialises them
-    once instead of re-running the random-number generator in every fusion that reads them.
+    Each kick-drift pair is ONE pass over the lattice: the loop carries the field in the haloed
+    flat layout of :func:`_flat_neighbour_sum` and a step reads (φ with its halo, p) and writes
+    (p, the new haloed φ) — measured 4.5× the rate of separate kick and drift passes at L = 64.
+    The force at the start is recomputed from ``x`` so that the freshly drawn momenta enter the loop
+    untouched: their only consumer is the loop, and XLA materialises them once instead of re-running
+    the random-number generator in every fusion that reads them.
     Returns ``(x, p, U(x), ∇U(x), p_initial)``.
     """
-    def body(_, carry):
-        x, p, p_init = carry
-        p = _phi4_kick(energy, x, p, eps)
-        return x + eps * p, p, p_init
+    c, h, w = x.shape
+    hw = h * w
+    eps = _flat_eps(eps, c)
+
+    def kick_drift(xe, p, step):
+        p = p - step * _flat_force(energy, xe, w)
+        return _haloed(xe[:, w: w + hw] + eps * p, w), p
 
     # The half kick is peeled off the loop: a step factor that depends on the loop index stops XLA
-    # from updating p in place (measured 2.7× slower per step).
-    p_half = _phi4_kick(energy, x, p, 0.5 * eps)
-    x, p, p_init = jax.lax.fori_loop(1, n_steps, body, (x + eps * p_half, p_half, p))
-    u, g = _phi4_value_and_grad(energy, x)
-    return x, p - 0.5 * eps * g, u, g, p_init
+    # from updating p in place.
+    p_init = p.reshape(c, hw)
+    xe, p = kick_drift(_haloed(x.reshape(c, hw), w), p_init, 0.5 * eps)
+    xe, p = jax.lax.fori_loop(1, n_steps, lambda _, carry: kick_drift(*carry, eps), (xe, p))
+    g = _flat_force(energy, xe, w)
+    x = xe[:, w: w + hw]
+    x2 = x * x
+    u = jnp.sum(0.5 * x * g - energy.lam * (x2 * x2 - 1.0), axis=1)
+    p = p - 0.5 * eps * g
+    shape = (c, h, w)
+    return x.reshape(shape), p.reshape(shape), u, g.reshape(shape), p_init.reshape(shape)
 
 
 def _trajectory(energy, key_p, n, x, u, g, eps, log_u, chains):
