@@ -95,8 +95,9 @@ def test_score_matching_recovers_a_known_gaussian_energy():
 def test_wcrg_on_the_gaussian_free_field_reproduces_the_exact_spectrum():
     L, kappa = 32, 0.2
     x, p2d = _gff(256, L, kappa, seed=0)
+    # calibrate=0: this checks score matching itself, whose quadratic family holds the exact law
     model = WCRGModel.fit(x, key=jax.random.PRNGKey(0), J=2, k=2, k_coarse=2, n_bumps=0, ridge=1e-5,
-                          check_samples=0)
+                          check_samples=0, calibrate=0)
     s = np.asarray(model.sample(256, key=jax.random.PRNGKey(1), steps=400))
     ps = power_spectrum(s)
     exact = np.asarray(isotropic_average(p2d).power)
@@ -115,7 +116,9 @@ def phi4_model():
     from phigen import read_fields
 
     x = np.asarray(read_fields("data/phi4_64.h5"))  # 256 fields, 64², κ = 0.34 ≈ κ_c, λ = 1
-    model = WCRGModel.fit(x, key=jax.random.PRNGKey(0), k=1, sign_symmetric=True, check_samples=0)
+    # the CI-size model: k = 1, short chains, a light variance calibration (2 passes, 64 chains)
+    model = WCRGModel.fit(x, key=jax.random.PRNGKey(0), k=1, sign_symmetric=True, check_samples=0, steps=300, adapt=100,
+                          coarse_steps=8000, coarse_adapt=1000, calibrate=2, calibrate_fields=64)
     return model, x
 
 
@@ -126,19 +129,43 @@ def _binder(f):
 
 def test_wcrg_phi4_at_criticality_std_per_scale_and_binder(phi4_model):
     model, x = phi4_model
-    s = np.asarray(model.sample(96, key=jax.random.PRNGKey(5), steps=300, coarse_steps=4000))
+    s = np.asarray(model.sample(96, key=jax.random.PRNGKey(5), steps=300, coarse_steps=8000))
     rep = model.scale_report(s, x)
-    # tolerance: k = 1 neighbourhoods (the CI-size model; k = 2 and the benchmark reach ≈ 3 %)
-    assert rep["max_abs_detail_rel_error"] < 0.08, rep["detail_std_rel_error"]
+    # tolerance: 96 samples (truth-vs-truth splits of this size differ by ≈ 2 % at the coarsest level)
+    # and a light calibration; the benchmark's defaults reach ≈ 2 %
+    assert rep["max_abs_detail_rel_error"] < 0.05, rep["detail_std_rel_error"]
     np.testing.assert_allclose(rep["coarse_std_model"], rep["coarse_std_truth"], rtol=0.06)
     # low-pass std growth per octave: ≈ 2^{1-η/2} = 1.83 for the Ising class at criticality
     growth = np.asarray(rep["std_growth_truth"])
     print("std growth per octave (truth):", growth, "model:", rep["std_growth_model"])
     assert np.all(np.abs(np.asarray(rep["std_growth_model"]) / growth - 1) < 0.06)
-    # Binder cumulant: bootstrap se of the model's estimate from 96 fields ≈ 0.03
-    assert abs(_binder(s) - _binder(x)) < 0.08
+    # Binder cumulant: bootstrap se of the model's estimate from 96 fields ≈ 0.03, and the coarsest
+    # energy's magnetisation law moves with the training set (fitted on these 256 fields its own U₄,
+    # from 1024 chains, is 0.545 against 0.608; fitted on the benchmark's 128 it is 0.60 against 0.59)
+    assert abs(_binder(s) - _binder(x)) < 0.1
     assert all(0.4 < i["acceptance"] < 0.75 for i in rep["sampling"])
     assert rep["sampling"][0]["flip_acceptance"] > 0.99  # sign-symmetric energy: every flip is accepted
+
+
+def test_wcrg_calibration_moves_each_level_towards_the_data(phi4_model, tmp_path):
+    model, _ = phi4_model
+    levels = model.training["levels"]
+    assert model.training["calibrate"] == 2 and len(levels) == model.J + 1
+    assert levels[-1]["calibration"] is None  # the coarsest energy keeps its score-matching fit by default
+    for rec in levels[:-1]:
+        cal = rec["calibration"]
+        var = np.abs(np.asarray(cal["variance_rel_error_per_pass"]))
+        spec = np.asarray(cal["spectrum_rms_log_ratio_per_pass"])
+        assert var.shape == (3, 3) and np.all(np.isfinite(var)) and spec.shape == (3,)
+        # after the corrections every channel's variance is within a few % (chain noise ≈ 1–2 %)
+        assert var[-1].max() < 0.05, (rec["level"], var)
+        assert spec[-1] <= spec[0] + 0.02, (rec["level"], spec)  # the spectrum does not drift away
+    # more chains at the small coarse levels
+    assert levels[-2]["calibration"]["fields"] >= levels[0]["calibration"]["fields"]
+    back = WCRGModel.load(model.save(tmp_path / "calibrated.h5"))  # the calibrated θ and records are kept
+    for a, b in zip(back.thetas, model.thetas):
+        np.testing.assert_array_equal(a, b)
+    assert back.training["levels"][0]["calibration"] == levels[0]["calibration"]
 
 
 def test_wcrg_sampling_cost_is_linear_in_pixels(phi4_model):
@@ -151,7 +178,7 @@ def test_wcrg_sampling_cost_is_linear_in_pixels(phi4_model):
 
 def test_wcrg_save_load_round_trip_and_sizes(tmp_path):
     x, _ = _gff(32, 32, 0.2, seed=3)
-    model = WCRGModel.fit(x, J=2, k=1, n_bumps=2, check_samples=0)
+    model = WCRGModel.fit(x, J=2, k=1, n_bumps=2, check_samples=0, calibrate=0)
     path = model.save(tmp_path / "m.h5")
     back = WCRGModel.load(path)
     assert back.n_params == model.n_params and back.J == model.J
@@ -183,6 +210,10 @@ def test_wcrg_bad_input():
         WCRGModel.fit(x[:, :30, :30], J=3, check_samples=0)
     with pytest.raises(ParameterError, match="one integer or 2"):
         WCRGModel.fit(x, J=2, k=(1, 1, 1), check_samples=0)
+    with pytest.raises(ParameterError, match="calibrate"):
+        WCRGModel.fit(x, J=2, calibrate=-1, check_samples=0)
+    with pytest.raises(ParameterError, match="shifts"):
+        WCRGModel.fit(x, J=2, shifts=0, check_samples=0)
 
 
 def test_wcrg_through_the_cli(tmp_path):
@@ -192,7 +223,7 @@ def test_wcrg_through_the_cli(tmp_path):
     x, _ = _gff(24, 32, 0.2, seed=4)
     data = phigen.write_fields(tmp_path / "gff.h5", x, field="gaussian")
     assert main(["fit", "wcrg", str(data), "-o", str(tmp_path / "m.h5"), "--J", "2", "--set", "k=1",
-                 "--set", "check_samples=4", "--quiet"]) == 0
+                 "--set", "check_samples=4", "--set", "calibrate=0", "--quiet"]) == 0
     model = phigen.load_model(tmp_path / "m.h5")
     assert model.kind == "wcrg" and "check" in model.training
     assert main(["sample", str(tmp_path / "m.h5"), "-n", "4", "-o", str(tmp_path / "s.h5"), "--set", "steps=50",
