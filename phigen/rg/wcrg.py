@@ -201,9 +201,8 @@ class WCRGModel:
                     th = sol.theta
                     rec["validation_loss_per_dof"] = float((0.5 * th @ (Mv / nv) @ th - th @ (bv / nv)) / dof)
                 # reference: the loss of the unit Gaussian energy ½|y|² (−½ per dof); lower is better
-                theta = sol.theta
                 rec["fit_seconds"] = time.perf_counter() - t0
-                thetas.append(theta)
+                thetas.append(sol.theta)
                 levels.append(rec)
                 if lvl <= fact.J:
                     xj = xc
@@ -211,7 +210,7 @@ class WCRGModel:
         model.thetas = tuple(np.asarray(t, np.float32) for t in thetas)
         if calibrate:
             t0 = time.perf_counter()
-            cal = _calibrate_variances(model, x[: len(x) - n_val], n_iter=calibrate, n_fields=calibrate_fields,
+            cal = _calibrate_spectra(model, x[: len(x) - n_val], n_iter=calibrate, n_fields=calibrate_fields,
                                        calibrate_coarsest=bool(calibrate_coarsest),
                                        key=jax.random.fold_in(jax.random.PRNGKey(0) if key is None else key, 1000))
             for rec in levels:
@@ -358,8 +357,8 @@ def _level_shifts(level: int, max_shifts: int) -> list:
     """Up to ``min(4^(level−1), max_shifts)`` distinct pixel shifts (dy, dx) for fitting ``level``.
 
     Shifts by multiples of 2^level only translate the level's coefficients, so the distinct ones are
-    {0 … 2^level − 1}²; they are taken in an order that spreads them (low bits first: (0,0), then
-    odd shifts, …) so a subset samples the sub-lattice offsets evenly.
+    {0 … 2^level − 1}²; they are taken in bit-reversed order (0, 2^level/2, 2^level/4, …) so that
+    any prefix spreads evenly over the offsets.
     """
     side = 2 ** level
     n = int(min(4 ** (level - 1), max_shifts, side * side))
@@ -380,7 +379,7 @@ def _shifted_level_data(fact, fields, level: int, shift_list):
     return fact.level_data(xs, level)
 
 
-def _calibrate_variances(model, fields, *, n_iter, n_fields, key, calibrate_coarsest=False) -> dict:
+def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarsest=False) -> dict:
     """Moment-match the power spectrum of every detail channel of every level, coarse to fine, to the data's.
 
     Score matching's estimate of a misspecified energy is biased, and errors at coarse scales feed
