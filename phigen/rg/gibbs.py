@@ -428,11 +428,32 @@ def level_value_and_grad(theta, spec: LevelSpec, consts: LevelConstants, x_c=Non
     return vg
 
 
+def with_magnetisation_terms(vg, coeffs):
+    """``vg`` plus the global-mode energy ``n·(a M² + b M⁴)``, ``M`` the mean of channel 0 over the
+    ``n`` sites of each field, ``coeffs = (a, b)``; its gradient is ``2aM + 4bM³`` at every site.
+
+    The coarsest field of a critical lattice is a handful of sites whose mean (the magnetisation) has a
+    double-well law that local features pin down poorly; these two terms are fitted by moment
+    matching of E[nM²], E[nM⁴] (``phigen.rg.wcrg``), never by score matching."""
+    if coeffs is None:
+        return vg
+    a, b = coeffs[0], coeffs[1]
+
+    def vg2(y):
+        u, g = vg(y)
+        n = y.shape[-2] * y.shape[-1]
+        m = jnp.mean(y[:, 0], axis=(-2, -1))
+        return u + n * (a * m * m + b * m**4), g.at[:, 0].add((2 * a * m + 4 * b * m**3)[:, None, None])
+
+    return vg2
+
+
 @partial(jax.jit, static_argnames=("spec", "n_steps", "flip"))
-def _mala_chunk(theta, spec, consts, x_c, state, da, key, t0, *, n_steps, adapt, flip, target):
+def _mala_chunk(theta, spec, consts, x_c, state, da, key, t0, *, n_steps, adapt, flip, target, glob=None):
     """``n_steps`` MALA steps (shared step size ε = exp(log_step)); with ``adapt`` the step size follows
-    dual averaging on the chain-mean acceptance; with ``flip`` each step also proposes y → −y."""
-    vg = level_value_and_grad(theta, spec, consts, x_c)
+    dual averaging on the chain-mean acceptance; with ``flip`` each step also proposes y → −y; ``glob``:
+    magnetisation-term coefficients (:func:`with_magnetisation_terms`) or None."""
+    vg = with_magnetisation_terms(level_value_and_grad(theta, spec, consts, x_c), glob)
 
     def body(carry, i):
         state, da, acc_sum, flip_sum = carry
@@ -459,17 +480,19 @@ def _mala_chunk(theta, spec, consts, x_c, state, da, key, t0, *, n_steps, adapt,
 
 def sample_level(theta, spec: LevelSpec, consts: LevelConstants, y0, x_c=None, *, key, n_steps: int,
                  n_adapt: int, step_size: float = 0.1, target: float | None = None, flip: bool = False,
-                 chunk: int = 100, bar=None):
+                 chunk: int = 100, bar=None, magnetisation=None):
     """Sample ``p_θ(y | x_c)`` for a batch of chains with MALA, starting from ``y0`` ``(C, Cy, h, w)``.
 
     The first ``n_adapt`` steps adapt one shared step size by dual averaging towards ``target``
     (MALA's 0.574 by default); the remaining ``n_steps − n_adapt`` steps run at the adapted (averaged)
-    step size. Returns ``(y, LevelSampleInfo)``. ``bar``: a tqdm bar advanced by the steps done.
+    step size. Returns ``(y, LevelSampleInfo)``. ``bar``: a tqdm bar advanced by the steps done;
+    ``magnetisation``: ``(a, b)`` of :func:`with_magnetisation_terms` (coarsest level) or None.
     """
     target = DEFAULT_TARGET_ACCEPTANCE["mala"] if target is None else float(target)
     theta = jnp.asarray(theta, jnp.float32)
     y0 = jnp.asarray(y0, jnp.float32)
-    vg = jax.jit(level_value_and_grad(theta, spec, consts, x_c))
+    glob = None if magnetisation is None else jnp.asarray(magnetisation, jnp.float32)
+    vg = jax.jit(with_magnetisation_terms(level_value_and_grad(theta, spec, consts, x_c), glob))
     u, g = vg(y0)
     state = MALAState(y0, u, g)
     log0 = jnp.asarray(math.log(step_size), jnp.float32)
@@ -482,7 +505,7 @@ def sample_level(theta, spec: LevelSpec, consts: LevelConstants, y0, x_c=None, *
         m = min(chunk, (n_adapt if adapting else n_steps) - done)
         state, da, acc_sum, flip_sum = _mala_chunk(theta, spec, consts, x_c, state, da, jax.random.fold_in(key, done),
                                                    jnp.asarray(done, jnp.int32), n_steps=m,
-                                                   adapt=jnp.asarray(adapting), flip=flip, target=target)
+                                                   adapt=jnp.asarray(adapting), flip=flip, target=target, glob=glob)
         if adapting and done + m >= n_adapt:  # end of warm-up: continue at the averaged step
             da = da._replace(log_step=da.log_step_bar)
         if not adapting:

@@ -47,13 +47,15 @@ class WCRGModel:
     """Wavelet-conditional renormalisation-group Gibbs model (see the module docstring)."""
 
     def __init__(self, factorisation: WaveletFactorisation, specs: tuple, thetas: tuple, field_shape,
-                 sampling: dict | None = None, training: dict | None = None):
+                 sampling: dict | None = None, training: dict | None = None, magnetisation=None):
         self.factorisation = factorisation
         self.specs = tuple(specs)    # J conditional specs (level 1 first), then the coarsest
         self.thetas = tuple(np.asarray(t, np.float32) for t in thetas)
         self._shape = tuple(int(s) for s in field_shape)
         self.sampling = {"steps": 500, "adapt": 200, "coarse_steps": 8000, "coarse_adapt": 1000, **(sampling or {})}
         self.training = training or {}
+        # (a, b) of the coarsest field's magnetisation terms n·(a M² + b M⁴), set by moment matching
+        self.magnetisation = np.zeros(2, np.float32) if magnetisation is None else np.asarray(magnetisation, np.float32)
         self.last_sample_info: list = []
 
     # --- protocol properties ---------------------------------------------------------------------
@@ -84,7 +86,7 @@ class WCRGModel:
             k_coarse: int = 2, n_bumps: int = 5, bump_range: float = 3.0, coarse_bumps: int = 0,
             quartic: bool = True, ridge: float = 1e-2, coarse_ridge: float = 1e-2, validation_fraction: float = 0.1, sign_symmetric: bool = False,
             check_samples: int = 16, shifts: int = 16, calibrate: int = 3, calibrate_fields: int = 128,
-            calibrate_coarsest: bool = False,
+            calibrate_coarsest: bool = False, magnetisation_terms: bool = True,
             steps: int = 500, adapt: int = 200, coarse_steps: int = 8000, coarse_adapt: int = 1000,
             chunk: int = 16):
         """Fit on ``fields`` ``(N, H, W)``.
@@ -114,7 +116,10 @@ class WCRGModel:
         detail channel of the model's own samples matches the data's (score matching's estimate of a
         misspecified energy is biased, and errors at coarse scales feed the levels below; 0: off);
         calibrate_coarsest: also match the coarsest field's variance (off by default: it sharpens the
-        magnetisation law); calibrate_fields: chains used by the calibration at the finest level, up
+        magnetisation law); magnetisation_terms: with ``calibrate``, add to the coarsest energy the
+        global terms n·(a M² + b M⁴) of its mean M and fit (a, b) by moment matching of E[nM²] and
+        E[nM⁴] (Newton steps with the model's covariance of the two statistics): the law of the
+        magnetisation, hence U₄ and χ, is then the data's rather than whatever the local features imply; calibrate_fields: chains used by the calibration at the finest level, up
         to 4× more at the small coarse ones (the cost is about (calibrate + 2)/2 draws of this many
         fields); check_samples: draw this many
         fields after fitting and record the std per scale against the training data (0: skip);
@@ -212,6 +217,7 @@ class WCRGModel:
             t0 = time.perf_counter()
             cal = _calibrate_spectra(model, x[: len(x) - n_val], n_iter=calibrate, n_fields=calibrate_fields,
                                        calibrate_coarsest=bool(calibrate_coarsest),
+                                       magnetisation_terms=bool(magnetisation_terms),
                                        key=jax.random.fold_in(jax.random.PRNGKey(0) if key is None else key, 1000))
             for rec in levels:
                 rec["calibration"] = cal.get(rec["level"])
@@ -219,6 +225,7 @@ class WCRGModel:
         model.training = {"levels": levels, "std_growth": fact.std_growth.tolist(), "ridge": ridge,
                           "coarse_ridge": coarse_ridge,
                           "sign_symmetric": bool(sign_symmetric), "shifts": int(shifts), "calibrate": int(calibrate),
+                          "magnetisation": model.magnetisation.tolist(),
                           "n_validation": n_val, "fit_seconds_solve": time.perf_counter() - t_start}
         if check_samples:
             key = jax.random.PRNGKey(0) if key is None else key
@@ -267,7 +274,8 @@ class WCRGModel:
             k0, k1 = jax.random.split(k_coarse)
             y0 = jax.random.normal(k0, (n, 1, hJ, wJ), jnp.float32)
             y, info = sample_level(self.thetas[-1], self.specs[-1], self.level_constants(f.J + 1), y0, key=k1,
-                                   n_steps=cfg["coarse_steps"], n_adapt=cfg["coarse_adapt"], flip=True, bar=bar)
+                                   n_steps=cfg["coarse_steps"], n_adapt=cfg["coarse_adapt"], flip=True, bar=bar,
+                                   magnetisation=self._magnetisation_or_none())
             infos.append({"level": f.J + 1, **info._asdict()})
             x = f.unnormalise_coarse(y[:, 0], f.J)
             for lvl in range(f.J, 0, -1):
@@ -279,6 +287,9 @@ class WCRGModel:
                 x = f.refine(x, d, lvl)
         self.last_sample_info = infos
         return x
+
+    def _magnetisation_or_none(self):
+        return None if not np.any(self.magnetisation) else self.magnetisation
 
     def _steps(self, steps, coarse_steps) -> dict:
         cfg = dict(self.sampling)
@@ -331,6 +342,7 @@ class WCRGModel:
                   "width": s.width, "quartic": s.quartic} for s in self.specs]
         arrays = {f"factorisation/{k}": v for k, v in f.to_arrays().items()}
         arrays.update({f"theta/{i}": t for i, t in enumerate(self.thetas)})
+        arrays["magnetisation"] = self.magnetisation
         return write_model_file(path, self.kind, config={"wavelet": f.wavelet, "J": f.J, "shape": list(self._shape),
                                                          "specs": specs, "sampling": self.sampling},
                                 arrays=arrays, training=self.training)
@@ -348,7 +360,10 @@ class WCRGModel:
             thetas = tuple(mf.arrays[f"theta/{i}"] for i in range(len(specs)))
             if len(specs) != fact.J + 1 or any(t.shape != (s.n_features,) for t, s in zip(thetas, specs)):
                 raise ValueError("parameter arrays do not match the level specifications")
-            return cls(fact, specs, thetas, c["shape"], c.get("sampling"), mf.training)
+            mag = mf.arrays.get("magnetisation")  # absent in files written before these terms existed
+            if mag is not None and np.shape(mag) != (2,):
+                raise ValueError("the magnetisation coefficients must be 2 numbers")
+            return cls(fact, specs, thetas, c["shape"], c.get("sampling"), mf.training, magnetisation=mag)
         except (KeyError, TypeError, ValueError, InputError) as exc:
             raise ModelFileError(f"incomplete or inconsistent wcrg model file: {exc}", path=path) from None
 
@@ -379,7 +394,8 @@ def _shifted_level_data(fact, fields, level: int, shift_list):
     return fact.level_data(xs, level)
 
 
-def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarsest=False) -> dict:
+def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarsest=False,
+                       magnetisation_terms=False) -> dict:
     """Moment-match the power spectrum of every detail channel of every level, coarse to fine, to the data's.
 
     Score matching's estimate of a misspecified energy is biased, and errors at coarse scales feed
@@ -405,6 +421,7 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
     n_at = {lvl: int(min(4 * n_fields, max(n_fields, -(-32768 // (h * w))))) for lvl, (h, w) in sizes.items()}
     records = {}
     x = None
+    mag = np.zeros(2)
     for lvl in range(f.J + 1, 0, -1):
         coarsest = lvl > f.J
         spec, consts = model.specs[lvl - 1], model.level_constants(lvl)
@@ -421,12 +438,23 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
         n = n_at[lvl] if x is None else min(n_at[lvl], len(x))
         x = None if x is None else x[:n]
         yk = jax.random.normal(k, (n,) + tuple(y_data.shape[1:]), jnp.float32) * jnp.sqrt(jnp.asarray(v_data, jnp.float32))[:, None, None]
-        history, spectral = [], []
+        history, spectral, mag_history = [], [], []
+        use_mag = coarsest and magnetisation_terms
+        if use_mag:
+            s_data = _magnetisation_statistics(y_data)
         for it in range(n_iter + 1):
             # persistent chains: after the first pass they are warm and half the steps re-equilibrate them
             m = steps if it == 0 else max(2, steps // 2)
             yk, _ = sample_level(thetas[lvl - 1], spec, consts, yk, x, key=jax.random.fold_in(k, it + 1),
-                                 n_steps=m, n_adapt=min(adapt, m // 2) if it == 0 else min(adapt, m // 4), flip=coarsest)
+                                 n_steps=m, n_adapt=min(adapt, m // 2) if it == 0 else min(adapt, m // 4), flip=coarsest,
+                                 magnetisation=mag if use_mag and np.any(mag) else None)
+            if use_mag:
+                s_model = _magnetisation_statistics(yk)
+                mag_history.append((s_model.mean(0) / s_data.mean(0) - 1.0).tolist())
+                if it < n_iter:
+                    # Newton for an exponential family: dE[s]/dθ = −Cov(s), so θ += Cov⁻¹(E_model − E_data)
+                    cov = np.cov(s_model.T)
+                    mag = mag + np.linalg.solve(cov + 1e-9 * np.trace(cov) * np.eye(2), s_model.mean(0) - s_data.mean(0))
             v_model = np.asarray(jnp.mean(yk**2, axis=(0, 2, 3)), np.float64)
             p_model = _channel_spectra(yk)
             history.append((v_model / v_data - 1.0).tolist())
@@ -437,16 +465,27 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
                 # the coarsest law is far from Gaussian at criticality (a double well for the mean): the
                 # Gaussian Newton step on its whole spectrum diverges there, so only its variance is matched
                 thetas[lvl - 1][terms[0][0]] += 0.5 * (1.0 / v_data[0] - 1.0 / v_model[0])
-            if coarsest and not calibrate_coarsest:
+            if coarsest and not calibrate_coarsest and not use_mag:
                 break  # its chains only provide the coarse fields the next level is calibrated on
         # the last pass drew the calibrated level's fields: they condition the next finer level
         x = f.unnormalise_coarse(yk[:, 0], f.J) if coarsest else f.refine(x, yk, lvl)
-        if coarsest and not calibrate_coarsest:
+        if coarsest and not calibrate_coarsest and not use_mag:
             continue
         records[lvl] = {"fields": n, "variance_rel_error_per_pass": history,
                         "spectrum_rms_log_ratio_per_pass": spectral}
+        if use_mag:
+            records[lvl]["magnetisation_moment_rel_error_per_pass"] = mag_history
     model.thetas = tuple(np.asarray(t, np.float32) for t in thetas)
+    model.magnetisation = np.asarray(mag, np.float32)
     return records
+
+
+def _magnetisation_statistics(y) -> np.ndarray:
+    """``(n·M², n·M⁴)`` per field of the coarsest level ``y`` ``(N, 1, h, w)``, M the mean → ``(N, 2)``."""
+    y = np.asarray(y, np.float64)[:, 0]
+    n = y.shape[-2] * y.shape[-1]
+    m = y.mean(axis=(-2, -1))
+    return np.stack([n * m**2, n * m**4], axis=1)
 
 
 def _channel_spectra(y) -> np.ndarray:
