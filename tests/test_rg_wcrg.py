@@ -74,6 +74,22 @@ def test_fast_energy_equals_the_feature_energy(level_setup):
     np.testing.assert_allclose(g, g_ref, atol=1e-5 * float(jnp.abs(g_ref).max()))
 
 
+def test_magnetisation_terms_add_the_global_energy_and_its_exact_gradient():
+    from phigen.rg.gibbs import with_magnetisation_terms
+
+    spec = LevelSpec(1, False, k=1, centres=(), width=1.0)
+    theta = np.random.default_rng(1).normal(size=spec.n_features).astype(np.float32) * 0.1
+    base = level_value_and_grad(theta, spec, LevelConstants.coarsest())
+    y = jax.random.normal(jax.random.key(3), (5, 1, 8, 8)) + 0.7
+    vg = with_magnetisation_terms(base, jnp.asarray([0.3, -0.05]))
+    u, g = vg(y)
+    m = np.asarray(y, np.float64)[:, 0].mean(axis=(-2, -1))
+    np.testing.assert_allclose(u - base(y)[0], 64 * (0.3 * m**2 - 0.05 * m**4), rtol=1e-4, atol=1e-3)
+    auto = jax.grad(lambda z: jnp.sum(vg(z)[0]))(y)
+    np.testing.assert_allclose(g, auto, rtol=1e-4, atol=1e-4)
+    assert with_magnetisation_terms(base, None) is base
+
+
 def test_score_matching_recovers_a_known_gaussian_energy():
     """Samples of U = Σ a y² + b Σ y(s) y(s+e_x): score matching returns (a, b) within its error."""
     L, n = 16, 200

@@ -490,8 +490,11 @@ def _magnetisation_statistics(y) -> np.ndarray:
 
 def _channel_spectra(y) -> np.ndarray:
     """Mean power ``E|ŷ_c(k)|² / (h·w)`` of every channel of ``y`` ``(n, C, h, w)`` → ``(C, h, w)``, float64."""
-    yh = jnp.fft.fft2(jnp.asarray(y, jnp.float32))
-    return np.asarray(jnp.mean(jnp.abs(yh) ** 2, axis=0), np.float64) / (y.shape[-2] * y.shape[-1])
+    from ..stats.spectrum import power_spectrum_2d
+
+    n, c, h, w = y.shape
+    p = power_spectrum_2d(jnp.asarray(y, jnp.float32).reshape(n * c, h, w))
+    return np.asarray(jnp.mean(jnp.asarray(p).reshape(n, c, h, w), axis=0), np.float64)
 
 
 def _spectral_basis(spec, shape):
