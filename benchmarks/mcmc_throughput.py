@@ -22,7 +22,7 @@ figures go to the JSON file:
 * ``hmc_phigen_over_roofline_L{L}``: the leapfrog rate against the memory-bandwidth roofline: the
   copy bandwidth measured here (best of a NumPy copy and a jitted copy, read + write counted) over
   16 bytes per site-leapfrog step (read and write φ and π, float32 — the traffic of a perfectly
-  fused step). Above 1 means the working set lives in cache (phigen runs chains in L2-sized blocks).
+  fused step). Above 1 means part of the working set is served from cache.
 
 τ_int section: |m| at κ = 0.34, λ = 1 (near κ_c; ``--tau-kappa/--tau-lam`` to change), L = 16, 32, 64,
 step size adapted to acceptance 0.8 with ε·n ≈ 1, then HMC alone and HMC + Swendsen–Wang from the
