@@ -229,6 +229,7 @@ class WCRGModel:
                           "coarse_ridge": coarse_ridge,
                           "sign_symmetric": bool(sign_symmetric), "shifts": int(shifts), "calibrate": int(calibrate),
                           "magnetisation": model.magnetisation.tolist(),
+                          "calibration_notes": list(cal.get("skipped", [])) if calibrate else [],
                           "n_validation": n_val, "fit_seconds_solve": time.perf_counter() - t_start}
         if check_samples:
             key = jax.random.PRNGKey(0) if key is None else key
@@ -445,6 +446,16 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
         use_mag = coarsest and magnetisation_terms
         if use_mag:
             s_data = _magnetisation_statistics(y_data)
+            # Fields whose mean is fixed (periodic vorticity, a density contrast) have nM² ≈ 0 on every
+            # field: the moment-matching Newton step then drives a → ∞, the coarse chains go unstable
+            # and every finer level is calibrated on garbage (turbulence: variance ×100). The terms only
+            # describe a fluctuating magnetisation, so they are skipped when the data's nM² (in units
+            # of the per-site variance, 1 after normalisation) is negligible.
+            if float(np.mean(s_data[:, 0])) < _MAGNETISATION_MIN_NM2:
+                use_mag = False
+                records.setdefault("skipped", []).append(
+                    f"magnetisation terms: the training fields' mean does not fluctuate "
+                    f"(E[nM²] = {float(np.mean(s_data[:, 0])):.2g} < {_MAGNETISATION_MIN_NM2})")
         for it in range(n_iter + 1):
             # persistent chains: after the first pass they are warm and half the steps re-equilibrate them
             m = steps if it == 0 else max(2, steps // 2)
@@ -481,6 +492,9 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
     model.thetas = tuple(np.asarray(t, np.float32) for t in thetas)
     model.magnetisation = np.asarray(mag, np.float32)
     return records
+
+
+_MAGNETISATION_MIN_NM2 = 1e-3  # E[nM²] of the normalised coarsest field below which M is taken as fixed
 
 
 def _magnetisation_statistics(y) -> np.ndarray:
