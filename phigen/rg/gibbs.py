@@ -40,11 +40,12 @@ from ..errors import DivergenceError, InputError, ParameterError
 from ..samplers.adaptation import DEFAULT_TARGET_ACCEPTANCE, _DualAveraging, dual_averaging_update
 from ..samplers.mala import MALAState, mala_transition
 from ..wavelets.dwt import _inverse_level, _level, wavelet_filters
+from ._preconditioner import apply_symbol, mass_matrix_roots, quadratic_symbol
 from .factor import detail_row_norms
 
 __all__ = ["LevelSpec", "LevelConstants", "level_features", "feature_gradients", "feature_laplacians",
            "hutchinson_laplacians", "level_energy", "level_value_and_grad", "score_matching_system", "solve_score_matching",
-           "ScoreMatchingFit", "LevelSampleInfo", "sample_level"]
+           "ScoreMatchingFit", "LevelSampleInfo", "potential_curvature", "level_preconditioner", "sample_level"]
 
 
 # --- static description of a level ---------------------------------------------------------------
@@ -372,6 +373,7 @@ class LevelSampleInfo(NamedTuple):
     acceptance: float
     flip_acceptance: float
     n_steps: int
+    mass_condition: float = float("nan")  # max/min eigenvalue of the Fourier mass matrix (nan: none)
 
 
 def _quadratic_kernel(theta, spec: LevelSpec):
@@ -448,12 +450,27 @@ def with_magnetisation_terms(vg, coeffs):
     return vg2
 
 
+def _whitened(vg, half):
+    """``vg`` in the whitened variable ``u`` (``half`` = P^{1/2} = M^{−1/2}, ``y = half·u``):
+    ``u ↦ (U(half·u), half·∇U(half·u))`` — ``half`` is Hermitian, so this is the exact chain rule."""
+    if half is None:
+        return vg
+
+    def vg_u(u):
+        val, g = vg(apply_symbol(half, u))
+        return val, apply_symbol(half, g)
+
+    return vg_u
+
+
 @partial(jax.jit, static_argnames=("spec", "n_steps", "flip"))
-def _mala_chunk(theta, spec, consts, x_c, state, da, key, t0, *, n_steps, adapt, flip, target, glob=None):
+def _mala_chunk(theta, spec, consts, x_c, state, da, key, t0, *, n_steps, adapt, flip, target, glob=None,
+                half=None):
     """``n_steps`` MALA steps (shared step size ε = exp(log_step)); with ``adapt`` the step size follows
     dual averaging on the chain-mean acceptance; with ``flip`` each step also proposes y → −y; ``glob``:
-    magnetisation-term coefficients (:func:`with_magnetisation_terms`) or None."""
-    vg = with_magnetisation_terms(level_value_and_grad(theta, spec, consts, x_c), glob)
+    magnetisation-term coefficients (:func:`with_magnetisation_terms`) or None; ``half``: the Fourier
+    preconditioner ``P^{1/2}`` (the chain's position is then the whitened ``u``, ``y = P^{1/2} u``)."""
+    vg = _whitened(with_magnetisation_terms(level_value_and_grad(theta, spec, consts, x_c), glob), half)
 
     def body(carry, i):
         state, da, acc_sum, flip_sum = carry
@@ -478,23 +495,65 @@ def _mala_chunk(theta, spec, consts, x_c, state, da, key, t0, *, n_steps, adapt,
     return state, da, acc_sum, flip_sum
 
 
+def potential_curvature(theta, spec: LevelSpec, consts: LevelConstants, y, x_c=None) -> np.ndarray:
+    """Mean diagonal Hessian of the potential part per channel, ``c̄_c`` ``(Cy,)``, over the chains ``y``
+    ``(C, Cy, h, w)``: ``(σ_c/s)² ⟨V''(r)⟩`` for a conditional level (the synthesis has orthonormal
+    columns), ``⟨V''(y)⟩`` for the coarsest field; ``V = Σ_m θ_m g_m``."""
+    theta = jnp.asarray(theta, jnp.float32)
+    b = spec.blocks()["potential"]
+    r = _fine_field(spec, consts, jnp.asarray(y, jnp.float32), x_c)
+    v2 = float(jnp.mean(jnp.einsum("m,m...->...", theta[b[0]:b[1]], _potential_basis(spec, r)[2])))
+    if not spec.conditional:
+        return np.full((spec.channels,), v2)
+    return v2 * (np.asarray(consts.detail_std, np.float64) / float(consts.fine_std)) ** 2
+
+
+def level_preconditioner(theta, spec: LevelSpec, consts: LevelConstants, y, x_c=None, *, floor_ratio: float = 1e-3):
+    """``(P^{1/2}, P^{−1/2}, condition)`` of the Fourier mass matrix ``M̂(k) = Q̂(k) + diag(c̄)``
+    (:mod:`phigen.rg._preconditioner`) at the chains ``y`` ``(C, Cy, h, w)``; ``P = M^{−1}`` and
+    ``condition`` is the clipped max/min eigenvalue ratio of M. ``(None, None, nan)`` if M has no
+    positive eigenvalue (nothing to precondition with)."""
+    q = np.asarray(_quadratic_kernel(jnp.asarray(theta, jnp.float32), spec), np.float64)
+    sym = quadratic_symbol(q, spec.offsets, tuple(np.shape(y)[-2:]))
+    sym = sym + np.diag(potential_curvature(theta, spec, consts, y, x_c))
+    root, iroot, cond = mass_matrix_roots(sym, floor_ratio)
+    # P^{1/2} = M^{−1/2} maps the whitened u to y; P^{−1/2} = M^{1/2} maps y to u
+    return iroot, root, cond
+
+
 def sample_level(theta, spec: LevelSpec, consts: LevelConstants, y0, x_c=None, *, key, n_steps: int,
                  n_adapt: int, step_size: float = 0.1, target: float | None = None, flip: bool = False,
-                 chunk: int = 100, bar=None, magnetisation=None):
+                 chunk: int = 100, bar=None, magnetisation=None, precondition: bool = False):
     """Sample ``p_θ(y | x_c)`` for a batch of chains with MALA, starting from ``y0`` ``(C, Cy, h, w)``.
 
     The first ``n_adapt`` steps adapt one shared step size by dual averaging towards ``target``
     (MALA's 0.574 by default); the remaining ``n_steps − n_adapt`` steps run at the adapted (averaged)
     step size. Returns ``(y, LevelSampleInfo)``. ``bar``: a tqdm bar advanced by the steps done;
-    ``magnetisation``: ``(a, b)`` of :func:`with_magnetisation_terms` (coarsest level) or None.
+    ``magnetisation``: ``(a, b)`` of :func:`with_magnetisation_terms` (coarsest level) or None;
+    ``precondition``: run MALA with the Fourier mass matrix of :func:`level_preconditioner`, rebuilt
+    from the chains at every warm-up chunk boundary (so the potential's mean curvature is taken where
+    the chains are) and fixed after the warm-up.
     """
     target = DEFAULT_TARGET_ACCEPTANCE["mala"] if target is None else float(target)
     theta = jnp.asarray(theta, jnp.float32)
     y0 = jnp.asarray(y0, jnp.float32)
     glob = None if magnetisation is None else jnp.asarray(magnetisation, jnp.float32)
     vg = jax.jit(with_magnetisation_terms(level_value_and_grad(theta, spec, consts, x_c), glob))
-    u, g = vg(y0)
-    state = MALAState(y0, u, g)
+    half, cond = None, float("nan")
+
+    def whiten(y):  # (re)build the preconditioner at y and put the chains in its variable
+        nonlocal half, cond
+        u_y, g_y = vg(y)
+        if precondition:
+            half, ihalf, cond = level_preconditioner(theta, spec, consts, y, x_c)
+            if half is not None:
+                return MALAState(apply_symbol(ihalf, y), u_y, apply_symbol(half, g_y))
+        return MALAState(y, u_y, g_y)
+
+    def position(state):
+        return state.position if half is None else apply_symbol(half, state.position)
+
+    state = whiten(y0)
     log0 = jnp.asarray(math.log(step_size), jnp.float32)
     da = _DualAveraging(log0, log0, jnp.zeros((), jnp.float32), jnp.log(10.0 * step_size).astype(jnp.float32))
     done, acc_total, flip_total, acc_steps = 0, 0.0, 0.0, 0
@@ -505,9 +564,12 @@ def sample_level(theta, spec: LevelSpec, consts: LevelConstants, y0, x_c=None, *
         m = min(chunk, (n_adapt if adapting else n_steps) - done)
         state, da, acc_sum, flip_sum = _mala_chunk(theta, spec, consts, x_c, state, da, jax.random.fold_in(key, done),
                                                    jnp.asarray(done, jnp.int32), n_steps=m,
-                                                   adapt=jnp.asarray(adapting), flip=flip, target=target, glob=glob)
+                                                   adapt=jnp.asarray(adapting), flip=flip, target=target, glob=glob,
+                                                   half=half)
         if adapting and done + m >= n_adapt:  # end of warm-up: continue at the averaged step
             da = da._replace(log_step=da.log_step_bar)
+        elif adapting and precondition:  # warm-up continues: re-fit the mass matrix where the chains are
+            state = whiten(position(state))
         if not adapting:
             acc_total += float(acc_sum)
             acc_steps += m
@@ -515,10 +577,10 @@ def sample_level(theta, spec: LevelSpec, consts: LevelConstants, y0, x_c=None, *
         done += m
         if bar is not None:
             bar.update(m)
-    y = state.position
+    y = position(state)
     if not bool(jnp.all(jnp.isfinite(y))):
         raise DivergenceError("WC-RG level sampling produced NaN/inf; the fitted energy may not be confining "
                               "(try a larger ridge or fewer potential functions)")
     acc = acc_total / acc_steps if acc_steps else float("nan")
     return y, LevelSampleInfo(float(jnp.exp(da.log_step)), acc, flip_total / n_steps if flip else float("nan"),
-                              int(n_steps))
+                              int(n_steps), cond)

@@ -52,7 +52,9 @@ class WCRGModel:
         self.specs = tuple(specs)    # J conditional specs (level 1 first), then the coarsest
         self.thetas = tuple(np.asarray(t, np.float32) for t in thetas)
         self._shape = tuple(int(s) for s in field_shape)
-        self.sampling = {"steps": 500, "adapt": 200, "coarse_steps": 8000, "coarse_adapt": 1000, **(sampling or {})}
+        # files written before the Fourier mass matrix existed sample without it, as they were measured
+        self.sampling = {"steps": 500, "adapt": 200, "coarse_steps": 8000, "coarse_adapt": 1000, "precondition": False,
+                         **(sampling or {})}
         self.training = training or {}
         # (a, b) of the coarsest field's magnetisation terms n·(a M² + b M⁴), set by moment matching
         self.magnetisation = np.zeros(2, np.float32) if magnetisation is None else np.asarray(magnetisation, np.float32)
@@ -88,7 +90,7 @@ class WCRGModel:
             check_samples: int = 16, shifts: int = 16, calibrate: int = 3, calibrate_fields: int = 128,
             calibrate_coarsest: bool = False, magnetisation_terms: bool = True,
             steps: int = 500, adapt: int = 200, coarse_steps: int = 8000, coarse_adapt: int = 1000,
-            chunk: int = 16):
+            precondition: bool = False, chunk: int = 16):
         """Fit on ``fields`` ``(N, H, W)``.
 
         J: DWT levels (default: coarsest side ≈ 8); k: neighbourhood half-width per conditional level
@@ -128,7 +130,10 @@ class WCRGModel:
         fields after fitting and record the std per scale against the training data (0: skip);
         steps/adapt, coarse_steps/coarse_adapt: MALA steps (and warm-up) per level at sampling (the
         coarsest field is small but critical, so its chain runs longer: 8000 steps converge the
-        magnetisation law of 64² φ⁴ where 2000 do not).
+        magnetisation law of 64² φ⁴ where 2000 do not); precondition: every MALA chain (calibration
+        and sampling) runs with the Fourier mass matrix of :func:`~phigen.rg.gibbs.level_preconditioner`
+        (the level's quadratic couplings plus the potential's mean curvature), for strongly correlated
+        levels whose plain chains crawl.
         """
         from tqdm.auto import tqdm
 
@@ -177,7 +182,8 @@ class WCRGModel:
                                      f"{spec.min_side()}; use a smaller k (or fewer levels J)")
 
         model = cls(fact, tuple(specs), (), x.shape[1:],
-                    {"steps": steps, "adapt": adapt, "coarse_steps": coarse_steps, "coarse_adapt": coarse_adapt})
+                    {"steps": steps, "adapt": adapt, "coarse_steps": coarse_steps, "coarse_adapt": coarse_adapt,
+                     "precondition": bool(precondition)})
         thetas, levels = [], []
         xj = jnp.asarray(x)
         with tqdm(total=fact.J + 1, desc="fit wcrg", unit="level", disable=None if progress is None else not progress) as bar:
@@ -257,12 +263,13 @@ class WCRGModel:
         return shape
 
     def sample(self, n: int, *, key, shape=None, steps: int | None = None, coarse_steps: int | None = None,
-               progress=None):
+               precondition: bool | None = None, progress=None):
         """``n`` fields ``(n, H, W)`` drawn coarse to fine (``shape`` defaults to the training size).
 
         ``steps`` / ``coarse_steps`` override the MALA steps per conditional level / at the coarsest
-        level (warm-up shortened in proportion). The per-level step sizes and acceptances are left in
-        ``self.last_sample_info``.
+        level (warm-up shortened in proportion); ``precondition`` overrides the model's choice of the
+        Fourier mass matrix (``sampling["precondition"]``). The per-level step sizes, acceptances and
+        mass-matrix conditioning are left in ``self.last_sample_info``.
         """
         from tqdm.auto import tqdm
 
@@ -270,6 +277,7 @@ class WCRGModel:
         shape = self._check_sample_shape(shape)
         f = self.factorisation
         cfg = self._steps(steps, coarse_steps)
+        pre = bool(cfg.get("precondition", False) if precondition is None else precondition)
         total = cfg["coarse_steps"] + f.J * cfg["steps"]
         infos = []
         k_coarse, k_levels = jax.random.split(key)
@@ -279,14 +287,14 @@ class WCRGModel:
             y0 = jax.random.normal(k0, (n, 1, hJ, wJ), jnp.float32)
             y, info = sample_level(self.thetas[-1], self.specs[-1], self.level_constants(f.J + 1), y0, key=k1,
                                    n_steps=cfg["coarse_steps"], n_adapt=cfg["coarse_adapt"], flip=True, bar=bar,
-                                   magnetisation=self._magnetisation_or_none())
+                                   magnetisation=self._magnetisation_or_none(), precondition=pre)
             infos.append({"level": f.J + 1, **info._asdict()})
             x = f.unnormalise_coarse(y[:, 0], f.J)
             for lvl in range(f.J, 0, -1):
                 ka, kb = jax.random.split(jax.random.fold_in(k_levels, lvl))
                 y0 = jax.random.normal(ka, (n, 3) + x.shape[-2:], jnp.float32)
                 d, info = sample_level(self.thetas[lvl - 1], self.specs[lvl - 1], self.level_constants(lvl), y0, x,
-                                       key=kb, n_steps=cfg["steps"], n_adapt=cfg["adapt"], bar=bar)
+                                       key=kb, n_steps=cfg["steps"], n_adapt=cfg["adapt"], bar=bar, precondition=pre)
                 infos.append({"level": lvl, **info._asdict()})
                 x = f.refine(x, d, lvl)
         self.last_sample_info = infos
@@ -461,7 +469,8 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
             m = steps if it == 0 else max(2, steps // 2)
             yk, _ = sample_level(thetas[lvl - 1], spec, consts, yk, x, key=jax.random.fold_in(k, it + 1),
                                  n_steps=m, n_adapt=min(adapt, m // 2) if it == 0 else min(adapt, m // 4), flip=coarsest,
-                                 magnetisation=mag if use_mag and np.any(mag) else None)
+                                 magnetisation=mag if use_mag and np.any(mag) else None,
+                                 precondition=bool(cfg.get("precondition", False)))
             if use_mag:
                 s_model = _magnetisation_statistics(yk)
                 mag_history.append((s_model.mean(0) / s_data.mean(0) - 1.0).tolist())
