@@ -307,3 +307,15 @@ def test_fourier_mass_matrix_whitens_a_quadratic_level_and_keeps_the_law():
     assert abs(ratio[soft].mean() - 1) < 5 / np.sqrt(n * soft.sum())
     assert out[False][0][soft].mean() < 0.8  # the plain chain has not relaxed them in 60 steps
     assert np.isnan(out[False][1].mass_condition)
+
+
+def test_potential_curvature_is_the_mean_second_derivative_of_the_potential():
+    """Coarsest level with the quartic alone, V = θ t⁴/24: c̄ = θ⟨y²⟩/2."""
+    from phigen.rg.gibbs import potential_curvature
+
+    spec = LevelSpec(1, False, k=1, centres=())
+    theta = np.zeros(spec.n_features, np.float32)
+    theta[spec.blocks()["potential"][0]] = 3.0
+    y = np.random.default_rng(1).standard_normal((4, 1, 8, 8)).astype(np.float32) * 2
+    np.testing.assert_allclose(potential_curvature(theta, spec, LevelConstants.coarsest(), y),
+                               [3.0 * np.mean(y**2) / 2], rtol=1e-5)

@@ -36,12 +36,13 @@ def quadratic_symbol(q, offsets, shape) -> np.ndarray:
 
 
 def mass_matrix_roots(symbol, floor_ratio: float = 1e-3):
-    """``(M^{1/2}, M^{−1/2})`` ``(h, w//2 + 1, Cy, Cy)`` complex64 for the Hermitian blocks ``symbol``.
+    """``(M^{1/2}, M^{−1/2}, condition)``: two ``(h, w//2 + 1, Cy, Cy)`` complex64 roots of the Hermitian
+    blocks ``symbol`` (``(None, None, nan)`` if none of its eigenvalues is positive).
 
     Eigenvalues are clipped at ``floor_ratio`` times the largest one (negative or tiny ones belong to
     directions the quadratic part does not confine; the potential does), so the preconditioner never
-    amplifies a direction by more than ``floor_ratio^{−1/2}`` relative to the stiffest. Returns also the
-    clipped eigenvalues' ratio max/min (the conditioning left to the chain by the quadratic part).
+    amplifies a direction by more than ``floor_ratio^{−1/2}`` relative to the stiffest; ``condition`` is
+    the clipped eigenvalues' ratio max/min (the conditioning the mass matrix takes off the chain).
     """
     lam, vec = np.linalg.eigh(symbol)
     top = float(np.max(lam))
