@@ -110,6 +110,7 @@ def test_fit_records_per_level_diagnostics(trained):
     levels = m.training["levels"]
     assert [lv["level"] for lv in levels] == [1, 2] and [lv["shape"] for lv in levels] == [[16, 16], [8, 8]]
     assert [lv["batch_size"] for lv in levels] == [8, 32]  # equal detail coefficients per step at each level
+    assert [lv["n_train"] for lv in levels] == [N_TRAIN, 4 * N_TRAIN]  # level 2 under 4 periodic shifts
     for j, (lv, losses) in enumerate(zip(levels, m.losses), start=1):
         assert losses.shape == (FIT["steps"],) and lv["seconds"] > 0 and lv["final_loss"] < lv["initial_loss"]
         # An untrained v-predictor (v̂ = 0) has loss 1 on white unit details; these details are correlated
@@ -120,6 +121,29 @@ def test_fit_records_per_level_diagnostics(trained):
         assert head.mean() - tail.mean() > max(0.02, 5 * se), (j, head.mean(), tail.mean(), se)
     assert m.n_params == 2 * m.training["n_params_per_level"] + m.coarse_model.n_params
     assert np.asarray(m.training["per_scale_std_truth"]["detail"]).shape == (2, 3)
+
+
+def test_level_training_data_adds_new_coefficients_under_shifts(data):
+    """Level l is trained on the fields under min(4^(l−1), shifts) periodic shifts: the first is the
+    identity, the others give coefficients that are not a translation of the unshifted ones (the decimated
+    DWT is not shift-invariant), while a shift by 2^l is one and is never used."""
+    from phigen.rg.factor import WaveletFactorisation
+    from phigen.rg.score import level_training_data
+
+    x = jnp.asarray(data[0][:6])
+    f = WaveletFactorisation.fit(x, J=2)
+    assert level_training_data(f, x, 1, shifts=16).shape == level_training_data(f, x, 1).shape  # 4^0 = 1
+    one = np.asarray(level_training_data(f, x, 2))
+    many = np.asarray(level_training_data(f, x, 2, shifts=16))
+    assert many.shape == (4 * 6,) + one.shape[1:]
+    np.testing.assert_allclose(many[:6], one, atol=1e-6)
+    translations = [np.roll(one, (dy, dx), axis=(-2, -1)) for dy in range(8) for dx in range(8)]
+    for b in range(1, 4):
+        block = many[6 * b: 6 * (b + 1)]
+        assert min(np.abs(t - block).max() for t in translations) > 0.1
+    # a shift by 2^2 pixels translates the level-2 coefficients by one: no new information
+    np.testing.assert_allclose(np.asarray(level_training_data(f, jnp.roll(x, 4, axis=-1), 2)),
+                               np.roll(one, 1, axis=-1), atol=1e-5)
 
 
 def _ratio_se(y, x, wavelet, J):

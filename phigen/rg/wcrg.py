@@ -27,6 +27,7 @@ from .._validation import as_fields, check_int_at_least, check_positive
 from ..errors import InputError, ModelFileError, ParameterError
 from ..models._base import read_model_file, register_model, write_model_file
 from .factor import WaveletFactorisation, per_scale_std
+from ._shifts import level_shifts, shifted_fields
 from .gibbs import (LevelConstants, LevelSpec, score_matching_system, sample_level, solve_score_matching)
 
 __all__ = ["WCRGModel"]
@@ -199,7 +200,7 @@ class WCRGModel:
                     cond = None
                 train_y, val_y = y[: len(y) - n_val], y[len(y) - n_val:]
                 train_c = None if cond is None else cond[: len(y) - n_val]
-                n_shift = _level_shifts(min(lvl, fact.J), shifts)
+                n_shift = level_shifts(min(lvl, fact.J), shifts)
                 if len(n_shift) > 1:  # the same law, new coefficients: refit on shifted training fields
                     train_c, train_y = _shifted_level_data(fact, x[: len(x) - n_val], lvl, n_shift)
                 M, b, n = score_matching_system(spec, consts, train_y, train_c, chunk=chunk)
@@ -380,27 +381,10 @@ class WCRGModel:
             raise ModelFileError(f"incomplete or inconsistent wcrg model file: {exc}", path=path) from None
 
 
-def _level_shifts(level: int, max_shifts: int) -> list:
-    """Up to ``min(4^(level−1), max_shifts)`` distinct pixel shifts (dy, dx) for fitting ``level``.
-
-    Shifts by multiples of 2^level only translate the level's coefficients, so the distinct ones are
-    {0 … 2^level − 1}²; they are taken in bit-reversed order (0, 2^level/2, 2^level/4, …) so that
-    any prefix spreads evenly over the offsets.
-    """
-    side = 2 ** level
-    n = int(min(4 ** (level - 1), max_shifts, side * side))
-    # bit-reversed order of 0 … side−1 spreads any prefix over the offsets
-    bits = level
-    order = sorted(range(side), key=lambda v: int(format(v, f"0{bits}b")[::-1], 2))
-    pairs = [(a, b) for a in order for b in order]
-    pairs.sort(key=lambda ab: max(order.index(ab[0]), order.index(ab[1])))
-    return pairs[:n]
-
-
 def _shifted_level_data(fact, fields, level: int, shift_list):
     """(coarse, normalised details) of ``level`` — or ``(None, normalised x_J[:, None])`` for the
     coarsest energy (level J+1) — of ``fields`` under every periodic shift of ``shift_list``."""
-    xs = jnp.concatenate([jnp.roll(jnp.asarray(fields), (dy, dx), axis=(-2, -1)) for dy, dx in shift_list])
+    xs = shifted_fields(fields, shift_list)
     if level > fact.J:
         return None, fact.normalise_coarse(fact.coarse(xs, fact.J), fact.J)[:, None]
     return fact.level_data(xs, level)
