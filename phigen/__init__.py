@@ -46,7 +46,7 @@ _LAZY = {
     "generalisation": ("phigen._generalisation", "generalisation"),
 }
 _SUBPACKAGES = ("io", "fields", "energies", "samplers", "stats", "models", "plot", "critical", "report", "compare",
-                "wavelets", "scattering", "diffusion", "checks")
+                "wavelets", "scattering", "diffusion", "checks", "rg")
 
 
 def __getattr__(name):

@@ -392,6 +392,13 @@ def main(argv=None) -> int:
             raise
         print(f"phigen: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader closed the pipe (``phigen info FILE | head``): not an error, nothing left to say.
+        # Point stdout at /dev/null so that the interpreter's final flush does not raise again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("phigen: error: interrupted (files written so far are consistent; rerun with --resume)", file=sys.stderr)
         return 130

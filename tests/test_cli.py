@@ -89,6 +89,16 @@ def test_console_script_installed():
     assert r.returncode == 0 and r.stdout.startswith("phigen ")
 
 
+def test_closed_pipe_is_not_an_error():
+    # `phigen info FILE | head`: the reader closes the pipe before phigen writes; exit 0, nothing on stderr
+    proc = subprocess.Popen([sys.executable, "-m", "phigen.cli", "info", "data/phi4_64.h5"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    proc.stdout.close()  # before the interpreter has even imported phigen
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == ""
+
+
 def test_stats_writes_json_and_pngs(tmp_path, capsys):
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
     assert main(["generate", "gaussian", "--size", "32", "-n", "40", "-o", str(a), "--slope", "3", "--quiet"]) == 0

@@ -319,3 +319,14 @@ def test_potential_curvature_is_the_mean_second_derivative_of_the_potential():
     y = np.random.default_rng(1).standard_normal((4, 1, 8, 8)).astype(np.float32) * 2
     np.testing.assert_allclose(potential_curvature(theta, spec, LevelConstants.coarsest(), y),
                                [3.0 * np.mean(y**2) / 2], rtol=1e-5)
+
+
+def test_rg_models_reexported():
+    import phigen
+    import phigen.models as pm
+    from phigen.rg import WCRGModel, WSGMModel
+
+    assert WCRGModel is pm.get_model_class("wcrg") and WSGMModel is pm.get_model_class("wsgm")
+    assert phigen.rg.WCRGModel is WCRGModel
+    with pytest.raises(AttributeError, match="no attribute"):
+        phigen.rg.NoSuchModel

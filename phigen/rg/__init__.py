@@ -6,3 +6,18 @@
 """
 
 from .factor import WaveletFactorisation, default_levels, detail_row_norms, per_scale_std
+
+# the registered models pull in equinox, optax and the diffusion code: imported on first access
+_LAZY = {"WCRGModel": "phigen.rg.wcrg", "WSGMModel": "phigen.rg.score"}
+
+__all__ = ["WaveletFactorisation", "default_levels", "detail_row_norms", "per_scale_std", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'phigen.rg' has no attribute {name!r}")
