@@ -62,9 +62,11 @@ def _binder_se(x, n_boot=200, seed=0):
     return float(np.std([_binder(x[rng.integers(0, len(x), len(x))]) for _ in range(n_boot)]))
 
 
-def _measure(samples, truth, field, params, J=3, wavelet="db4"):
+def _measure(samples, truth, field, params, J=None, wavelet="db4"):
     from phigen.compare import field_statistics
-    from phigen.rg import per_scale_std
+    from phigen.rg import default_levels, per_scale_std
+
+    J = default_levels(truth.shape[1:]) if J is None else J  # the models' default: coarsest side 8 (3 at 64², 4 at 128²)
     from phigen.stats import compare
 
     res = compare(samples, truth, statistics=STATISTICS)
@@ -120,17 +122,19 @@ def run_dataset(path, models, args):
             opts = [{"steps": s} for s in ([args.wcrg_steps] if not args.sweep_wcrg else args.sweep_wcrg)]
         elif kind == "wsgm":
             model = pm.get_model_class(kind).fit(train, key=jax.random.PRNGKey(0), steps=args.wsgm_steps,
-                                                 progress=False)
-            opts = [{"nfe": n} for n in args.sweep]
+                                                 batch_size=args.wsgm_batch_size, progress=False)
+            opts = [{"nfe": n} if ts is None else {"nfe": n, "t_start": ts} for ts in args.wsgm_t_start for n in args.sweep]
         else:
             model = pm.get_model_class(kind).fit(train, key=jax.random.PRNGKey(0), steps=args.diffusion_steps,
-                                                 batch_size=16, width=args.diffusion_width, depth=3, progress=False)
+                                                 batch_size=args.diffusion_batch_size, width=args.diffusion_width, depth=3,
+                                                 progress=False)
             opts = [{"nfe": n} for n in args.sweep_diffusion]
         fit_s = time.perf_counter() - t0
         for o in opts:
             samples, per_field = _sample_timed(model, args.n_samples, seed=1, batch=args.batch, **o)
             m = _measure(samples, truth, field, params)
-            key = f"{kind}" + "".join(f" {k}={v}" for k, v in o.items())
+            key = f"{kind}" + "".join(f" {k}={','.join(f'{t:g}' for t in v) if isinstance(v, list) else v}"
+                                      for k, v in o.items())
             rows[key] = {"kind": kind, "options": o, "n_params": int(model.n_params), "fit_s": fit_s,
                          "sample_s_per_field": per_field, **m}
             if kind == "wsgm" and hasattr(model, "sampling_cost"):
@@ -217,9 +221,15 @@ def main(argv=None):
     ap.add_argument("--wcrg-steps", type=int, default=500)
     ap.add_argument("--sweep-wcrg", default="", help="comma-separated MALA steps per level (overrides --wcrg-steps)")
     ap.add_argument("--wsgm-steps", type=int, default=1500)
+    ap.add_argument("--wsgm-batch-size", type=int, default=8,
+                    help="fields per batch at the finest level (2 at 128² sees as many coefficients per step as 8 at 64²)")
     ap.add_argument("--diffusion-steps", type=int, default=1500)
     ap.add_argument("--diffusion-width", type=int, default=16)
+    ap.add_argument("--diffusion-batch-size", type=int, default=16,
+                    help="fields per batch (4 at 128² costs a step what 16 does at 64²)")
     ap.add_argument("--sweep", default="4,8,16,32", help="WSGM network evaluations per scale")
+    ap.add_argument("--wsgm-t-start", default="", help="';'-separated WSGM start times to sweep as well as the "
+                    "default, each one number or one per level, finest first (e.g. '2,3,3')")
     ap.add_argument("--sweep-diffusion", default="16,64,128", help="diffusion network evaluations per field")
     ap.add_argument("--n-samples", type=int, default=128)
     ap.add_argument("--batch", type=int, default=64)
@@ -234,6 +244,8 @@ def main(argv=None):
     args.sweep = [int(s) for s in args.sweep.split(",") if s]
     args.sweep_diffusion = [int(s) for s in args.sweep_diffusion.split(",") if s]
     args.sweep_wcrg = [int(s) for s in args.sweep_wcrg.split(",") if s]
+    args.wsgm_t_start = [None] + [[float(t) for t in g.split(",")] if "," in g else float(g)
+                                  for g in args.wsgm_t_start.split(";") if g.strip()]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     results = [run_dataset(p, models, args) for p in args.data]
     ratios, figures = summarise(results)

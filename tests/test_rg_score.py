@@ -239,6 +239,22 @@ def test_cli_sample_and_python_twins(trained, fitted_file, tmp_path):
         trained.sample(2, key=jax.random.PRNGKey(0), t_start=8.0)
 
 
+
+def test_per_level_start_times(trained):
+    """``t_start`` per level (finest first): the same value everywhere is the scalar; another start at the
+    finest level changes the finest details only (x_1, the field one level up, is untouched)."""
+    key, J = jax.random.PRNGKey(4), trained.J
+    ref = np.asarray(trained.sample(3, key=key, t_start=3.0))
+    np.testing.assert_array_equal(np.asarray(trained.sample(3, key=key, t_start=[3.0] * J)), ref)
+    other = np.asarray(trained.sample(3, key=key, t_start=[2.0] + [3.0] * (J - 1)))
+    assert np.abs(other - ref).max() > 1e-3 * ref.std()
+    up = lambda x: np.asarray(trained.factor.coarse(x, 1))  # noqa: E731
+    np.testing.assert_allclose(up(other), up(ref), atol=1e-4 * ref.std())
+    with pytest.raises(E.ParameterError, match="one value per level"):
+        trained.sample(2, key=key, t_start=[3.0] * (J + 1))
+    with pytest.raises(E.ParameterError, match=r"t_start must be in \(0.001, 5.0\]"):
+        trained.sample(2, key=key, t_start=[3.0] * (J - 1) + [0.0])
+
 @pytest.fixture(scope="module")
 def diffusion_coarse(data):
     """The same levels (through phigen.models.fit, key PRNGKey(seed)) with the default coarse model, a tiny,
