@@ -65,9 +65,9 @@ def _binder_se(x, n_boot=200, seed=0):
 def _measure(samples, truth, field, params, J=None, wavelet="db4"):
     from phigen.compare import field_statistics
     from phigen.rg import default_levels, per_scale_std
+    from phigen.stats import compare
 
     J = default_levels(truth.shape[1:]) if J is None else J  # the models' default: coarsest side 8 (3 at 64², 4 at 128²)
-    from phigen.stats import compare
 
     res = compare(samples, truth, statistics=STATISTICS)
     out = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -92,7 +93,7 @@ def test_console_script_installed():
 def test_closed_pipe_is_not_an_error():
     # `phigen info FILE | head`: the reader closes the pipe before phigen writes; exit 0, nothing on stderr
     proc = subprocess.Popen([sys.executable, "-m", "phigen.cli", "info", "data/phi4_64.h5"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+                            stderr=subprocess.PIPE, cwd=str(Path(__file__).parents[1]))
     proc.stdout.close()  # before the interpreter has even imported phigen
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0, err

@@ -239,7 +239,6 @@ def test_cli_sample_and_python_twins(trained, fitted_file, tmp_path):
         trained.sample(2, key=jax.random.PRNGKey(0), t_start=8.0)
 
 
-
 def test_per_level_start_times(trained):
     """``t_start`` per level (finest first): the same value everywhere is the scalar; another start at the
     finest level changes the finest details only (x_1, the field one level up, is untouched)."""
@@ -254,6 +253,7 @@ def test_per_level_start_times(trained):
         trained.sample(2, key=key, t_start=[3.0] * (J + 1))
     with pytest.raises(E.ParameterError, match=r"t_start must be in \(0.001, 5.0\]"):
         trained.sample(2, key=key, t_start=[3.0] * (J - 1) + [0.0])
+
 
 @pytest.fixture(scope="module")
 def diffusion_coarse(data):

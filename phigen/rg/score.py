@@ -605,21 +605,16 @@ class WSGMModel:
     def _level_starts(self, t_start) -> list[float]:
         """``t_start`` (a number, None, or one value per level, finest first) as J start times, validated."""
         p = self.process
-        if t_start is None or np.ndim(t_start) == 0:
-            starts = [p.t_max if t_start is None else t_start] * self.J
-        else:
-            starts = list(t_start)
-            if len(starts) != self.J:
-                raise ParameterError(f"t_start needs one value per level (finest first) for this J={self.J} model; "
-                                     f"got {len(starts)}: {starts}")
-        out = []
+        starts = [t_start] * self.J if t_start is None or np.ndim(t_start) == 0 else list(t_start)
+        if len(starts) != self.J:
+            raise ParameterError(f"t_start needs one value per level (finest first) for this J={self.J} model; "
+                                 f"got {len(starts)}: {starts}")
+        starts = [p.t_max if t is None else float(t) for t in starts]
         for t in starts:
-            t = p.t_max if t is None else float(t)
             if not p.t_min < t <= p.t_max:
                 raise ParameterError(f"t_start must be in ({p.t_min}, {p.t_max}] (the times the networks were trained "
                                      f"on); got {t}")
-            out.append(t)
-        return out
+        return starts
 
     def sampling_cost(self, shape=None, nfe: int = DEFAULT_NFE, *, sampler: str = "ode", coarse_nfe: int | None = None,
                       denoise: bool = True) -> dict:
