@@ -103,14 +103,17 @@ QUALITY_STATISTICS = (("power_spectrum", "chi2"), ("pdf", "w1"), ("minkowski", "
                       ("flatness", "chi2"))
 
 
-def in_band_spectrum_chi2(samples, truth, *, seed=0, n_splits=3, rel_cut=1e-8):
+def in_band_spectrum_chi2(samples, truth, *, seed=0, n_splits=3, rel_cut=1e-8, groups=None):
     """``phigen.stats.compare``'s power-spectrum χ² (log of set means over the truth's relative std,
     per k bin) restricted to the bins that the statistics can see and the truth populates:
     |k| ≤ π (inside the Nyquist circle: the Morlet bank's Littlewood–Paley sum vanishes in the grid
     corners, so Φ does not constrain them and synthesis keeps its starting noise there) and truth
     power > ``rel_cut`` × its maximum (the turbulence maps are dealiased, 2/3 rule, so their power
     beyond k = 2/3 k_Nyquist is 10⁻¹⁴ round-off). Returns model and floor as mean ± std over
-    ``n_splits`` random half splits (m = min(n_samples, n_truth // 2), as compare)."""
+    ``n_splits`` random half splits of the truth with no group (``groups``: label per truth field)
+    on both sides (:func:`phigen.splits.equal_halves`, m = min(n_samples, half_size); without
+    groups the field-level halves of earlier versions)."""
+    from phigen.splits import equal_halves, half_size
     from phigen.stats import power_spectrum
 
     ps_t = power_spectrum(truth)
@@ -124,11 +127,10 @@ def in_band_spectrum_chi2(samples, truth, *, seed=0, n_splits=3, rel_cut=1e-8):
         return float(np.mean(d**2 / (rel**2 * (1 / a.shape[0] + 1 / b.shape[0]))))
 
     rng = np.random.default_rng(seed)
-    m = min(len(ss), len(ts) // 2)
+    m = min(len(ss), half_size(len(ts), groups))
     model, floor = [], []
     for _ in range(n_splits):
-        perm = rng.permutation(len(ts))
-        a_idx, b_idx = perm[:m], perm[m:2 * m]
+        a_idx, b_idx = equal_halves(rng, len(ts), m, groups)
         model.append(chi2(ss[rng.permutation(len(ss))[:m]], ts[b_idx]))
         floor.append(chi2(ts[a_idx], ts[b_idx]))
     return {"model": float(np.mean(model)), "model_std": float(np.std(model)), "floor": float(np.mean(floor)),
@@ -138,14 +140,17 @@ def in_band_spectrum_chi2(samples, truth, *, seed=0, n_splits=3, rel_cut=1e-8):
 def quality(names=("turbulence_64", "cosmic_web_64"), *, J=5, L=4, n_train=64, n_samples=16, steps=300, seed=0,
             plain=True):
     """Distances of microcanonical samples (preconditioned and plain L-BFGS) and of a Gaussian field
-    with the training spectrum to the HELD-OUT truth (fields after the first ``n_train``), next to
-    the truth-vs-truth floor, for the shipped reference datasets (``plain=False``: no plain-L-BFGS run).
-    Returns {name: {"scattering": {"distances": {...}, "loss_median": …}, "gaussian": …, …}}."""
+    with the training spectrum to the HELD-OUT truth, next to the truth-vs-truth floor, for the
+    shipped reference datasets (``plain=False``: no plain-L-BFGS run). Training set: about
+    ``n_train`` fields in whole groups (turbulence runs, N-body simulations) of the file's
+    deterministic split (:func:`phigen.splits.split_indices`, seed ``seed``); the truth: the other
+    groups. Returns {name: {"scattering": {"distances": {...}, "loss_median": …}, "gaussian": …, …}}."""
     from pathlib import Path
 
     import phigen.io as pio
     from phigen.models import GaussianSpectrumModel
     from phigen.scattering import ScatteringModel
+    from phigen.splits import split_indices
     from phigen.stats import compare
 
     root = Path(__file__).resolve().parent.parent / "data"
@@ -153,8 +158,12 @@ def quality(names=("turbulence_64", "cosmic_web_64"), *, J=5, L=4, n_train=64, n
     for name in names:
         with pio.open_fields(root / f"{name}.h5") as ds:
             x = np.asarray(ds[:], np.float32)
+            groups = ds.groups
         x = (x - x.mean()) / x.std()
-        train, truth = x[:n_train], x[n_train:]
+        tr, te = split_indices(len(x), 1.0 - n_train / len(x), seed=seed, groups=groups)
+        train, truth = x[tr], x[te]
+        truth_groups = None if groups is None else groups[te]
+        group_kw = {"truth_groups": truth_groups}  # compare's null halves keep the truth's groups whole
         model = ScatteringModel.fit(train, J=J, L=L, mode="micro", steps=steps)
         runs = {}
         for label, pre in (("scattering", True), ("scattering_plain_lbfgs", False))[: 2 if plain else 1]:
@@ -163,12 +172,14 @@ def quality(names=("turbulence_64", "cosmic_web_64"), *, J=5, L=4, n_train=64, n
                                         "seconds": res.seconds})
         gauss = GaussianSpectrumModel.fit(train).sample(n_samples, key=jax.random.PRNGKey(seed + 2))
         runs["gaussian"] = (np.asarray(gauss), {})
-        entry = {"n_stats": model.n_stats, "n_train": n_train, "n_truth": int(truth.shape[0]), "n_samples": n_samples,
+        entry = {"n_stats": model.n_stats, "n_train": int(train.shape[0]), "n_truth": int(truth.shape[0]),
+                 "n_samples": n_samples,
                  "data_loss_median": model.training["data_loss_median"]}
         for label, (fields, info) in runs.items():
-            cmp = compare(fields, truth, seed=seed, statistics=tuple(dict.fromkeys(k for k, _ in QUALITY_STATISTICS)))
+            cmp = compare(fields, truth, seed=seed, statistics=tuple(dict.fromkeys(k for k, _ in QUALITY_STATISTICS)),
+                          **group_kw)
             d = {f"{k}_{m}": cmp[k]["distances"][m] for k, m in QUALITY_STATISTICS}
-            d["power_spectrum_chi2_in_band"] = in_band_spectrum_chi2(fields, truth, seed=seed)
+            d["power_spectrum_chi2_in_band"] = in_band_spectrum_chi2(fields, truth, seed=seed, groups=truth_groups)
             entry[label] = {"distances": d, **info}
         out[name] = entry
     return out
@@ -185,8 +196,12 @@ def _print_quality(q):
             extra = f"  final loss median {r['loss_median']:.3g} ({r['seconds']:.0f} s)" if "loss_median" in r else ""
             print(f"  {label}{extra}")
             for k, d in r["distances"].items():
-                print(f"    {k:28s} model {d['model']:8.3g} ± {d['model_std']:.2g}   "
-                      f"floor {d['floor']:8.3g} ± {d['floor_std']:.2g}")
+                if "verdict" in d:
+                    print(f"    {k:28s} model {d['model']:8.3g}   null {d['null_mean']:8.3g} (95th pct. "
+                          f"{d['null_p95']:.3g})   p {d['p_value']:.3g} {d['verdict']}")
+                else:
+                    print(f"    {k:28s} model {d['model']:8.3g} ± {d['model_std']:.2g}   "
+                          f"floor {d['floor']:8.3g} ± {d['floor_std']:.2g}")
 
 
 def main(argv=None):

@@ -2,7 +2,11 @@
 
 For each training-set size N, two DISJOINT training sets S₁, S₂ of N fields are drawn from the file
 (one permutation of the file from ``seed``: S₁ = perm[:N], S₂ = perm[N:2N], so the sets of a
-smaller N are subsets of those of a larger one). One model is fitted on each with the same fit key,
+smaller N are subsets of those of a larger one). A file that records groups (the configurations of
+one MCMC chain, the snapshots of one run, the maps of one simulation; ``FieldDataset.groups``) is
+permuted by whole groups instead: S₁ and S₂ share no group, and the held-out truth of each N comes
+only from groups in neither S₁ nor S₂ (without groups, every field is its own group and the sets
+are exactly those above). One model is fitted on each with the same fit key,
 and both draw ``n_samples`` fields with the SAME sampling key (the same noise). A model that
 memorises returns (transformed) training fields, so its samples sit on its own training set and the
 two models disagree; a model that has learnt the density maps the same noise to (nearly) the same
@@ -25,8 +29,8 @@ standard error over the sample pairs of
 - ``closer_to_train``: the fraction of samples more similar to a field of their own training set
   than to the other model's sample;
 - ``truth_similarity``: the same nearest-training-field similarity for up to ``n_samples`` fields of
-  the file in neither training set of that N (first those never used for any N): what a genuinely
-  new field looks like; absent only when 2N is the whole file;
+  the file in neither training set of that N nor in any of their groups (first those never used
+  for any N): what a genuinely new field looks like; absent when no such field is left;
 
 plus ``model_similarity_identity`` (no transformation, the paper's plain cosine-type measure),
 fit and sampling times. ``regime`` is "generalising" when model_similarity − train_similarity
@@ -34,8 +38,8 @@ fit and sampling times. ``regime`` is "generalising" when model_similarity − t
 samples are also closer to their training sets than held-out truth is (train_similarity −
 truth_similarity > 3 standard errors, where held-out fields exist); else "transition".
 
-A size with 2N larger than the file is an error (ParameterError naming the file's size), raised
-before anything is fitted.
+A size with 2N larger than the file, or too large for two group-disjoint sets, is an error
+(ParameterError naming the file's size), raised before anything is fitted.
 """
 
 from __future__ import annotations
@@ -150,8 +154,47 @@ def _parse_sizes(sizes) -> list[int]:
     return sorted(out)
 
 
+def _training_order(n_total: int, n_max: int, n_extra: int, seed: int, groups, path) -> tuple[np.ndarray, np.ndarray]:
+    """Indices S₁ (n_max), S₂ (n_max), then up to ``n_extra`` fields of groups in neither, and the
+    group label of each (module docstring). The groups, in one seeded random order, fill S₁ until it
+    holds ≥ n_max fields, then S₂, the rest are held out; each set keeps its first n_max fields.
+    Without groups (every field its own group) this is perm[:2·n_max + n_extra] of the old versions."""
+    from .splits import _group_members, as_groups
+
+    g = as_groups(groups, n_total)
+    labels = np.arange(n_total, dtype=np.int64) if g is None else g
+    members = _group_members(labels)
+    order = np.random.default_rng(seed).permutation(len(members))
+    parts: tuple[list, list, list] = ([], [], [])
+    filled = [0, 0]
+    for i in order:
+        k = 0 if filled[0] < n_max else (1 if filled[1] < n_max else 2)
+        parts[k].append(members[i])
+        if k < 2:
+            filled[k] += members[i].size
+    if filled[1] < n_max:
+        sizes = np.array([members[i].size for i in order])
+        cum = np.cumsum(sizes)
+        best = 0
+        for n in range(n_total // 2, 0, -1):  # the largest N these groups (in this order) allow
+            k1 = int(np.searchsorted(cum, n))
+            if cum[-1] - cum[k1] >= n:
+                best = n
+                break
+        raise E.ParameterError(
+            f"holds {n_total} fields in {len(members)} groups (largest {int(sizes.max())} fields): two training sets "
+            f"of N = {n_max} with no group in both do not fit (largest possible N with seed {seed}: {best})", path=path)
+
+    def cat(p):
+        return np.concatenate(p) if p else np.zeros(0, np.int64)
+
+    used = np.concatenate([cat(parts[0])[:n_max], cat(parts[1])[:n_max], cat(parts[2])[:n_extra]])
+    return used, labels[used]
+
+
 def _load(data, needed_max: int, n_extra: int, seed: int, sizes):
-    """The 2·max N training fields (permutation order) and up to ``n_extra`` held-out fields."""
+    """The 2·max N training fields (permutation order), up to ``n_extra`` held-out fields, their
+    group labels (each field its own group where the data record none) and a provenance record."""
     from .io import open_fields
 
     if isinstance(data, (str, Path)):
@@ -161,20 +204,22 @@ def _load(data, needed_max: int, n_extra: int, seed: int, sizes):
                                    f"of shape {tuple(ds.sample_shape)}", path=ds.path)
             n_total = len(ds)
             _check_sizes(sizes, n_total, str(ds.path))
-            perm = np.random.default_rng(seed).permutation(n_total)
-            used = perm[:2 * needed_max + n_extra]
+            groups, kind = ds.groups, ds.group_kind
+            used, labels = _training_order(n_total, needed_max, n_extra, seed, groups, str(ds.path))
             x = ds[used]
             meta = {"path": str(ds.path), "field": ds.field, "params": dict(ds.params), "n_fields": n_total}
     else:
         arr = np.asarray(_as_fields(data, "data"))
         n_total = len(arr)
         _check_sizes(sizes, n_total, None)
-        perm = np.random.default_rng(seed).permutation(n_total)
-        used = perm[:2 * needed_max + n_extra]
+        groups, kind = None, None
+        used, labels = _training_order(n_total, needed_max, n_extra, seed, None, None)
         x = arr[used]
         meta = {"path": "<array>", "field": "custom", "params": {}, "n_fields": n_total}
     meta["shape"] = list(x.shape[1:])
-    return x, used, meta
+    meta["group_kind"] = kind
+    meta["n_groups"] = int(np.unique(groups).size) if groups is not None else n_total
+    return x, used, labels, meta
 
 
 def _check_sizes(sizes, n_total: int, path) -> None:
@@ -214,6 +259,9 @@ def _markdown(report: dict) -> str:
              f"Kadkhodaie et al. (2024) test. For each N, two {report['model']} models fitted on disjoint sets of N "
              f"of the file's {d['n_fields']} fields of {d['shape'][0]}×{d['shape'][1]} (same fit key), each drawing "
              f"{report['n_samples']} samples from the same noise (same sampling key; seed {report['seed']}).", "",
+             *([f"The file's fields come in {d['n_groups']} groups (kind '{d['group_kind']}', correlated fields): the "
+                "two training sets share no group, and held-out truth comes from groups in neither.", ""]
+               if d.get("group_kind") not in (None, "field") else []),
              f"Similarity: s(a, b) = max_T 2⟨ā, T b̄⟩/(‖ā‖² + ‖b̄‖²), ā = a − mean(a), T over "
              f"{', '.join(report['symmetries'])}; 1 for identical fields. Mean ± standard error over the sample "
              "pairs.",
@@ -275,7 +323,7 @@ def generalisation(data, *, model: str = "diffusion", sizes: Sequence[int] = (10
     bars = bool(progress) and not callable(progress)
 
     n_max = sizes[-1]
-    x, used, meta = _load(data, n_max, n_samples, seed, sizes)
+    x, used, labels, meta = _load(data, n_max, n_samples, seed, sizes)
     set1, set2 = x[:n_max], x[n_max:2 * n_max]
     symmetries = _default_symmetries(meta["field"])
     _say(progress, f"generalisation: {model} on {meta['n_fields']} {meta['field']} fields of "
@@ -315,8 +363,10 @@ def generalisation(data, *, model: str = "diffusion", sizes: Sequence[int] = (10
                               "train_similarity_model_2": s_train[1].tolist(),
                               "nearest_train_index_model_1": nn[0].index.tolist(),
                               "nearest_train_index_model_2": nn[1].index.tolist()}}
-        # held-out truth for this N: fields in neither training set, the never-used ones first
-        truth = np.concatenate([x[2 * n_max:], set1[n:], set2[n:]])[:n_samples]
+        # held-out truth for this N: fields of groups in neither training set, the never-used ones first
+        touched = np.concatenate([labels[:n], labels[n_max:n_max + n]])
+        cand = np.concatenate([np.arange(2 * n_max, len(x)), np.arange(n, n_max), np.arange(n_max + n, 2 * n_max)])
+        truth = x[cand[~np.isin(labels[cand], touched)]][:n_samples]
         if len(truth) >= 2:
             t_sim = [1.0 - nearest_neighbour_distances(_centred(truth), _centred(train[k]),
                                                        symmetries=symmetries).distance ** 2 for k in (0, 1)]

@@ -83,6 +83,11 @@ def _cmd_info(args) -> int:
         print(f"  conditions {', '.join(d['condition_names'])}")
     if d["field_names"]:
         print(f"  channels   {', '.join(d['field_names'])}")
+    g = d.get("groups")
+    if g:
+        each = (f"{g['min_size']}" if g["min_size"] == g["max_size"] else f"{g['min_size']}–{g['max_size']}")
+        print(f"  groups     {g['n_groups']} (kind {g['kind']}; {each} field{'s' if g['max_size'] != 1 else ''} "
+              "each; splits keep a group on one side)")
     if d["diagnostics"]:
         print(f"  diagnostics {', '.join(d['diagnostics'])}")
     return 0
@@ -206,7 +211,7 @@ def _cmd_compare(args) -> int:
     metrics = compare_models(args.data, models=models, out_dir=args.output, test_fraction=args.test_fraction,
                              seed=args.seed, fit_options=per_model(args.set_model, "--set-model"),
                              sample_options=per_model(args.set_sample, "--set-sample"), model_files=files,
-                             progress=not args.quiet)
+                             n_splits=args.n_splits, progress=not args.quiet)
     for line in metrics["report"]["table_lines"]:
         print(line)
     print(f"report: {metrics['report']['markdown']} (and report.html, metrics.json)")
@@ -306,8 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("data", help="training data (phigen .h5)")
     f.add_argument("-o", "--output", required=True, help="model file (.h5)")
     f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--test-fraction", type=float, default=0.0, help="hold out this fraction (deterministic split)")
-    f.add_argument("--split-seed", type=int, default=0)
+    f.add_argument("--test-fraction", type=float, default=0.0,
+                   help="hold out this fraction (deterministic split; default 0: fit on every field). A model "
+                        "for `compare --model-file` must be fitted on compare's training split: the same "
+                        "--test-fraction and --split-seed as compare's --test-fraction (default 0.5) and --seed "
+                        "(default 0); compare refuses a model trained on its held-out fields")
+    f.add_argument("--split-seed", type=int, default=0,
+                   help="seed of the train/held-out split (compare's --seed)")
     f.add_argument("--max-fields", type=int, default=None)
     f.add_argument("--steps", type=int, help="training / optimisation steps")
     f.add_argument("--batch-size", type=int, help="training batch size")
@@ -342,7 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--set-model", action="append", metavar="KIND.KEY=VALUE", help="fit option of one model (repeatable)")
     cp.add_argument("--set-sample", action="append", metavar="KIND.KEY=VALUE",
                     help="sampling option of one model (repeatable)")
-    cp.add_argument("--model-file", action="append", metavar="KIND=PATH", help="load this fitted model instead of fitting")
+    cp.add_argument("--model-file", action="append", metavar="KIND=PATH",
+                    help="load this fitted model instead of fitting (refused if it was trained on a held-out field)")
+    cp.add_argument("--n-splits", type=int, default=200,
+                    help="random splits of the held-out truth for the null distribution of every distance (>= 20)")
     cp.add_argument("--quiet", action="store_true")
     cp.set_defaults(func=_cmd_compare)
 

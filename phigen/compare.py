@@ -1,10 +1,13 @@
 """``phigen compare``: fit, sample and judge several models on one dataset, with one report.
 
-The dataset's deterministic split (:meth:`FieldDataset.split` with ``seed``) gives a training part
-and a held-out truth. Each model is fitted on the training part (or loaded from a model file),
-samples as many fields as the held-out set, and is judged by :func:`phigen.stats.compare` next to
-the truth-vs-truth floor (DESIGN §10), by the scattering-spectra distance
-(:func:`scattering_distance`, same splits), by field-specific statistics (φ⁴: Binder U₄ and χ;
+The dataset's deterministic split (:meth:`FieldDataset.split` with ``seed``; whole groups —
+simulations, runs, chains — on one side) gives a training part and a held-out truth. Each model is
+fitted on the training part (or loaded from a model file, after checking that it never saw a
+held-out field: :func:`phigen.models.check_training_disjoint`), samples as many fields as the
+held-out set, and is judged on every registered distance (``COMPARE_STATISTICS``: the statistics
+suite and the scattering spectra) against the calibrated truth-vs-truth null of
+:func:`phigen.stats.null_reference` (built once, shared by all models): model value, null mean and
+95th percentile, p-value and a verdict at 5 %; by field-specific statistics (φ⁴: Binder U₄ and χ;
 turbulence: flatness at the smallest separation; cosmic web: peak counts) and by the memorisation
 check (:func:`memorisation`: :func:`phigen.stats.memorisation.memorisation_check`, and whether the
 samples are closer to the training set than to held-out fields). ``out_dir`` receives ``report.md``,
@@ -31,18 +34,19 @@ import numpy as np
 
 from . import errors as E
 
-__all__ = ["compare_models", "scattering_distance", "field_statistics", "write_report", "TABLE_COLUMNS"]
+__all__ = ["compare_models", "scattering_distance", "field_statistics", "write_report", "table_columns",
+           "COMPARE_STATISTICS"]
 
-# (statistic, distance) shown in the table; every distance is in metrics.json.
-TABLE_COLUMNS = (("power_spectrum", "chi2", "P(k) χ²"), ("pdf", "w1", "PDF W₁/σ"),
-                 ("bispectrum", "chi2_B", "bispectrum χ²"), ("minkowski", "chi2", "Minkowski χ²"),
-                 ("scattering_spectra", "chi2", "scattering χ²"))
+COMPARE_STATISTICS = ("power_spectrum", "pdf", "bispectrum", "minkowski", "flatness", "scattering_spectra")
 
-# Scattering-spectra distance: a few scales only. The large scales are already judged by P(k), and
-# J = 3 keeps Φ at ~300 numbers per field (one compilation, a second or two per ensemble on a CPU).
-SCATTERING_J = 3
-SCATTERING_L = 4
-_CHUNK = 16  # fields per jitted Φ call (the last chunk padded), as in phigen.stats.compare
+
+def table_columns() -> tuple[tuple[str, str, str], ...]:
+    """(statistic, distance, label) of the report table's distance columns: the registered
+    distances marked ``table`` of :data:`COMPARE_STATISTICS` (every distance is in metrics.json)."""
+    from .stats.registry import registered
+
+    return tuple((st.name, d.name, d.label) for st in registered(COMPARE_STATISTICS) for d in st.distances if d.table)
+
 
 # Fields whose law is exactly invariant under φ → −φ alone. 2D vorticity is invariant only under
 # φ → −φ combined with a reflection (and a log-density never), so a sign-augmented fit would be wrong there.
@@ -181,68 +185,22 @@ def _symmetry_fit_options(kind: str, field: str, options: Mapping) -> tuple[dict
     return opts, {"sign_symmetric": True, "set_by": f"compare ({field!r} fields have the φ → −φ symmetry)"}
 
 
-def _splits(n_s: int, n_t: int, seed: int, n_splits: int):
-    """The (samples, A, B) index triples of :func:`phigen.stats.compare` for the same seed — the
-    same random-number sequence, so every distance of a model is measured on the same halves."""
-    m = min(n_s, n_t // 2)
-    rng = np.random.default_rng(seed)
-    for _ in range(n_splits):
-        perm = rng.permutation(n_t)
-        a_idx, b_idx = np.sort(perm[:m]), np.sort(perm[m:2 * m])
-        s_idx = np.sort(rng.choice(n_s, size=m, replace=False)) if n_s > m else np.arange(n_s)
-        yield s_idx, a_idx, b_idx
-
-
-def _scattering_rows(stats, x) -> np.ndarray:
-    """Φ of every field ``(N, H, W) -> (N, n_stats)`` float64, in fixed-size chunks (one compilation);
-    the last chunk is padded with copies of its first field (zeros would make log S2 = −inf)."""
-    parts = []
-    for start in range(0, x.shape[0], _CHUNK):
-        block = x[start:start + _CHUNK]
-        used = block.shape[0]
-        if used < _CHUNK:
-            block = np.concatenate([block, np.repeat(block[:1], _CHUNK - used, axis=0)])
-        parts.append(np.asarray(stats(block), np.float64)[:used])
-    return np.concatenate(parts)
-
-
-def scattering_distance(samples, truth, *, seed: int = 0, n_splits: int = 3, J: int | None = None,
-                        L: int = SCATTERING_L) -> dict:
-    """Scattering-spectra distance of ``samples`` to ``truth`` (both ``(N, H, W)``) next to the floor.
+def scattering_distance(samples, truth, *, seed: int = 0, n_splits: int = 200, truth_groups=None) -> dict:
+    """Scattering-spectra distance of ``samples`` to ``truth`` (both ``(N, H, W)``) with its null.
 
     Φ = isotropic scattering spectra (mean, log S2, S1/√S2, C01, C11; each field normalised by its own
-    S2; :class:`phigen.scattering.ScatteringSpectra`) with ``J`` scales (default min(3, log2(side) − 2))
-    and ``L`` orientations. Distance: χ² per component of the difference of set means,
-    ``mean_i (Φ̄_A,i − Φ̄_B,i)² / (s_i² (1/m_A + 1/m_B))`` with s_i the truth's std (the χ² of
-    :mod:`phigen.stats.compare`): ≈ 1 between two halves of the truth. ``model`` = d(S, B),
-    ``floor`` = d(A, B), mean and std over the splits of :func:`phigen.stats.compare` (same seed).
+    S2; :class:`phigen.scattering.ScatteringSpectra`) with J = min(3, log2(side) − 2) scales and 4
+    orientations; distance: the pooled χ² per component of :mod:`phigen.stats.registry`, judged by
+    :func:`phigen.stats.compare` (the registered statistic ``scattering_spectra``).
     Returns ``{"J", "L", "n_stats", "samples": {"mean", "std"}, "truth": {...}, "distances": {"chi2": ...}}``.
     """
-    from ._validation import as_fields, check_int_at_least
-    from .scattering import ScatteringSpectra, default_J
-    from .stats.compare import _chi2, _spread
+    from .stats import compare
 
-    xs = np.asarray(as_fields(samples, name="samples"), np.float32)
-    xt = np.asarray(as_fields(truth, name="truth"), np.float32)
-    if xs.shape[-2:] != xt.shape[-2:]:
-        raise E.InputError(f"samples and truth must have the same field shape; got {xs.shape[-2:]} and {xt.shape[-2:]}")
-    if xt.shape[0] < 2:
-        raise E.InputError(f"truth needs at least 2 fields for the truth-vs-truth floor; got {xt.shape[0]}")
-    n_splits = check_int_at_least(n_splits, "n_splits", 1)
-    J = min(SCATTERING_J, default_J(xt.shape[-2:])) if J is None else check_int_at_least(J, "J", 1)
-    stats = ScatteringSpectra(tuple(xt.shape[-2:]), J, L)
-    s_rows, t_rows = _scattering_rows(stats, xs), _scattering_rows(stats, xt)
-    scale = _spread(t_rows)
-    model, floor = [], []
-    for s_idx, a_idx, b_idx in _splits(len(xs), len(xt), seed, n_splits):
-        model.append(_chi2(s_rows[s_idx], t_rows[b_idx], scale))
-        floor.append(_chi2(t_rows[a_idx], t_rows[b_idx], scale))
-    model, floor = np.asarray(model), np.asarray(floor)
-    return {"J": int(J), "L": int(L), "n_stats": int(stats.n_stats),
-            "samples": {"mean": s_rows.mean(0).tolist(), "std": s_rows.std(0, ddof=1).tolist() if len(xs) > 1 else None},
-            "truth": {"mean": t_rows.mean(0).tolist(), "std": t_rows.std(0, ddof=1).tolist()},
-            "distances": {"chi2": {"model": float(model.mean()), "model_std": float(model.std()),
-                                   "floor": float(floor.mean()), "floor_std": float(floor.std())}}}
+    res = compare(samples, truth, seed=seed, n_splits=n_splits, statistics=["scattering_spectra"],
+                  truth_groups=truth_groups)["scattering_spectra"]
+    s, t = res["samples"], res["truth"]
+    return {"J": s["J"], "L": s["L"], "n_stats": s["n_stats"], "samples": {"mean": s["mean"], "std": s["std"]},
+            "truth": {"mean": t["mean"], "std": t["std"]}, "distances": res["distances"]}
 
 
 def _fmt(v, err=None, digits=4) -> str:
@@ -254,19 +212,35 @@ def _fmt(v, err=None, digits=4) -> str:
     return s
 
 
+def _null_cell(d: dict) -> str:
+    return f"{_fmt(d.get('null_mean'), digits=3)} / {_fmt(d.get('null_p95'), digits=3)}"
+
+
+def _model_cell(d: dict) -> str:
+    """Model value with its verdict: ✓ consistent with the null at 5 %, ✗ off (p-value)."""
+    if d.get("verdict") == "off":
+        return f"{_fmt(d['model'], digits=3)} ✗ (p {d['p_value']:.2g})"
+    if d.get("verdict") == "consistent":
+        return f"{_fmt(d['model'], digits=3)} ✓"
+    return _fmt(d.get("model"), digits=3)
+
+
 def _table(metrics: dict) -> tuple[list[str], list[list[str]]]:
-    """Header and rows (strings) of the one report table: the floor first, then each model."""
+    """Header and rows (strings) of the one report table: the null first, then each model."""
+    cols = [c for c in table_columns() if c[0] in next(iter(metrics["models"].values()))["distances"]]
     field_keys = list(metrics["truth"]["field_statistics"])
-    header = (["model"] + [c[2] for c in TABLE_COLUMNS] + [_FIELD_LABELS.get(k, k) for k in field_keys]
+    header = (["model"] + [c[2] for c in cols] + ["off / distances"] + [_FIELD_LABELS.get(k, k) for k in field_keys]
               + ["memorised?", "parameters", "fit time (s)", "sampling (s/field)"])
     rows = []
     first = next(iter(metrics["models"].values()))["distances"]
-    floor = ["truth vs truth (floor)"] + [_fmt(first[s][d]["floor"], first[s][d]["floor_std"]) for s, d, _ in TABLE_COLUMNS]
-    floor += [_fmt(metrics["truth"]["field_statistics"][k]["value"], metrics["truth"]["field_statistics"][k]["error"])
-              for k in field_keys]
-    rows.append(floor + ["—", "—", "—", "—"])
+    null = ["null: truth vs truth (mean / 95th pct.)"] + [_null_cell(first[s][d]) for s, d, _ in cols] + ["—"]
+    null += [_fmt(metrics["truth"]["field_statistics"][k]["value"], metrics["truth"]["field_statistics"][k]["error"])
+             for k in field_keys]
+    rows.append(null + ["—", "—", "—", "—"])
     for name, m in metrics["models"].items():
-        row = [name] + [_fmt(m["distances"][s][d]["model"], m["distances"][s][d]["model_std"]) for s, d, _ in TABLE_COLUMNS]
+        v = m.get("verdict", {})
+        row = [name] + [_model_cell(m["distances"][s][d]) for s, d, _ in cols]
+        row += [f"{v.get('n_off', '—')} / {v.get('n_distances', '—')}"]
         row += [_fmt(m["field_statistics"][k]["value"], m["field_statistics"][k]["error"]) for k in field_keys]
         mem = m["memorisation"]
         spec = mem.get("specificity") or {}
@@ -278,15 +252,34 @@ def _table(metrics: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _distance_lines(metrics: dict) -> list[str]:
+    """Every distance of every model: value, null mean / std / 95th percentile, p-value, verdict."""
+    lines = ["| model | statistic | distance | model | null mean ± std | null 95th pct. | p-value | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, m in metrics["models"].items():
+        for stat, block in m["distances"].items():
+            for dname, d in block.items():
+                lines.append(f"| {name} | {stat} | {d.get('label', dname)} | {_fmt(d['model'])} | "
+                             f"{_fmt(d['null_mean'], d['null_std'])} | {_fmt(d['null_p95'])} | "
+                             f"{_fmt(d['p_value'], digits=2)} | {d['verdict']} |")
+    return lines
+
+
 _NOTES = [
-    "Distances: χ² per component of the difference of means (≈ 1 for two independent sets of truth "
-    "fields, grows as m·bias² for a biased model); W₁ of the pooled pixel values in units of the truth's "
-    "pixel std. Each is the mean ± std over random splits of the held-out truth; the floor is the same "
-    "distance between two disjoint halves of the truth. A model is as good as the truth on a statistic "
-    "when its distance is within the floor's spread.",
-    "Scattering χ²: the same χ² over the isotropic scattering spectra Φ (mean, log S2, S1/√S2, C01, C11, "
-    "each field normalised by its own S2) with the J scales and L orientations given below.",
-    "Field statistics (U₄, χ, flatness, peaks): value ± standard error of each ensemble; the floor row "
+    "Distances and their null: each distance compares m model samples with m held-out truth fields; the "
+    "null is the same distance between two disjoint sets of m held-out fields (groups — simulations, runs, "
+    "chains — never on both sides), over many random splits. Every scale is pooled from the two sets "
+    "compared, so the null is not 1 by construction. The null row gives its mean / 95th percentile. "
+    "✓: consistent with the null at 5 %; ✗: off (p-value = fraction of null splits at least as far). "
+    "A perfect model is off on each distance 5 % of the time, so about 0.05 × (number of distances) "
+    "distances off is what the truth itself scores.",
+    "χ² columns: mean over components of t², t the two-sample t statistic of the component's mean "
+    "(pooled within-set variance); P(k) χ² compares log-means. P(k) log-RMS: RMS over k of "
+    "log(P_model/P_truth) where the truth has power. P(k) corr. RMS: RMS of the difference of the "
+    "correlation matrices across fields of P(k) (the ensemble covariance). W₁ of the pooled pixel "
+    "values in units of their pooled std. Scattering χ²: the χ² over the isotropic scattering spectra Φ "
+    "(mean, log S2, S1/√S2, C01, C11, each field normalised by its own S2).",
+    "Field statistics (U₄, χ, flatness, peaks): value ± standard error of each ensemble; the null row "
     "holds the held-out truth's own value.",
     "Memorised? (a, b): a = fraction of samples closer (modulo shifts, rotations/reflections and, where it "
     "applies, φ → −φ) to a training field than the 1st percentile of held-out→training distances (≈ 0.01 "
@@ -329,6 +322,22 @@ def _memorisation_flag(mem: dict) -> str:
     return "ok (close to the data, not to the training set)" if mem.get("closer_than_truth") else "ok"
 
 
+def _data_sentence(metrics: dict) -> str:
+    d = metrics["data"]
+    g = d.get("groups") or {}
+    nul = metrics.get("null") or {}
+    txt = (f"{d['n_train']} training fields, {d['n_held_out']} held-out truth fields of "
+           f"{d['shape'][0]}×{d['shape'][1]} (split seed {metrics['seed']}); each model drew {d['n_held_out']} samples. ")
+    if g.get("kind"):
+        txt += (f"Splits keep each {g['kind']} whole ({g['n_train']} {g['kind']}s for training, {g['n_held_out']} "
+                "held out). ")
+    else:
+        txt += "The file records no groups: its fields were split one by one, as if independent. "
+    if nul:
+        txt += f"Null: {nul['n_splits']} random splits of the held-out truth into two sets of m = {nul['m']} fields."
+    return txt.strip()
+
+
 def _markdown(metrics: dict, figures: dict) -> str:
     header, rows = _table(metrics)
     d = metrics["data"]
@@ -336,14 +345,13 @@ def _markdown(metrics: dict, figures: dict) -> str:
     lines = [f"# phigen compare: {d['field']} ({Path(d['path']).name})", ""]
     if metrics.get("preamble"):
         lines += list(metrics["preamble"]) + [""]
-    lines += [f"{d['n_train']} training fields, {d['n_held_out']} held-out truth fields of "
-              f"{d['shape'][0]}×{d['shape'][1]} (split seed {metrics['seed']}); each model drew "
-              f"{d['n_held_out']} samples.", "",
+    lines += [_data_sentence(metrics), "",
               "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += [""] + [f"- {n}" for n in _NOTES]
     if sc:
         lines.append(f"- Scattering spectra: J = {sc['J']}, L = {sc['L']}, {sc['n_stats']} coefficients per field.")
+    lines += ["", "## Every distance", ""] + _distance_lines(metrics)
     lines += ["", "## Models", ""] + [f"- {t}" for t in _model_lines(metrics)]
     if metrics.get("timings"):
         t = metrics["timings"]
@@ -378,8 +386,7 @@ def _html(metrics: dict, figures: dict) -> str:
              "img{max-width:48%;margin:4px}</style></head><body>",
              f"<h1>phigen compare: {esc(d['field'])} ({esc(Path(d['path']).name)})</h1>"]
     parts += [f"<p>{esc(line)}</p>" for line in metrics.get("preamble") or [] if line.strip()]
-    parts += [f"<p>{d['n_train']} training fields, {d['n_held_out']} held-out truth fields of "
-              f"{d['shape'][0]}×{d['shape'][1]}; each model drew {d['n_held_out']} samples.</p>",
+    parts += [f"<p>{esc(_data_sentence(metrics))}</p>",
               "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
     parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows]
     parts += ["</table>"] + [f"<p>{esc(n)}</p>" for n in _NOTES]
@@ -410,24 +417,28 @@ def write_report(metrics: dict, out_dir) -> dict:
 def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test_fraction: float = 0.5,
                    seed: int = 0, fit_options: Mapping[str, Mapping] | None = None,
                    sample_options: Mapping[str, Mapping] | None = None,
-                   model_files: Mapping[str, str] | None = None, n_splits: int = 3,
+                   model_files: Mapping[str, str] | None = None, n_splits: int = 200,
                    preamble: Sequence[str] | None = None,
                    progress: bool | Callable[[str], None] | None = None) -> dict:
     """Fit (or load), sample and judge each model of ``models`` on the phigen file ``data``.
 
-    Split: ``open_fields(data).split(test_fraction, seed=seed)`` → (train, held-out truth). Each
-    model ``kind`` is fitted with ``phigen.models.fit(kind, data, test_fraction=, split_seed=seed,
-    seed=seed, **fit_options[kind])`` (plus ``sign_symmetric=True`` for φ⁴ where the model takes it;
-    module docstring) unless ``model_files[kind]`` names a model file to load, and draws
-    ``n_held_out`` samples (``sample_options[kind]``) into ``out_dir/samples/<kind>.h5``.
-    ``preamble``: Markdown lines shown under the report's title. ``progress``: True prints stage
-    messages and bars, a callable receives the messages. Returns the metrics dict written to
-    ``out_dir/metrics.json`` (with ``timings`` in seconds) plus ``report`` (paths, table lines).
+    Split: ``open_fields(data).split(test_fraction, seed=seed)`` → (train, held-out truth), whole
+    groups on one side. Each model ``kind`` is fitted with ``phigen.models.fit(kind, data,
+    test_fraction=, split_seed=seed, seed=seed, **fit_options[kind])`` (plus ``sign_symmetric=True``
+    for φ⁴ where the model takes it; module docstring) unless ``model_files[kind]`` names a model
+    file to load — refused (:class:`phigen.errors.DataLeakError`) if its training set holds any
+    held-out field — and draws ``n_held_out`` samples (``sample_options[kind]``) into
+    ``out_dir/samples/<kind>.h5``. Every distance is judged against the null of ``n_splits`` (≥ 20)
+    random splits of the held-out truth. ``preamble``: Markdown lines shown under the report's
+    title. ``progress``: True prints stage messages and bars, a callable receives the messages.
+    Returns the metrics dict written to ``out_dir/metrics.json`` (with ``timings`` in seconds) plus
+    ``report`` (paths, table lines).
     """
     from .io import open_fields, read_fields
-    from .models import fit, get_model_class, load_model, sample
+    from .models import check_training_disjoint, fit, get_model_class, load_model, sample
     from .report import write_figures
-    from .stats import compare
+    from .stats import judge, null_reference
+    from .stats.compare import MIN_SPLITS
 
     t_start = time.perf_counter()
     models = [m.strip() for m in ([models] if isinstance(models, str) else models) if m.strip()]
@@ -435,6 +446,8 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
         raise E.ParameterError("compare needs at least one model")
     if len(set(models)) != len(models):
         raise E.ParameterError(f"models listed twice: {models}")
+    if int(n_splits) != n_splits or n_splits < MIN_SPLITS:
+        raise E.ParameterError(f"n_splits must be an integer >= {MIN_SPLITS} (the null's 95th percentile); got {n_splits!r}")
     fit_options = dict(fit_options or {})
     sample_options = dict(sample_options or {})
     model_files = dict(model_files or {})
@@ -454,33 +467,53 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
                                f"shape {tuple(ds.sample_shape)}")
         train_idx, test_idx = ds.split(test_fraction, seed=seed)
         train, held_out = ds[train_idx], ds[test_idx]
+        all_groups = getattr(ds, "groups", None)
+        group_kind = getattr(ds, "group_kind", None)
         field, params, path = ds.field, dict(ds.params), str(ds.path)
+    held_groups = None if all_groups is None else np.asarray(all_groups)[test_idx]
     n = int(held_out.shape[0])
-    if n < 2:
-        raise E.ParameterError(f"the held-out set needs at least 2 fields for the floor; got {n}")
+    if n < 4:
+        raise E.ParameterError(f"the held-out set needs at least 4 fields for the null; got {n}")
     symmetries = _default_symmetries(field)
     _say(progress, f"compare: {len(train)} training / {n} held-out {field} fields of {held_out.shape[1]}×{held_out.shape[2]}")
+    if all_groups is None:
+        _say(progress, f"compare: {path} records no groups; fields are split one by one, as if independent")
 
     t0 = time.perf_counter()
+    ref = null_reference(held_out, groups=held_groups, n_splits=n_splits, seed=seed, statistics=COMPARE_STATISTICS)
+    groups_info = None
+    if all_groups is not None:
+        groups_info = {"kind": group_kind or "group", "n_train": int(np.unique(np.asarray(all_groups)[train_idx]).size),
+                       "n_held_out": int(np.unique(held_groups).size)}
     metrics: dict = {
         "data": {"path": path, "field": field, "params": params, "shape": list(held_out.shape[1:]),
-                 "n_train": int(len(train)), "n_held_out": n, "test_fraction": test_fraction},
+                 "n_train": int(len(train)), "n_held_out": n, "test_fraction": test_fraction, "groups": groups_info},
         "seed": seed, "n_splits": n_splits, "symmetries": list(symmetries),
         "machine": {"platform": platform.platform(), "python": platform.python_version()},
         "truth": {"field_statistics": field_statistics(held_out, field, params)},
+        "null": {"m": ref.m, "n_splits": n_splits, "alpha": 0.05,
+                 "distances": {st.name: {d.name: {"label": d.label, "values": ref.null[st.name][d.name].tolist()}
+                                         for d in st.distances} for st in ref.statistics}},
         "models": {},
     }
+    scat_axes = ref.axes.get("scattering_spectra")
+    if scat_axes:
+        metrics["scattering_spectra"] = {k: scat_axes[k] for k in ("J", "L", "n_stats")}
     if preamble:
         metrics["preamble"] = list(preamble)
     timings: dict = {"truth": time.perf_counter() - t0, "models": {}}
-    groups = {"truth": held_out}
+    fields_by_label = {"truth": held_out}
     for kind in models:
         t0 = time.perf_counter()
+        leak_check = None
         if kind in model_files:
             _say(progress, f"compare: loading {kind} from {model_files[kind]}")
             model = load_model(model_files[kind])
             if model.kind != kind:
                 raise E.ModelFileError(f"is a {model.kind!r} model, not {kind!r}", path=model_files[kind])
+            leak_check = check_training_disjoint(model, held_out, held_out_groups=held_groups, data_path=path,
+                                                 held_out_indices=test_idx, test_fraction=test_fraction,
+                                                 split_seed=seed)
             model_path = Path(model_files[kind])
             training = getattr(model, "training", None) or {}
             opts_used = dict(training.get("options", {}))
@@ -508,28 +541,27 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
                                "(a model file fitted on other data?)")
         _say(progress, f"compare: statistics of {kind}")
         t0 = time.perf_counter()
-        comparison = compare(samples, held_out, seed=seed, n_splits=n_splits)
-        scat = scattering_distance(samples, held_out, seed=seed, n_splits=n_splits)
-        comparison["scattering_spectra"] = scat
-        metrics["scattering_spectra"] = {k: scat[k] for k in ("J", "L", "n_stats")}
+        comparison = judge(samples, ref, seed=seed)
         metrics["models"][kind] = {
             "n_params": int(model.n_params), "fit_seconds": fit_seconds, "sample_seconds": sample_seconds,
             "sample_seconds_per_field": sample_seconds / n, "loaded": kind in model_files,
             "model_file": str(model_path) if model_path.exists() else None,
-            "samples_file": str(samples_path.relative_to(out)),
+            "samples_file": str(samples_path.relative_to(out)), "leak_check": leak_check,
             "fit_options": dict(fit_options.get(kind, {})), "fit_options_used": opts_used,
             "symmetry_fit": symmetry, "sample_options": dict(sample_options.get(kind, {})),
-            "distances": {s: c["distances"] for s, c in comparison.items() if s != "meta"},
+            "distances": {st.name: comparison[st.name]["distances"] for st in ref.statistics},
+            "verdict": comparison["verdict"],
             "comparison": comparison,
             "field_statistics": field_statistics(samples, field, params),
             "memorisation": memorisation(samples, train, held_out, symmetries=symmetries),
         }
         timings["models"][kind] = {"fit": t_fit, "sample": sample_seconds, "statistics": time.perf_counter() - t0}
-        groups[kind] = samples
+        fields_by_label[kind] = samples
 
     _say(progress, "compare: figures")
     t0 = time.perf_counter()
-    fig_paths = write_figures(groups, out / "figures", truth="truth")
+    fig_paths = write_figures(fields_by_label, out / "figures", truth="truth")
+    fig_paths.update(_null_figure(metrics, out / "figures"))
     metrics["figures"] = {k: str(Path(p).relative_to(out)) for k, p in fig_paths.items()}
     timings["figures"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
@@ -538,3 +570,25 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
     metrics["report"] = write_report(metrics, out)
     _say(progress, f"compare: report in {out / 'report.md'}")
     return metrics
+
+
+def _null_figure(metrics: dict, fig_dir: Path) -> dict:
+    """The null distribution of every table distance with each model's value (``null.png``)."""
+    from . import plot as P
+
+    if not hasattr(P, "plot_null_distributions"):
+        return {}
+    null, p95, values = {}, {}, {}
+    for stat, dname, label in table_columns():
+        entry = metrics["null"]["distances"].get(stat, {}).get(dname)
+        if entry is None:
+            continue
+        null[label] = np.asarray(entry["values"], dtype=float)
+        for name, m in metrics["models"].items():
+            d = m["distances"][stat][dname]
+            p95[label] = d["null_p95"]
+            values.setdefault(name, {})[label] = d["model"]
+    if not null:
+        return {}
+    fig = P.plot_null_distributions(null, values, p95=p95, title="null (truth vs truth) and each model")
+    return {"null": str(P.save_figure(fig, fig_dir / "null.png"))}

@@ -72,6 +72,10 @@ class ModelFileError(FileFormatError):
     """A model file of the wrong kind, or corrupted."""
 
 
+class DataLeakError(PhigenError, ValueError):
+    """A model was fitted on fields it is about to be judged against (or on unknown data)."""
+
+
 __all__ = [
     "PhigenError",
     "ParameterError",
@@ -88,4 +92,5 @@ __all__ = [
     "ShapeMismatchError",
     "FileExistsError_",
     "ModelFileError",
+    "DataLeakError",
 ]

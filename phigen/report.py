@@ -18,8 +18,9 @@ from .io import open_fields
 
 __all__ = ["stats_report", "write_figures", "distance_table", "FIGURE_NAMES"]
 
-FIGURE_NAMES = ("fields", "power_spectrum", "pdf", "minkowski", "bispectrum", "flatness")
-_MINKOWSKI_NU = np.linspace(-3.0, 3.0, 25)
+FIGURE_NAMES = ("fields", "power_spectrum", "spectrum_correlation", "pdf", "minkowski", "bispectrum", "flatness")
+# the statistics whose registered figures write_figures draws (phigen.stats.registry)
+FIGURE_STATISTICS = ("power_spectrum", "pdf", "minkowski", "bispectrum", "flatness")
 
 
 def _load(path, max_fields: int | None):
@@ -28,6 +29,9 @@ def _load(path, max_fields: int | None):
         x = ds[:n]
         meta = {"path": str(ds.path), "field": ds.field, "generator": ds.generator, "n_fields": int(n),
                 "n_in_file": len(ds), "sample_shape": list(ds.sample_shape), "params": ds.params}
+        groups = getattr(ds, "groups", None)
+        if groups is not None:
+            meta["groups"] = np.asarray(groups)[:n]
     if x.ndim == 4:  # (N, C, H, W): statistics of the first channel, said in the report
         meta["channel"] = 0
         x = x[:, 0]
@@ -38,80 +42,50 @@ def write_figures(groups: Mapping[str, np.ndarray], out_dir, *, truth: str | Non
                   names=FIGURE_NAMES) -> dict[str, str]:
     """Standard figures for ensembles ``groups = {label: (N, H, W)}`` into ``out_dir``.
 
-    ``truth`` names the group drawn as the reference (thick line and ±1σ band across its fields).
-    Returns ``{figure name: path}``.
+    ``truth`` names the reference group: drawn as its mean (thick line) with a ±2 standard-error
+    band of that mean (2σ/√N), with each model as its mean (thin line) and, under each statistic,
+    a residual panel: the ratio model/truth with the truth's ±2 s.e. relative band for P(k) (and for
+    the bispectrum Q when the truth's Q is significantly positive), the z-score (Δmean/s.e.) with
+    lines at ±2 for the PDF, Minkowski functionals, Q and the flatness. ``spectrum_correlation``:
+    the correlation matrix across fields of P(k) per group and model − truth. Without a truth every
+    group gets its own ±2 s.e. band and there are no residual panels. Returns ``{figure name: path}``.
     """
     from . import plot as P
-    from .stats import (flatness, reduced_bispectrum, gaussian_minkowski, minkowski_functionals,
-                        minkowski_sigmas, power_spectrum)
-    from .stats.compare import _equilateral_ks
+    from .stats.registry import registered
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     groups = {k: np.asarray(v, dtype=np.float32) for k, v in groups.items()}
     if truth is not None and truth not in groups:
         raise E.ParameterError(f"truth {truth!r} is not one of the groups {list(groups)}")
-    others = {k: v for k, v in groups.items() if k != truth}
-    ref = groups.get(truth) if truth else None
     paths: dict[str, str] = {}
-
-    def save(name, fig):
-        paths[name] = str(P.save_figure(fig, out / f"{name}.png"))
-
     if "fields" in names:
-        ordered = ({truth: ref} if truth else {}) | others
-        save("fields", P.plot_field_grids(ordered, n_per_group=4))
-    if "power_spectrum" in names:
-        spectra = {k: np.asarray(power_spectrum(v).power) for k, v in others.items()}
-        ps_ref = power_spectrum(ref if ref is not None else next(iter(groups.values())))
-        save("power_spectrum", P.plot_power_spectra(
-            ps_ref.k, spectra, truth=None if ref is None else np.asarray(ps_ref.power), truth_label=truth or "truth"))
-    if "pdf" in names:
-        save("pdf", P.plot_pdfs(others, truth=ref, truth_label=truth or "truth"))
-    if "minkowski" in names:
-        curves = {}
-        for k, v in others.items():
-            mf = minkowski_functionals(v, _MINKOWSKI_NU)
-            curves[k] = (np.asarray(mf.v0), np.asarray(mf.v1), np.asarray(mf.v2))
-        gauss_src = ref if ref is not None else next(iter(groups.values()))
-        s0, s1 = minkowski_sigmas(gauss_src)
-        g = gaussian_minkowski(_MINKOWSKI_NU, s0, s1)
-        t = None
-        if ref is not None:
-            mf = minkowski_functionals(ref, _MINKOWSKI_NU)
-            t = (np.asarray(mf.v0), np.asarray(mf.v1), np.asarray(mf.v2))
-        save("minkowski", P.plot_minkowski(_MINKOWSKI_NU, curves, truth=t, truth_label=truth or "truth",
-                                           gaussian=(g.v0, g.v1, g.v2), gaussian_label="Gaussian (same σ₀, σ₁)"))
-    if "bispectrum" in names:
-        ks = _equilateral_ks(next(iter(groups.values())).shape[-2:])
-        q = {k: np.asarray(reduced_bispectrum(v, ks, ks, ks)) for k, v in others.items()}
-        t = None if ref is None else np.asarray(reduced_bispectrum(ref, ks, ks, ks))
-        save("bispectrum", P.plot_bispectrum(ks, q, truth=t, truth_label=truth or "truth",
-                                             ylabel="equilateral Q(k)"))
-    if "flatness" in names:
-        curves, r = {}, None
-        for k, v in others.items():
-            r, f = flatness(v)
-            curves[k] = np.asarray(f)
-        t = None
-        if ref is not None:
-            r, f = flatness(ref)
-            t = np.asarray(f)
-        save("flatness", P.plot_structure_functions(np.asarray(r), curves, truth=t, truth_label=truth or "truth",
-                                                    ylabel="flatness S₄/S₂²"))
+        ref = {truth: groups[truth]} if truth else {}
+        fig = P.plot_field_grids(ref | {k: v for k, v in groups.items() if k != truth}, n_per_group=4)
+        paths["fields"] = str(P.save_figure(fig, out / "fields.png"))
+    # every other figure belongs to a registered statistic (phigen.stats.registry: Statistic.figures)
+    for stat in registered(FIGURE_STATISTICS):
+        for name, draw in stat.figures:
+            if name in names:
+                paths[name] = str(P.save_figure(draw(groups, truth), out / f"{name}.png"))
     return paths
 
 
 def distance_table(comparison: dict) -> list[str]:
-    """Markdown table of every distance: model vs truth-vs-truth floor (mean ± std over splits)."""
-    lines = ["| statistic | distance | model | floor (truth vs truth) | model/floor |", "|---|---|---|---|---|"]
+    """Markdown table of every distance: model value, the truth-vs-truth null (mean ± std, 95th
+    percentile), the p-value and the verdict at 5 % (:func:`phigen.stats.compare`)."""
+    lines = ["| statistic | distance | model | null mean ± std | null 95th pct. | p-value | verdict |",
+             "|---|---|---|---|---|---|---|"]
     for stat, block in comparison.items():
-        if stat == "meta":
+        if not isinstance(block, dict) or "distances" not in block:
             continue
         for dname, d in block["distances"].items():
-            ratio = d["model"] / d["floor"] if d["floor"] > 0 else float("inf")
-            lines.append(f"| {stat} | {dname} | {d['model']:.4g} ± {d['model_std']:.2g} | "
-                         f"{d['floor']:.4g} ± {d['floor_std']:.2g} | {ratio:.3g} |")
+            lines.append(f"| {stat} | {d.get('label', dname)} | {d['model']:.4g} | {d['null_mean']:.4g} ± "
+                         f"{d['null_std']:.2g} | {d['null_p95']:.4g} | {d['p_value']:.2g} | {d['verdict']} |")
+    v = comparison.get("verdict")
+    if v:
+        lines.append(f"\n{v['n_off']} of {v['n_distances']} distances off at 5 % (a perfect model: "
+                     f"{v['expected_off']:.2g} on average)")
     return lines
 
 
@@ -126,6 +100,7 @@ def stats_report(path, *, ref=None, out_dir=None, json_path=None, max_fields: in
     from .stats import compare, statistics_summary
 
     x, meta = _load(path, max_fields)
+    meta.pop("groups", None)
     result: dict = {"file": meta, "statistics": statistics_summary(x)}
     truth = None
     if ref is not None:
@@ -133,7 +108,10 @@ def stats_report(path, *, ref=None, out_dir=None, json_path=None, max_fields: in
         if truth.shape[-2:] != x.shape[-2:]:
             raise E.InputError(f"{path} has fields {x.shape[-2:]} but the reference {ref} has {truth.shape[-2:]}")
         result["reference"] = tmeta
-        result["comparison"] = compare(x, truth, seed=seed)
+        # the null's halves keep the reference's groups (simulations, runs, chains) whole
+        result["comparison"] = compare(x, truth, seed=seed, truth_groups=tmeta.get("groups"))
+        result["comparison"].pop("null", None)
+        tmeta.pop("groups", None)
     if out_dir is not None:
         label = Path(path).stem
         groups = {label: x} if truth is None else {"truth": truth, label: x}
@@ -151,7 +129,7 @@ def stats_report(path, *, ref=None, out_dir=None, json_path=None, max_fields: in
              f"  pixel mean {mom['mean']:.4g}, std {mom['std']:.4g}, skewness {mom['skewness']:.3g}, "
              f"kurtosis {mom['kurtosis']:.3g}"]
     if "comparison" in result:
-        lines.append(f"  distances to {ref} (model vs truth-vs-truth floor):")
+        lines.append(f"  distances to {ref} (model vs the truth-vs-truth null):")
         lines += ["  " + line for line in distance_table(result["comparison"])]
     if "json" in result:
         lines.append(f"  statistics written to {result['json']}")

@@ -112,8 +112,8 @@ def test_stats_writes_json_and_pngs(tmp_path, capsys):
     assert code == 0, err
     d = json.loads((tmp_path / "s.json").read_text())
     ps = d["comparison"]["power_spectrum"]["distances"]["chi2"]
-    assert ps["model"] > 5 * ps["floor"]  # slope 2 vs slope 3 is far beyond the truth-vs-truth floor
-    assert "power_spectrum" in stdout and "floor" in stdout
+    assert ps["model"] > 5 * ps["null_p95"] and ps["verdict"] == "off"  # slope 2 vs 3: far beyond the null
+    assert "power_spectrum" in stdout and "null" in stdout and "off" in stdout
     import matplotlib.image as mpimg
 
     for name in ("fields", "power_spectrum", "pdf", "minkowski", "bispectrum", "flatness"):

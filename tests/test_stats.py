@@ -1,4 +1,4 @@
-"""Statistics suite against closed forms, brute force and scipy; compare() against its floor."""
+"""Statistics suite against closed forms, brute force and scipy; compare() against its null."""
 
 import json
 
@@ -314,25 +314,77 @@ def _local_model(key, n, slope, f):
     return (g + f * (g * g - 1.0)).astype(np.float32)
 
 
-def test_compare_floor_below_wrong_ensemble():
+def test_compare_null_below_wrong_ensemble():
     truth = _local_model(jax.random.key(20), 64, 3.0, 0.3)
     good = _local_model(jax.random.key(21), 32, 3.0, 0.3)
     wrong = _local_model(jax.random.key(22), 32, 2.0, 0.0)  # wrong slope and Gaussian
     wrong *= truth.std() / wrong.std()
-    res_wrong = stats.compare(wrong, truth, seed=1, n_splits=3)
-    res_good = stats.compare(good, truth, seed=1, n_splits=3)
+    res_wrong = stats.compare(wrong, truth, seed=1, n_splits=100)
+    res_good = stats.compare(good, truth, seed=1, n_splits=100)
     text = json.dumps(res_wrong, allow_nan=False)  # raises on NaN/inf or non-JSON types
     assert json.loads(text) == res_wrong
     json.dumps(res_good, allow_nan=False)
-    assert res_wrong["meta"]["n_half"] == 32
+    assert res_wrong["meta"]["m"] == 32 and res_wrong["meta"]["n_splits"] == 100
     for name in stats.STATISTICS:
         entry = res_wrong[name]
         assert set(entry) == {"samples", "truth", "distances"}
         for dname, d in entry["distances"].items():
-            assert d["model"] > d["floor"] + 2 * d["floor_std"], (name, dname, d)
-    # a model drawn from the truth's own law sits near its floor (chi2 ≈ 1 for both)
+            assert d["null_mean"] <= d["null_p95"] and 0 < d["p_value"] <= 1
+            assert len(res_wrong["null"][f"{name}.{dname}"]) == 100
+            if dname == "corr_rms":   # both are Gaussian-like in their spectra's correlations
+                continue
+            # beyond every null split: the smallest p-value 100 splits can give
+            assert d["model"] > d["null_p95"] and d["verdict"] == "off" and d["p_value"] == 1 / 101, (name, dname, d)
+    assert res_wrong["verdict"]["n_off"] >= res_wrong["verdict"]["n_distances"] - 1
+    # a model drawn from the truth's own law: the χ² (per degree of freedom) is ≈ 1 on both sides
     ps = res_good["power_spectrum"]["distances"]["chi2"]
-    assert ps["model"] < 3.0 and ps["floor"] < 3.0
+    assert ps["model"] < 3.0 and 0.5 < ps["null_mean"] < 1.5
+    with pytest.raises(ParameterError):
+        stats.compare(good, truth, n_splits=5)   # too few splits to resolve a 95th percentile
+
+
+def test_null_is_the_model_distance_on_truth_halves():
+    """The null's values are exactly the model's distance function applied to two truth halves: judging
+    a 'model' made of the truth fields of split r's A against the null gives that split's null value."""
+    from phigen.stats.registry import pooled_chi2
+
+    truth = _local_model(jax.random.key(30), 40, 3.0, 0.3)
+    ref = stats.null_reference(truth, n_splits=20, seed=2, statistics=["power_spectrum"])
+    assert ref.m == 20
+    for r, (a, b) in enumerate(ref.splits[:3]):
+        assert not set(a) & set(b)
+        p = ref.rows["power_spectrum"]["power"]
+        direct = pooled_chi2(p[a][None], p[b][None], log=True)[0]
+        assert np.isclose(ref.null["power_spectrum"]["chi2"][r], direct, rtol=1e-12)
+    # with groups, no group lies on both sides of any split
+    groups = np.repeat(np.arange(10), 4)
+    ref = stats.null_reference(truth, groups=groups, n_splits=20, seed=2, statistics=["power_spectrum"])
+    assert ref.m == (40 - 4 + 1) // 2
+    for a, b in ref.splits:
+        assert len(a) == len(b) == ref.m and not set(groups[a]) & set(groups[b])
+
+
+def test_null_sees_a_duplicated_truth():
+    """A truth made of duplicated heavy-tailed fields, each copy pair one group (as a generator records
+    the fields of one simulation): the null's χ² distances come out ≈ 2, the effective number of
+    fields being half the count, where 64 distinct fields in the same pairs give ≈ 1. (The former floor,
+    scaled by the spread of all truth fields and averaged over overlapping halves, was 1.00 for both.)"""
+    rng = np.random.default_rng(3)
+
+    def heavy(n):
+        return (rng.standard_t(5, size=(n, 16, 16)) * np.exp(0.5 * rng.normal(size=(n, 1, 1)))).astype(np.float32)
+
+    base = heavy(32)
+    pairs = np.repeat(np.arange(32), 2)
+    dup = np.repeat(base, 2, axis=0)
+    names = ["power_spectrum", "minkowski", "bispectrum"]
+    res_dup = stats.compare(dup, dup, seed=0, n_splits=100, statistics=names, truth_groups=pairs)
+    res_ind = stats.compare(dup, heavy(64), seed=0, n_splits=100, statistics=names, truth_groups=pairs)
+    for name in names:
+        for dname, d in res_dup[name]["distances"].items():
+            if "chi2" in dname:
+                ind = res_ind[name]["distances"][dname]["null_mean"]
+                assert d["null_mean"] > 1.5 and 0.6 < ind < 1.4 and d["null_mean"] > 1.5 * ind, (name, dname, d, ind)
 
 
 def test_statistics_summary_and_subsets():
@@ -346,7 +398,7 @@ def test_statistics_summary_and_subsets():
     with pytest.raises(InputError):
         stats.compare(x, x[:, :16, :16])
     with pytest.raises(InputError):
-        stats.compare(x, x[:1])
+        stats.compare(x, x[:3])   # two sets of 2 fields need 4
 
 
 # --- bad input ----------------------------------------------------------------------------------

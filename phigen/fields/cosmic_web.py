@@ -287,7 +287,14 @@ def latin_hypercube(key, n: int, ranges) -> np.ndarray:
 
 # ---- the `phigen generate cosmic-web` generator ---------------------------------------------------
 CONDITION_NAMES = ("omega_m", "sigma8", "h", "n_s", "simulation", "axis", "slab")
-__all__ += ["CONDITION_NAMES", "simulation_table", "generate_cosmic_web"]
+__all__ += ["CONDITION_NAMES", "simulation_table", "simulation_groups", "generate_cosmic_web"]
+
+
+def simulation_groups(n: int, maps_per_simulation: int) -> np.ndarray:
+    """The simulation of each of ``n`` maps written one simulation per batch of ``3·n_slabs`` maps:
+    ``i // maps_per_simulation`` (int64; the ``simulation`` column of ``conditions``). Maps of one
+    simulation share its large-scale modes: one group."""
+    return np.arange(int(n), dtype=np.int64) // int(maps_per_simulation)
 
 
 def simulation_table(seed: int, n_simulations: int, cosmology: Cosmology, *, omega_m_range=None,
@@ -345,9 +352,10 @@ def _build_cosmic_web(size: int, seed: int, *, n: int, path, progress, box: floa
         c = np.tile(table[sim], (per_sim, 1))
         return np.column_stack([c, np.full(per_sim, sim), axis, slab]).astype(np.float32)
 
-    def make_batch(b, count):  # one batch = one simulation
+    def make_batch(b, count):  # one batch = one simulation = one group
         maps, _ = cosmic_web_maps(jax.random.fold_in(key, b), Cosmology(*table[b]), config)
-        return (maps[:count], conditions_of(b)[:count]) if _with_conditions else maps[:count]
+        groups = np.full(count, b, dtype=np.int64)
+        return maps[:count], (conditions_of(b)[:count] if _with_conditions else None), groups
 
     params = {"box": config.box, "omega_m": cosmology.omega_m, "sigma8": cosmology.sigma8, "h": cosmology.h,
               "n_s": cosmology.n_s, "omega_b": OMEGA_B, "n_slabs": config.n_slabs,
@@ -358,7 +366,7 @@ def _build_cosmic_web(size: int, seed: int, *, n: int, path, progress, box: floa
                        "PM N-body (odeint) to a=1 -> CIC paint -> slab projection -> log(max(1+delta, floor))",
            "log_floor": config.n_slabs / (2.0 * config.size), "maps_per_simulation": per_sim,
            "condition_names": list(CONDITION_NAMES), **asdict(config),
-           "simulations": table.tolist()}
+           "simulations": table.tolist(), "group_kind": "simulation"}
     if not _with_conditions:
         cfg.pop("condition_names")
     return make_batch, params, cfg, None
@@ -381,7 +389,7 @@ def generate_cosmic_web(path, *, size: int, n: int, seed: int = 0, resume: bool 
                                                                   _with_conditions=True, **params)
     meta = FieldsMeta(field="cosmic-web", generator="phigen.generate:cosmic-web", shape=(size, size), n_total=n,
                       seed=seed, params=resolved, config=config, batch_size=_batch_size(n, resolved),
-                      condition_names=CONDITION_NAMES)
+                      condition_names=CONDITION_NAMES, group_kind="simulation")
     return write_ensemble(path, make_batch, meta, resume=resume, overwrite=overwrite, progress=progress,
                           diagnostics=diagnostics)
 

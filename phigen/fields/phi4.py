@@ -33,7 +33,8 @@ from ..samplers.kernels import make_kernel
 from ..samplers.mixed import make_hmc_cluster_kernel
 from ..samplers.runner import RunConfig, run_chain
 
-__all__ = ["Phi4SamplerConfig", "Phi4Chains", "warm_up_phi4_chains", "prepare_phi4_chains", "advance_phi4_chains", "sample_phi4"]
+__all__ = ["Phi4SamplerConfig", "Phi4Chains", "warm_up_phi4_chains", "prepare_phi4_chains", "advance_phi4_chains", "sample_phi4",
+           "chain_groups"]
 
 SAMPLERS = ("hmc-cluster", "hmc", "mala")
 _TAG_INIT, _TAG_WARMUP, _TAG_BURN, _TAG_PILOT, _TAG_PRODUCTION = range(5)
@@ -158,7 +159,8 @@ def sample_phi4(key, n: int, size: int, kappa: float, lam: float,
                 config: Phi4SamplerConfig = Phi4SamplerConfig(), *, progress: bool | None = None):
     """``n`` decorrelated φ⁴ configurations ``(n, size, size)`` float32, and the sampling diagnostics.
 
-    Fields come ``config.n_chains`` at a time, one per chain, ``thin`` steps apart.
+    Fields come ``config.n_chains`` at a time, one per chain, ``thin`` steps apart: field i comes
+    from chain ``i mod n_chains`` (:func:`chain_groups`).
     """
     n = check_int_at_least(n, "n", 1)
     chains = prepare_phi4_chains(key, size, kappa, lam, config, progress=progress)
@@ -168,6 +170,12 @@ def sample_phi4(key, n: int, size: int, kappa: float, lam: float,
         out.append(np.asarray(chains.state.position))
     fields = np.concatenate(out)[:n]
     return fields, chains_diagnostics(chains, config)
+
+
+def chain_groups(n: int, n_chains: int) -> np.ndarray:
+    """The chain of each of ``n`` configurations saved one per chain per batch: ``i mod n_chains``
+    (int64). Configurations of one chain are correlated (thinned, not independent): one group."""
+    return np.arange(int(n), dtype=np.int64) % int(n_chains)
 
 
 def chains_diagnostics(chains: Phi4Chains, config: Phi4SamplerConfig) -> dict:
@@ -262,12 +270,12 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa: fl
             chains = prepare_phi4_chains(key, size, kappa, lam, config, progress=progress)
         return chains
 
-    def make_batch(b, count):
+    def make_batch(b, count):  # one configuration per chain: group = chain index
         chains = advance_phi4_chains(key, prepared(b), b)
         diag = chains_diagnostics(chains, config)
         _save_sidecar(path, b, chains, diag)
         box.update(chains=chains, next=b + 1, diag=diag)
-        return np.asarray(chains.state.position)[:count]
+        return np.asarray(chains.state.position)[:count], None, chain_groups(count, config.n_chains)
 
     def diagnostics():
         diag = box.get("diag")
@@ -279,7 +287,7 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa: fl
 
     params = {"kappa": float(kappa), "lam": float(lam)}
     cfg = {"kind": "phi4", "size": size, "action": "hopping: sum -2k phi_x phi_x+mu + phi^2 + lam (phi^2-1)^2",
-           **params, **asdict(config)}
+           **params, **asdict(config), "group_kind": "chain"}
     return make_batch, params, cfg, diagnostics
 
 

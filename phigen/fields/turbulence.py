@@ -64,6 +64,7 @@ __all__ = [
     "TurbulencePlan",
     "prepare_turbulence",
     "sample_turbulence",
+    "run_groups",
 ]
 
 TWO_PI = 2.0 * math.pi
@@ -484,21 +485,35 @@ __all__.append("budget")
 
 
 # ---- the `phigen generate turbulence` generator -------------------------------------------------
-def _build_turbulence(size: int, seed: int, *, n: int, path, progress, viscosity: float | None = None,
-                      drag: float = 0.1, forcing_wavenumber: int = 4, forcing_amplitude: float = 1.0,
-                      dt: float | None = None, snapshots_per_run: int = 8, velocity: bool = False):
+def run_groups(n: int, batch_size: int, snapshots_per_run: int) -> np.ndarray:
+    """The run of each of ``n`` snapshots written in batches of ``batch_size``: batch b advances
+    ``R = ceil(batch_size / S)`` fresh runs (S = ``snapshots_per_run``) and stores their snapshots
+    run-major, so sample ``j`` of batch ``b`` comes from run ``b·R + j // S`` (int64; runs are
+    numbered consecutively, ``i // S`` when S divides the batch size). Snapshots of one run are
+    correlated: one group."""
+    n, bs, s = int(n), int(batch_size), int(snapshots_per_run)
+    i = np.arange(n, dtype=np.int64)
+    return (i // bs) * (-(-bs // s)) + (i % bs) // s
+
+
+def _build_turbulence(size: int, seed: int, *, n: int, path, progress, batch_size: int | None = None,
+                      viscosity: float | None = None, drag: float = 0.1, forcing_wavenumber: int = 4,
+                      forcing_amplitude: float = 1.0, dt: float | None = None, snapshots_per_run: int = 8,
+                      velocity: bool = False):
     flow = kolmogorov_flow(size, viscosity=viscosity, dt=dt, drag=drag, forcing_wavenumber=forcing_wavenumber,
                            forcing_amplitude=forcing_amplitude)
     cfg = TurbulenceSamplerConfig(snapshots_per_run=snapshots_per_run, velocity=bool(velocity))
     key = jax.random.PRNGKey(seed)
     plan = prepare_turbulence(jax.random.fold_in(key, 0), flow, cfg)
     budgets: dict = {}
+    bs = min(n, 64) if batch_size is None else int(batch_size)  # generate() passes the batch size in use
+    groups = run_groups(n, bs, cfg.snapshots_per_run)
 
-    def make_batch(b, count):
+    def make_batch(b, count):  # group = run index (runs of a batch are fresh and independent)
         runs = -(-count // cfg.snapshots_per_run)
         fields, obs = sample_turbulence(jax.random.fold_in(jax.random.fold_in(key, 1), b), plan, runs)
         budgets[b] = [float(np.mean(np.asarray(a))) for a in (obs.injection, obs.enstrophy, obs.energy)]
-        return fields[:count]
+        return fields[:count], None, groups[b * bs: b * bs + count]
 
     def diagnostics():
         out = {"plan": plan.measured}
@@ -514,7 +529,7 @@ def _build_turbulence(size: int, seed: int, *, n: int, path, progress, viscosity
               "snapshot_interval": plan.snapshot_interval}
     config = {"kind": "turbulence", "equation": "dw/dt + u.grad w = nu lap w - drag w - kf A cos(kf x), [0,2pi)^2",
               "stepper": "exponax.KolmogorovFlowVorticity (ETDRK2, pseudo-spectral)",
-              "flow": asdict(flow), "sampler": asdict(cfg), "measured": plan.measured}
+              "flow": asdict(flow), "sampler": asdict(cfg), "measured": plan.measured, "group_kind": "run"}
     if velocity:  # three channels: the generic writer reads the sample shape and names from here
         config.update(sample_shape=[3, size, size], field_names=["vorticity", "u_x", "u_y"])
     return make_batch, params, config, diagnostics
@@ -528,12 +543,13 @@ def generate_turbulence(path, *, size: int, n: int, seed: int = 0, velocity: boo
     from ..io import FieldsMeta, write_ensemble
 
     n = check_int_at_least(n, "n", 1)
+    bs = check_int_at_least(min(n, int(batch_size)), "batch_size", 1)
     make_batch, resolved, config, diagnostics = _build_turbulence(size, seed, n=n, path=path, progress=progress,
-                                                                  velocity=bool(velocity), **params)
+                                                                  batch_size=bs, velocity=bool(velocity), **params)
     shape = (3, size, size) if velocity else (size, size)
     meta = FieldsMeta(field="turbulence", generator="phigen.generate:turbulence", shape=shape, n_total=n,
-                      seed=seed, params=resolved, config=config, batch_size=min(n, int(batch_size)),
-                      field_names=("vorticity", "u_x", "u_y") if velocity else None)
+                      seed=seed, params=resolved, config=config, batch_size=bs,
+                      field_names=("vorticity", "u_x", "u_y") if velocity else None, group_kind="run")
     return write_ensemble(path, make_batch, meta, resume=resume, overwrite=overwrite, progress=progress,
                           diagnostics=diagnostics)
 

@@ -4,13 +4,18 @@ Layout of one file (one ensemble)::
 
     /fields          float32 (N, H, W) or (N, C, H, W); chunks of one sample; gzip/lzf; fletcher32
     /conditions      optional float32 (N, k), attr ``names`` (per-sample physical parameters)
+    /groups          optional int64 (N,), attr ``kind`` ("simulation", "run", "chain", "field"): the
+                     group label of each sample; samples of one group are correlated (the maps of one
+                     N-body simulation, the snapshots of one run, the configurations of one chain) and
+                     every split keeps a group on one side (:mod:`phigen.splits`)
     /diagnostics/    optional group of generator diagnostics (acceptance, tau_int, ...)
     root attrs       format, format_version, phigen_version, field, generator, config (JSON text),
                      seed, created, n_total, n_complete, batch_size, complete, params (JSON text),
                      and every physical parameter as its own attribute ``param_<name>``.
 
 ``n_complete`` is updated only after a batch is written and flushed: the samples beyond it are
-never trusted. ``complete`` becomes true when ``n_complete == n_total``.
+never trusted (the same holds for the rows of ``conditions`` and ``groups``, appended with the
+fields). ``complete`` becomes true when ``n_complete == n_total``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ FORMAT_VERSION = 1
 
 FIELDS = "fields"
 CONDITIONS = "conditions"
+GROUPS = "groups"
+GROUP_KIND_ATTR = "kind"
+# what a group is, for phigen's own generators; any other non-empty name is accepted too
+GROUP_KINDS = ("simulation", "run", "chain", "field")
 DIAGNOSTICS = "diagnostics"
 
 REQUIRED_ATTRS = (

@@ -1,8 +1,11 @@
 """Resumable, batch-deterministic writing of a generated ensemble into a phigen file.
 
-A generator is a function ``make_batch(batch_index, count) -> fields`` (or ``(fields, conditions)``)
-that depends only on its batch index (derive keys with ``jax.random.fold_in(key, batch_index)``).
-Then an interrupted run resumed from its file writes exactly the bytes an uninterrupted run writes.
+A generator is a function ``make_batch(batch_index, count) -> fields`` (or ``(fields, conditions)``,
+or ``(fields, conditions, groups)`` with ``conditions`` possibly ``None``) that depends only on its
+batch index (derive keys with ``jax.random.fold_in(key, batch_index)``). Then an interrupted run
+resumed from its file writes exactly the bytes an uninterrupted run writes — group labels included,
+which must therefore also be a function of the batch index (e.g. the index of the MCMC chain or of
+the simulation a sample comes from, not a counter kept across calls).
 """
 
 from __future__ import annotations
@@ -41,8 +44,13 @@ def write_ensemble(path, make_batch: Callable, meta: FieldsMeta, *, resume: bool
             for b in range(start // bs, n_batches):
                 count = min(bs, meta.n_total - b * bs)
                 out = make_batch(b, count)
-                fields, conditions = out if isinstance(out, tuple) else (out, None)
-                writer.append(fields, conditions)
+                if not isinstance(out, tuple):
+                    out = (out,)
+                if not 1 <= len(out) <= 3:
+                    raise E.ParameterError(f"make_batch must return fields, (fields, conditions) or (fields, "
+                                           f"conditions, groups); got a tuple of {len(out)}")
+                fields, conditions, groups = (*out, None, None)[:3]
+                writer.append(fields, conditions, groups)
                 bar.update(count)
         if diagnostics is not None:
             for name, value in diagnostics().items():

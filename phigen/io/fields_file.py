@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -52,7 +53,9 @@ class FieldsMeta:
 
     ``shape`` is the shape of one sample: ``(H, W)`` or ``(C, H, W)``. ``params`` are the physical
     parameters (each also stored as its own attribute ``param_<name>``); ``config`` the resolved
-    generator configuration (stored as JSON text).
+    generator configuration (stored as JSON text). ``group_kind`` (e.g. ``"chain"``) makes the file
+    record a group label per sample (dataset ``groups``): every :meth:`FieldWriter.append` then
+    passes ``groups=`` (optional for ``"field"``, where each sample is its own group).
     """
 
     field: str
@@ -65,6 +68,7 @@ class FieldsMeta:
     batch_size: int = 0
     field_names: Sequence[str] | None = None
     condition_names: Sequence[str] | None = None
+    group_kind: str | None = None
 
     def __post_init__(self):
         shape = tuple(int(s) for s in self.shape)
@@ -75,10 +79,12 @@ class FieldsMeta:
             raise E.ParameterError(f"n_total must be >= 1; got {self.n_total}")
         if self.field_names is not None and (len(shape) != 3 or len(self.field_names) != shape[0]):
             raise E.ParameterError(f"field_names {list(self.field_names)} do not match the channel axis of {shape}")
+        if self.group_kind is not None:
+            object.__setattr__(self, "group_kind", _check_group_kind(self.group_kind))
 
     def identity(self) -> dict:
         """What must agree between an interrupted run and its resumption."""
-        return {
+        out = {
             "field": self.field,
             "generator": self.generator,
             "shape": list(self.shape),
@@ -88,10 +94,33 @@ class FieldsMeta:
             "config": _json_roundtrip(self.config or {}),
             "batch_size": int(self.batch_size),
         }
+        if self.group_kind is not None:  # absent (not null) without groups: older files resume unchanged
+            out["group_kind"] = self.group_kind
+        return out
 
 
 def _json_roundtrip(obj):
     return json.loads(to_json(obj))
+
+
+def _check_group_kind(kind) -> str:
+    if not isinstance(kind, str) or not kind.strip():
+        raise E.ParameterError(f"group_kind must be a non-empty name such as {', '.join(map(repr, F.GROUP_KINDS))}; "
+                               f"got {kind!r}")
+    return kind.strip()
+
+
+def _group_labels(groups, n: int, path=None) -> np.ndarray:
+    """``groups`` as int64 labels ``(n,)``; a wrong length or non-integer labels raise naming ``path``."""
+    g = np.asarray(groups)
+    if g.shape != (n,):
+        raise E.ShapeMismatchError(f"groups must hold one label per sample, shape ({n},); got shape {g.shape}",
+                                   path=path)
+    if g.dtype.kind not in "iuf":
+        raise E.ShapeMismatchError(f"group labels must be integers; got dtype {g.dtype}", path=path)
+    if g.dtype.kind == "f" and g.size and not (np.all(np.isfinite(g)) and np.all(g == np.round(g))):
+        raise E.ShapeMismatchError("group labels must be integers; got non-integer or NaN/inf values", path=path)
+    return g.astype(np.int64)
 
 
 class FieldWriter:
@@ -120,8 +149,10 @@ class FieldWriter:
         return self.n_complete >= self.n_total
 
     # -- writing ------------------------------------------------------------------------------
-    def append(self, fields, conditions=None) -> int:
-        """Append a batch ``(B, *shape)`` (and its ``(B, k)`` conditions); returns the new n_complete."""
+    def append(self, fields, conditions=None, groups=None) -> int:
+        """Append a batch ``(B, *shape)`` (and its ``(B, k)`` conditions and ``(B,)`` integer group
+        labels); returns the new n_complete. Files with ``group_kind="field"`` label each sample by
+        its index when ``groups`` is not given."""
         arr = np.asarray(fields)
         shape = self.meta.shape
         if arr.shape[1:] != shape:
@@ -157,6 +188,17 @@ class FieldWriter:
                 raise E.NonFiniteError("refusing to write NaN/inf conditions", path=self.path)
         elif conditions is not None:
             raise E.ShapeMismatchError("conditions given but the file was created without condition_names", path=self.path)
+        grp = None
+        if self.meta.group_kind is not None:
+            if groups is not None:
+                grp = _group_labels(groups, b, self.path)
+            elif self.meta.group_kind == "field":  # each sample its own group: its index
+                grp = np.arange(start, start + b, dtype=np.int64)
+            else:
+                raise E.ShapeMismatchError(f"this file records groups (kind {self.meta.group_kind!r}): pass groups= "
+                                           "with each batch", path=self.path)
+        elif groups is not None:
+            raise E.ShapeMismatchError("groups given but the file was created without group_kind", path=self.path)
 
         ds = self._h5[F.FIELDS]
         if ds.shape[0] < start + b:
@@ -167,6 +209,11 @@ class FieldWriter:
             if cds.shape[0] < start + b:
                 cds.resize(start + b, axis=0)
             cds[start : start + b] = cond
+        if grp is not None:
+            gds = self._h5[F.GROUPS]
+            if gds.shape[0] < start + b:
+                gds.resize(start + b, axis=0)
+            gds[start : start + b] = grp
         self._h5.flush()  # data first ...
         self._h5.attrs["n_complete"] = start + b  # ... then the record that it is there
         if start + b == self.n_total:
@@ -261,6 +308,8 @@ def _init_file(h5: h5py.File, meta: FieldsMeta, compression) -> None:
         h5.create_dataset(F.CONDITIONS, shape=(0, k), maxshape=(meta.n_total, k), dtype=np.float32,
                           chunks=(max(1, min(meta.n_total, 1024)), k), fletcher32=True)
         h5[F.CONDITIONS].attrs["names"] = [str(n) for n in meta.condition_names]
+    if meta.group_kind is not None:
+        _create_groups(h5, 0, meta.n_total, meta.group_kind)
     a = h5.attrs
     a["format"] = F.FORMAT
     a["format_version"] = F.FORMAT_VERSION
@@ -280,6 +329,15 @@ def _init_file(h5: h5py.File, meta: FieldsMeta, compression) -> None:
         a[F.PARAM_PREFIX + name] = value if isinstance(value, (int, float, str, bool)) else to_json(value)
 
 
+def _create_groups(h5: h5py.File, n: int, n_total: int, kind: str, data=None) -> h5py.Dataset:
+    ds = h5.create_dataset(F.GROUPS, shape=(n,), maxshape=(n_total,), dtype=np.int64,
+                           chunks=(max(1, min(n_total, 4096)),), fletcher32=True)
+    if data is not None:
+        ds[:] = data
+    ds.attrs[F.GROUP_KIND_ATTR] = kind
+    return ds
+
+
 def _reopen_for_resume(path: Path, meta: FieldsMeta) -> FieldWriter:
     check_file(path, allow_incomplete=True)  # raises on anything malformed
     h5 = h5py.File(path, "r+")
@@ -294,8 +352,9 @@ def _reopen_for_resume(path: Path, meta: FieldsMeta) -> FieldWriter:
         ds = h5[F.FIELDS]
         if ds.shape[0] > n:  # a batch written but never recorded: drop it, it will be regenerated
             ds.resize(n, axis=0)
-            if F.CONDITIONS in h5:
-                h5[F.CONDITIONS].resize(n, axis=0)
+            for name in (F.CONDITIONS, F.GROUPS):
+                if name in h5 and h5[name].shape[0] > n:
+                    h5[name].resize(n, axis=0)
             h5.flush()
     except BaseException:
         h5.close()
@@ -307,21 +366,70 @@ def write_fields(path, fields, *, field: str = "custom", generator: str = "user"
                  params: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None,
                  conditions=None, condition_names: Sequence[str] | None = None,
                  field_names: Sequence[str] | None = None, overwrite: bool = False,
-                 compression: str | None = "gzip", diagnostics: Mapping[str, Any] | None = None) -> Path:
-    """Write a whole ensemble ``(N, H, W)`` (or ``(N, C, H, W)``) to a new phigen file in one go."""
+                 compression: str | None = "gzip", diagnostics: Mapping[str, Any] | None = None,
+                 groups=None, group_kind: str | None = None) -> Path:
+    """Write a whole ensemble ``(N, H, W)`` (or ``(N, C, H, W)``) to a new phigen file in one go.
+
+    ``groups``: optional integer label per sample (``(N,)``) naming its group of correlated samples,
+    with ``group_kind`` saying what a group is (``"simulation"``, ``"run"``, ``"chain"``);
+    ``group_kind="field"`` without ``groups`` records every sample as its own group.
+    """
     arr = np.asarray(fields)
     if arr.ndim not in (3, 4):
         raise E.InputError(f"fields must have shape (N, H, W) or (N, C, H, W); got {arr.shape}")
     if condition_names is None and conditions is not None:
         raise E.ParameterError("conditions need condition_names")
+    if groups is not None:
+        if group_kind is None:
+            raise E.ParameterError(f"groups need group_kind (what a group is: {', '.join(map(repr, F.GROUP_KINDS))})")
+        groups = _group_labels(groups, arr.shape[0], path)  # checked before the file is created
     meta = FieldsMeta(field=field, generator=generator, shape=arr.shape[1:], n_total=arr.shape[0], seed=seed,
                       params=params, config=config, batch_size=arr.shape[0], field_names=field_names,
-                      condition_names=condition_names)
+                      condition_names=condition_names, group_kind=group_kind)
     with open_writer(path, meta, overwrite=overwrite, compression=compression) as w:
         for name, value in (diagnostics or {}).items():
             w.set_diagnostic(name, value)
-        w.append(arr, conditions)
+        w.append(arr, conditions, groups)
     return Path(path)
+
+
+def annotate_groups(path, groups, kind: str, *, overwrite: bool = False, note: str | None = None) -> Path:
+    """Add (or with ``overwrite=True`` replace) the ``groups`` dataset of a finished phigen file.
+
+    ``groups``: one integer label per sample, ``(N,)``; ``kind``: what a group is (``"simulation"``,
+    ``"run"``, ``"chain"``, ``"field"``); ``note``: optional text stored with them (how they were
+    derived). The fields, conditions and every other object are left as they are. Everything is
+    checked before anything is written, and the file is replaced atomically by an annotated copy
+    (written beside it, then renamed over it), so a bad input or a crash leaves the original file
+    intact. Existing groups are refused unless ``overwrite=True``.
+    """
+    path = Path(path)
+    attrs = check_file(path)  # a finished, well-formed file
+    kind = _check_group_kind(kind)
+    n = int(attrs["n_complete"])
+    labels = _group_labels(groups, n, path)
+    if note is not None and not isinstance(note, str):
+        raise E.ParameterError(f"note must be text; got {type(note).__name__}")
+    with h5py.File(path, "r") as h5:
+        if F.GROUPS in h5 and not overwrite:
+            old = _attr_str(h5[F.GROUPS].attrs.get(F.GROUP_KIND_ATTR, "?"))
+            raise E.FileExistsError_(f"the file already has groups (kind {old!r}); pass overwrite=True to replace "
+                                     "them", path=path)
+    tmp = path.with_name(f".{path.name}.groups.tmp")
+    try:
+        shutil.copy2(path, tmp)
+        with h5py.File(tmp, "r+") as h5:
+            if F.GROUPS in h5:
+                del h5[F.GROUPS]
+            ds = _create_groups(h5, n, n, kind, labels)
+            if note:
+                ds.attrs["note"] = note
+        check_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 # =================================================================================================
@@ -386,8 +494,29 @@ def check_file(path, *, allow_incomplete: bool = False) -> dict:
                 raise E.MissingAttributeError(f"'{F.CONDITIONS}' has no 'names' attribute", path=path)
             if cds.shape[0] < n_complete:
                 raise E.TruncatedFileError(f"'{F.CONDITIONS}' holds {cds.shape[0]} rows for {n_complete} samples", path=path)
+        if F.GROUPS in h5:
+            _check_groups_dataset(h5[F.GROUPS], n_complete, ds.shape[0], path)
         attrs["_shape"] = tuple(ds.shape[1:])
         return attrs
+
+
+def _check_groups_dataset(gds, n_complete: int, n_rows: int, path: Path) -> None:
+    """Shape, dtype and ``kind`` of a ``groups`` dataset (no labels are read)."""
+    if not isinstance(gds, h5py.Dataset):
+        raise E.FileFormatError(f"'{F.GROUPS}' is not a dataset", path=path)
+    if gds.ndim != 1:
+        raise E.FileFormatError(f"'{F.GROUPS}' has shape {gds.shape}; expected one label per sample, (N,)", path=path)
+    if gds.dtype.kind not in "iu":
+        raise E.FileFormatError(f"'{F.GROUPS}' has dtype {gds.dtype}; expected integer labels (int64)", path=path)
+    if gds.shape[0] < n_complete:
+        raise E.TruncatedFileError(f"'{F.GROUPS}' holds {gds.shape[0]} labels for {n_complete} samples", path=path)
+    if gds.shape[0] > max(n_rows, n_complete):
+        raise E.FileFormatError(f"'{F.GROUPS}' holds {gds.shape[0]} labels but the file has {n_rows} samples",
+                                path=path)
+    kind = gds.attrs.get(F.GROUP_KIND_ATTR)
+    if kind is None or not _attr_str(kind).strip():
+        raise E.MissingAttributeError(f"'{F.GROUPS}' has no '{F.GROUP_KIND_ATTR}' attribute (what a group is)",
+                                      path=path)
 
 
 class FieldDataset:
@@ -402,6 +531,7 @@ class FieldDataset:
         self._attrs = check_file(self.path, allow_incomplete=allow_incomplete)
         self._h5 = h5py.File(self.path, "r")
         self._n = int(self._attrs["n_complete"])
+        self._groups: np.ndarray | None = None
 
     # -- metadata ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -458,6 +588,23 @@ class FieldDataset:
         if F.CONDITIONS not in self._h5:
             return None
         return [_attr_str(n) for n in self._h5[F.CONDITIONS].attrs["names"]]
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        """Group label of each sample, int64 ``(N,)`` (samples of one group are correlated: every
+        split keeps a group whole), or ``None`` when the file records no groups."""
+        if F.GROUPS not in self._h5:
+            return None
+        if self._groups is None:
+            self._groups = np.asarray(self._read(F.GROUPS, slice(None)), dtype=np.int64)
+        return self._groups.copy()
+
+    @property
+    def group_kind(self) -> str | None:
+        """What a group is (``"simulation"``, ``"run"``, ``"chain"``, ``"field"``), or ``None``."""
+        if F.GROUPS not in self._h5:
+            return None
+        return _attr_str(self._h5[F.GROUPS].attrs[F.GROUP_KIND_ATTR])
 
     @property
     def field_names(self) -> list[str] | None:
@@ -533,14 +680,19 @@ class FieldDataset:
             yield self[chunk]
 
     def split(self, test_fraction: float = 0.2, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Deterministic train/test index split: the same (file length, fraction, seed) → same split."""
-        if not 0.0 < test_fraction < 1.0:
-            raise E.ParameterError(f"test_fraction must be in (0, 1); got {test_fraction}")
-        n_test = int(round(test_fraction * self._n))
-        if n_test < 1 or n_test >= self._n:
-            raise E.ParameterError(f"cannot split {self._n} samples with test_fraction={test_fraction}")
-        perm = np.random.default_rng(seed).permutation(self._n)
-        return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+        """Deterministic (train, test) sorted index arrays; no group on both sides.
+
+        :func:`phigen.splits.split_indices` with the file's :attr:`groups`: whole groups go to the
+        test side until it holds about ``test_fraction`` of the samples (the nearest whole-group
+        count). A file without groups splits field by field, exactly as earlier phigen versions.
+        The same (file, fraction, seed) → the same split.
+        """
+        from ..splits import split_indices
+
+        try:
+            return split_indices(self._n, test_fraction, seed=seed, groups=self.groups)
+        except E.ParameterError as exc:
+            raise E.ParameterError(str(exc), path=self.path) from None
 
     def close(self) -> None:
         if self._h5.id.valid:

@@ -26,7 +26,8 @@ class ValidationReport:
 
 
 def validate(path, *, batch_size: int = 256, raise_on_error: bool = False) -> ValidationReport:
-    """Check a phigen file completely: header, progress record, every sample's checksum, finiteness.
+    """Check a phigen file completely: header, progress record, every sample's checksum, finiteness
+    (and the checksums of ``conditions`` and ``groups`` where present).
 
     Returns a :class:`ValidationReport`; with ``raise_on_error`` the first problem is raised as the
     specific phigen error instead.
@@ -44,6 +45,7 @@ def validate(path, *, batch_size: int = 256, raise_on_error: bool = False) -> Va
                 c = ds.conditions()
                 if not np.all(np.isfinite(c)):
                     raise E.NonFiniteError("NaN/inf in conditions", path=path)
+            ds.groups  # noqa: B018 — reads the labels: checksum checked by the reader
     except E.PhigenError as exc:
         if raise_on_error:
             raise
@@ -53,8 +55,16 @@ def validate(path, *, batch_size: int = 256, raise_on_error: bool = False) -> Va
 
 
 def info(path) -> dict:
-    """A JSON-able description of a phigen file (header only; no sample data is read)."""
+    """A JSON-able description of a phigen file (header and group labels; no sample data is read).
+
+    ``groups``: ``None``, or ``{"kind", "n_groups", "min_size", "max_size"}`` (fields per group)."""
     with FieldDataset(path, allow_incomplete=True) as ds:
+        g = ds.groups
+        groups = None
+        if g is not None:
+            sizes = np.unique(g, return_counts=True)[1] if g.size else np.zeros(1, np.int64)
+            groups = {"kind": ds.group_kind, "n_groups": int(np.count_nonzero(sizes)),
+                      "min_size": int(sizes.min()), "max_size": int(sizes.max())}
         out = {
             "path": str(ds.path),
             "field": ds.field,
@@ -72,5 +82,6 @@ def info(path) -> dict:
             "condition_names": ds.condition_names,
             "field_names": ds.field_names,
             "diagnostics": sorted(ds.diagnostics().keys()),
+            "groups": groups,
         }
     return out

@@ -11,13 +11,26 @@ Every model kind implements
 
 Model files carry ``format = "phigen-model"``, ``model_kind``, ``format_version``,
 ``phigen_version``, ``created``, ``config`` (JSON) and ``training`` (JSON: data file, fit options,
-fit time, diagnostics). Loading a file of another kind, a non-model file or a damaged one raises
+fit time, diagnostics). ``training["provenance"]`` (:mod:`phigen.models._provenance`: what the model
+was fitted on) keeps its arrays — training indices, groups, per-field digests — as datasets under
+``provenance/`` (an attribute is limited to 64 KiB); files without it (older phigen) still load.
+Loading a file of another kind, a non-model file or a damaged one raises
 :class:`phigen.errors.ModelFileError` naming the file and the problem.
+
+Sampling keys: :func:`register_model` wraps each model's ``sample`` (and ``synthesize`` /
+``sample_coarse`` where defined) so that the key it receives is first folded with a tag of its own,
+``fold_in(key, sampling_tag(kind))``. No model can then draw a generator's noise (``phigen generate
+--seed k`` and a model sampled with ``PRNGKey(k)`` would otherwise filter the very same white noise
+and return near-copies of the data), while two models of one kind given one key still share their
+noise (the generalisation test). Calls nested inside a sampling call are not tagged twice.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as _dt
+import functools
+import hashlib
 import io
 import json
 import os
@@ -36,15 +49,87 @@ MODEL_FORMAT_VERSION = 1
 MODELS: dict[str, type] = {}
 
 
+# public methods that draw with a caller's ``key``: their key is tagged (module docstring)
+SAMPLING_METHODS: tuple[str, ...] = ("sample", "synthesize", "sample_coarse")
+_IN_SAMPLING = contextvars.ContextVar("phigen_models_in_sampling", default=False)
+
+
+def sampling_tag(kind: str) -> int:
+    """The fixed 31-bit tag folded into every sampling key of a ``kind`` model."""
+    digest = hashlib.blake2b(f"phigen.models.sample:{kind}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+
+def tag_sampling_key(key, kind: str):
+    """``fold_in(key, sampling_tag(kind))``: the key a ``kind`` model really draws with."""
+    import jax
+
+    return jax.random.fold_in(key, sampling_tag(kind))
+
+
+def _tag_keys(fn, kind: str):
+    if getattr(fn, "__phigen_tagged__", False):
+        return fn
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        if _IN_SAMPLING.get() or kwargs.get("key") is None:
+            return fn(self, *args, **kwargs)
+        kwargs["key"] = tag_sampling_key(kwargs["key"], getattr(self, "kind", kind))
+        token = _IN_SAMPLING.set(True)
+        try:
+            return fn(self, *args, **kwargs)
+        finally:
+            _IN_SAMPLING.reset(token)
+
+    wrapper.__phigen_tagged__ = True
+    return wrapper
+
+
 def register_model(kind: str) -> Callable[[type], type]:
-    """Class decorator: make a model class available as ``kind`` to fit/sample/load and the CLI."""
+    """Class decorator: make a model class available as ``kind`` to fit/sample/load and the CLI, and
+    tag its sampling keys (module docstring)."""
 
     def deco(cls):
         cls.kind = kind
+        for name in SAMPLING_METHODS:
+            if callable(cls.__dict__.get(name)):
+                setattr(cls, name, _tag_keys(cls.__dict__[name], kind))
         MODELS[kind] = cls
         return cls
 
     return deco
+
+
+_PROVENANCE_ARRAYS = ("train_indices", "train_groups", "field_digests")
+
+
+def _split_provenance(training: Mapping[str, Any]) -> tuple[dict, dict]:
+    """(training with the provenance arrays replaced by dataset references, {dataset name: array})."""
+    training = dict(training)
+    prov = training.get("provenance")
+    if not isinstance(prov, Mapping):
+        return training, {}
+    prov, arrays = dict(prov), {}
+    for name in _PROVENANCE_ARRAYS:
+        if prov.get(name) is not None and not isinstance(prov[name], Mapping):
+            arrays[f"provenance/{name}"] = np.asarray(prov[name])
+            prov[name] = {"dataset": f"provenance/{name}"}
+    training["provenance"] = prov
+    return training, arrays
+
+
+def _join_provenance(training: dict, h5, path) -> dict:
+    prov = training.get("provenance")
+    if not isinstance(prov, dict):
+        return training
+    for name in _PROVENANCE_ARRAYS:
+        ref = prov.get(name)
+        if isinstance(ref, dict) and "dataset" in ref:
+            if ref["dataset"] not in h5:
+                raise E.ModelFileError(f"missing dataset {ref['dataset']!r} of the training record", path=path)
+            prov[name] = h5[ref["dataset"]][()]
+    return training
 
 
 
@@ -79,7 +164,10 @@ def write_model_file(path, kind: str, *, config: Mapping[str, Any], arrays: Mapp
             a["phigen_version"] = _phigen_version()
             a["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
             a["config"] = to_json(dict(config))
-            a["training"] = to_json(dict(training or {}))
+            training, prov_arrays = _split_provenance(training or {})
+            a["training"] = to_json(training)
+            for name, arr in prov_arrays.items():
+                h5.create_dataset(name, data=arr, fletcher32=arr.size > 0)
             for name, value in (arrays or {}).items():
                 arr = np.asarray(value)
                 h5.create_dataset(f"arrays/{name}", data=arr, fletcher32=arr.ndim > 0)  # scalars cannot be filtered
@@ -146,7 +234,7 @@ def read_model_file(path, expected_kind: str | None = None) -> ModelFile:
                 if attr not in h5.attrs:
                     raise E.ModelFileError(f"missing attribute {attr!r}", path=path)
             config = json.loads(h5.attrs["config"])
-            training = json.loads(h5.attrs["training"])
+            training = _join_provenance(json.loads(h5.attrs["training"]), h5, path)
             arrays: dict = {}
             if "arrays" in h5:
                 h5["arrays"].visititems(lambda n, obj: arrays.__setitem__(n, obj[()]) if isinstance(obj, h5py.Dataset) else None)
@@ -164,7 +252,12 @@ def load_model(path):
     _import_model_modules()
     if kind not in MODELS:
         raise E.ModelFileError(f"unknown model kind {kind!r} (written by a newer phigen?)", path=path)
-    return MODELS[kind].load(path)
+    model = MODELS[kind].load(path)
+    try:
+        model.model_file = str(path)  # names the model in messages (e.g. check_training_disjoint)
+    except AttributeError:  # a frozen model class
+        pass
+    return model
 
 
 def _import_model_modules() -> None:

@@ -11,6 +11,7 @@ import numpy as np
 from .. import errors as E
 from ..io import FieldsMeta, open_fields, write_ensemble
 from ._base import get_model_class, load_model
+from ._provenance import training_provenance
 
 __all__ = ["fit", "sample", "load_training_fields"]
 
@@ -33,7 +34,10 @@ def load_training_fields(data, *, test_fraction: float = 0.0, split_seed: int = 
     """Fields ``(N, H, W)`` to fit on and a provenance record.
 
     ``data``: a phigen file path or an array. With ``test_fraction > 0`` only the training part of
-    the file's deterministic split (:meth:`FieldDataset.split`) is returned.
+    the file's deterministic split (:meth:`FieldDataset.split`) is returned. ``record["provenance"]``
+    identifies the training data (:mod:`phigen.models._provenance`: file path and content hash,
+    training indices and groups, split, one digest per training field) for
+    :func:`phigen.models.check_training_disjoint`.
     """
     if isinstance(data, (str, Path)):
         with open_fields(data) as ds:
@@ -41,18 +45,26 @@ def load_training_fields(data, *, test_fraction: float = 0.0, split_seed: int = 
             if max_fields is not None:
                 idx = idx[: int(max_fields)]
             x = ds[idx]
+            _check_fields(x)
             record = {"data": str(ds.path), "field": ds.field, "params": ds.params, "n_train": int(len(idx)),
-                      "test_fraction": test_fraction, "split_seed": split_seed}
+                      "test_fraction": test_fraction, "split_seed": split_seed,
+                      "provenance": training_provenance(x, ds=ds, indices=idx, test_fraction=test_fraction,
+                                                        split_seed=split_seed, max_fields=max_fields)}
     else:
         x = np.asarray(data, dtype=np.float32)
         if max_fields is not None:
             x = x[: int(max_fields)]
-        record = {"data": "<array>", "field": "custom", "params": {}, "n_train": int(len(x))}
+        _check_fields(x)
+        record = {"data": "<array>", "field": "custom", "params": {}, "n_train": int(len(x)),
+                  "provenance": training_provenance(x, max_fields=max_fields)}
+    return x, record
+
+
+def _check_fields(x) -> None:
     if x.ndim != 3:
         raise E.InputError(f"models are fitted on (N, H, W) fields; got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise E.InputError("training fields contain NaN or inf")
-    return x, record
 
 
 def fit(kind: str, data, *, out=None, seed: int = 0, test_fraction: float = 0.0, split_seed: int = 0,
@@ -60,7 +72,8 @@ def fit(kind: str, data, *, out=None, seed: int = 0, test_fraction: float = 0.0,
     """Fit a model of ``kind`` on ``data`` (phigen file or array) and save it to ``out`` if given.
 
     ``options`` go to the model's ``fit`` (e.g. ``J``, ``L``, ``mode`` for scattering; ``steps`` for
-    diffusion). Returns the fitted model; ``model.training`` records data, options and fit time.
+    diffusion). Returns the fitted model; ``model.training`` records data, options, fit time and
+    ``provenance`` (what it was fitted on: see :func:`load_training_fields`).
     """
     import jax
 
@@ -71,7 +84,8 @@ def fit(kind: str, data, *, out=None, seed: int = 0, test_fraction: float = 0.0,
     t0 = time.perf_counter()
     model = cls.fit(x, key=jax.random.PRNGKey(seed), progress=progress, **options)
     model.training = {**record, **getattr(model, "training", {}), "options": options, "seed": seed,
-                      "fit_seconds": time.perf_counter() - t0, "shape": list(x.shape[1:])}
+                      "fit_seconds": time.perf_counter() - t0, "shape": list(x.shape[1:]),
+                      "provenance": record["provenance"]}
     if out is not None:
         model.save(out)
     return model
@@ -82,8 +96,9 @@ def sample(model, n: int, *, out=None, seed: int = 0, batch_size: int = 64, over
     """Draw ``n`` fields from a model (object or model-file path).
 
     Without ``out`` returns the ``(n, H, W)`` array. With ``out`` writes a phigen file (batch by
-    batch, resumable; batch ``b`` uses key ``fold_in(PRNGKey(seed), b)``) recording the model, and
-    returns its path.
+    batch, resumable; batch ``b`` uses key ``fold_in(PRNGKey(seed), b)``, which the model folds with
+    its own tag — :func:`phigen.models.sampling_tag` — so no generator's noise is reproduced)
+    recording the model, and returns its path.
     """
     import jax
 
