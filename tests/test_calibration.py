@@ -50,6 +50,7 @@ def test_verdict_rates_catch_a_gross_bias():
 def test_false_alarm_rate_gaussian_full():
     """400 repetitions of Gaussian 16² fields (truth 32, sets of 16): every distance in 2–10 %."""
     res = verdict_rates(_gaussian(11, 16, 32), _gaussian(12, 16, 16), reps=400, n_splits=200)
+    print("gaussian false-alarm rates", res)
     for key, q in res["rates"].items():
         assert 0.02 <= q <= 0.10, (key, q, res["rates"])
 
@@ -76,6 +77,7 @@ def test_false_alarm_rate_phi4_full(phi4_pool):
         return pool[idx[:32]], pool[idx[32:]]
 
     res = verdict_rates(lambda r: split(r)[0], lambda r: split(r)[1], reps=400, n_splits=200)
+    print("phi4 false-alarm rates", res)
     for key, q in res["rates"].items():
         assert 0.02 <= q <= 0.10, (key, q, res["rates"])
 
@@ -103,5 +105,6 @@ def test_power_at_quickstart_set_sizes(bias, distance):
              "std": lambda r: 1.03 * _gaussian(22, 32, 128)(r),
              "skewness": _skewed(_gaussian(22, 32, 128), 0.04)}[bias]
     res = verdict_rates(truth, model, reps=50, n_splits=200)
+    print(f"power, {bias}", res)
     assert res["m"] == 64
     assert res["rates"][distance] >= 0.8, res["rates"]
