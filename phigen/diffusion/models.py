@@ -32,8 +32,7 @@ from .._validation import as_fields, check_int_at_least
 from ..errors import InputError, ModelFileError, ParameterError
 from ..models._base import read_model_file, register_model, write_model_file
 from .flow import flow_matching_loss, flow_sample, flow_time_grid
-from .sde import OUProcess, dsm_loss, probability_flow_sample, reverse_sde_sample, score_from_velocity, time_grid, \
-    tweedie_denoise
+from .sde import OUProcess, dsm_loss, ou_mean_std, reverse_sde_sample, score_from_velocity, time_grid, tweedie_denoise
 from .train import TrainConfig, train
 from .unet import UNet, UNetConfig, apply_batched, count_params, make_unet
 
@@ -69,9 +68,46 @@ def _sample_diffusion(net, x_T, key, times, method: str, denoise: bool):
     score = score_from_velocity(_diffusion_velocity_fn(net))
     if method == "sde":
         x, _ = reverse_sde_sample(score, x_T, key, times)
-    else:
-        x, _ = probability_flow_sample(score, x_T, times)
-    return tweedie_denoise(score, x, times[-1]) if denoise else x
+        return tweedie_denoise(score, x, times[-1]) if denoise else x
+    return _heun_one_call_site(score, x_T, times, denoise)
+
+
+def _heun_one_call_site(score, x_T, times, denoise: bool):
+    """:func:`~phigen.diffusion.sde.probability_flow_sample` (Heun) then, with ``denoise``, Tweedie's
+    step — the same operations on the same values, but as ONE scan over the network evaluations
+    (predictor, corrector, …, Tweedie) with a single call of the network in its body. The network
+    is the whole compilation cost of a sampler on a CPU; written as a Heun body (2 calls) plus the
+    Tweedie step (1 more), XLA compiled it three times over (measured: ~3× the compile time)."""
+    times = jnp.asarray(times, jnp.float32)
+    n = times.shape[0] - 1
+    t, t_next = times[:-1], times[1:]
+    h = t - t_next
+    # evaluation e: 2j predictor at t_j, 2j+1 corrector at t_{j+1}; the last one Tweedie's at t_n
+    kind = jnp.tile(jnp.asarray([0, 1], jnp.int32), n)
+    t_eval = jnp.stack([t, t_next], axis=1).reshape(-1)
+    h_eval = jnp.repeat(h, 2)
+    if denoise:
+        kind = jnp.concatenate([kind, jnp.asarray([2], jnp.int32)])
+        t_eval = jnp.concatenate([t_eval, times[-1:]])
+        h_eval = jnp.concatenate([h_eval, jnp.zeros((1,), jnp.float32)])
+
+    def body(carry, inp):
+        x, x_pred, d1 = carry
+        k, te, he = inp
+        z = jnp.where(k == 1, x_pred, x)
+        sc = score(z, te)
+        d1_new = x + sc                         # predictor: d1 = x + score(x, t)
+        x_pred_new = x + he * d1_new
+        d2 = x_pred + sc                        # corrector: d2 = x_pred + score(x_pred, t_next)
+        x_corr = x + 0.5 * he * (d1 + d2)
+        a, s = ou_mean_std(te)
+        x_tw = (x + s**2 * sc) / a              # Tweedie: (x + s² ∇log p_t(x)) / a
+        x = jnp.where(k == 1, x_corr, jnp.where(k == 2, x_tw, x))
+        return (x, jnp.where(k == 0, x_pred_new, x_pred), jnp.where(k == 0, d1_new, d1)), None
+
+    x0 = jnp.asarray(x_T, jnp.float32)
+    (x, _, _), _ = jax.lax.scan(body, (x0, x0, jnp.zeros_like(x0)), (kind, t_eval, h_eval))
+    return x
 
 
 @eqx.filter_jit

@@ -10,6 +10,7 @@ level sees about as many coefficients as the finest one.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 
 def level_shifts(level: int, max_shifts: int) -> list:
@@ -30,5 +31,6 @@ def level_shifts(level: int, max_shifts: int) -> list:
 def shifted_fields(fields, shift_list):
     """``fields`` ``(N, H, W)`` under every periodic shift of ``shift_list`` → ``(N·len(shift_list), H, W)``
     (shift-major: the first N are the first shift)."""
-    x = jnp.asarray(fields)
-    return jnp.concatenate([jnp.roll(x, (dy, dx), axis=(-2, -1)) for dy, dx in shift_list])
+    # on the host: pure data movement, and no kernel to compile per (shape, shifts) as with jnp.roll
+    x = np.asarray(fields)
+    return jnp.asarray(np.concatenate([np.roll(x, (dy, dx), axis=(-2, -1)) for dy, dx in shift_list]))

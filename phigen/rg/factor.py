@@ -33,6 +33,14 @@ from ..wavelets import DetailStandardizer, WaveletCoeffs, dwt, dwt_level, idwt_l
 __all__ = ["WaveletFactorisation", "default_levels", "detail_row_norms", "per_scale_std"]
 
 
+def _device_fields(fields):
+    """``as_fields(fields)`` on the device, its checks done on the host: for a device array
+    ``as_fields`` compiles a finiteness kernel per shape, which the fits' many level shapes pay for."""
+    if isinstance(fields, jax.Array) and not isinstance(fields, jax.core.Tracer):
+        fields = np.asarray(fields)
+    return jnp.asarray(as_fields(fields))
+
+
 def default_levels(shape, coarse_size: int = 8) -> int:
     """Number of DWT levels J that brings fields of ``shape`` (H, W) down to about ``coarse_size`` pixels
     on the shorter side (at least 1; limited by the powers of 2 dividing H and W)."""
@@ -189,7 +197,7 @@ class WaveletFactorisation(NamedTuple):
 
     def decompose(self, fields) -> tuple[jax.Array, list]:
         """Fields ``(N, H, W)`` → (x_J ``(N, H/2^J, W/2^J)`` unnormalised, [normalised details of levels 1 … J])."""
-        x = jnp.asarray(as_fields(fields))
+        x = _device_fields(fields)
         self.check_shape(x.shape)
         details = []
         for j in range(1, self.J + 1):
@@ -199,7 +207,7 @@ class WaveletFactorisation(NamedTuple):
 
     def level_data(self, fields, level: int):
         """Training pairs of one level: (x_level ``(N, h, w)`` unnormalised, normalised details ``(N, 3, h, w)``)."""
-        x = jnp.asarray(as_fields(fields))
+        x = _device_fields(fields)
         self.check_shape(x.shape)
         level = int(level)
         if not 1 <= level <= self.J:
@@ -211,7 +219,7 @@ class WaveletFactorisation(NamedTuple):
     def coarse(self, fields, level: int | None = None):
         """x_level (default x_J) of ``fields``, unnormalised."""
         level = self.J if level is None else int(level)
-        x = jnp.asarray(as_fields(fields))
+        x = _device_fields(fields)
         for _ in range(level):
             x, _ = dwt_level(x, self.wavelet)
         return x
@@ -230,7 +238,7 @@ def per_scale_std(fields, wavelet: str, J: int) -> dict:
     Returns ``{"detail": (J, 3) std of each level's detail channels (level 1 first), "coarse": (J+1,)
     std of x_0 … x_J, "growth": (J,) s_j / s_{j−1}}`` (numpy float64, over fields and pixels).
     """
-    x = jnp.asarray(as_fields(fields))
+    x = _device_fields(fields)
     coeffs = dwt(x, wavelet, J)
     detail = np.stack([np.asarray(d, np.float64).std(axis=(0, 2, 3)) for d in coeffs.details])
     coarse = [float(np.asarray(x, np.float64).std())]

@@ -18,6 +18,7 @@ and the coarse-field energy are those of the training size.
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +27,7 @@ import numpy as np
 from .._validation import as_fields, check_int_at_least, check_positive
 from ..errors import InputError, ModelFileError, ParameterError
 from ..models._base import read_model_file, register_model, write_model_file
+from ..samplers._rng import standard_normal
 from .factor import WaveletFactorisation, per_scale_std
 from ._shifts import level_shifts, shifted_fields
 from .gibbs import (LevelConstants, LevelSpec, score_matching_system, sample_level, solve_score_matching)
@@ -285,7 +287,7 @@ class WCRGModel:
         with tqdm(total=total, desc="sample wcrg", unit="step", disable=None if progress is None else not progress) as bar:
             hJ, wJ = shape[0] // 2**f.J, shape[1] // 2**f.J
             k0, k1 = jax.random.split(k_coarse)
-            y0 = jax.random.normal(k0, (n, 1, hJ, wJ), jnp.float32)
+            y0 = _white_noise(k0, (n, 1, hJ, wJ))
             y, info = sample_level(self.thetas[-1], self.specs[-1], self.level_constants(f.J + 1), y0, key=k1,
                                    n_steps=cfg["coarse_steps"], n_adapt=cfg["coarse_adapt"], flip=True, bar=bar,
                                    magnetisation=self._magnetisation_or_none(), precondition=pre)
@@ -293,7 +295,7 @@ class WCRGModel:
             x = f.unnormalise_coarse(y[:, 0], f.J)
             for lvl in range(f.J, 0, -1):
                 ka, kb = jax.random.split(jax.random.fold_in(k_levels, lvl))
-                y0 = jax.random.normal(ka, (n, 3) + x.shape[-2:], jnp.float32)
+                y0 = _white_noise(ka, (n, 3) + tuple(x.shape[-2:]))
                 d, info = sample_level(self.thetas[lvl - 1], self.specs[lvl - 1], self.level_constants(lvl), y0, x,
                                        key=kb, n_steps=cfg["steps"], n_adapt=cfg["adapt"], bar=bar, precondition=pre)
                 infos.append({"level": lvl, **info._asdict()})
@@ -381,6 +383,14 @@ class WCRGModel:
             raise ModelFileError(f"incomplete or inconsistent wcrg model file: {exc}", path=path) from None
 
 
+@partial(jax.jit, static_argnames=("shape",))
+def _white_noise(key, shape):
+    """N(0, 1) chain starts ``shape`` = (chains, …): phigen's exact fused normal (:mod:`phigen.samplers._rng`).
+    ``jax.random.normal`` draws the same law, but on a CPU its kernel takes seconds to compile per shape
+    (7 s for 64×3×16×16), more than the chains then take to run."""
+    return standard_normal(key, shape, jnp.float32)
+
+
 def _shifted_level_data(fact, fields, level: int, shift_list):
     """(coarse, normalised details) of ``level`` — or ``(None, normalised x_J[:, None])`` for the
     coarsest energy (level J+1) — of ``fields`` under every periodic shift of ``shift_list``."""
@@ -433,7 +443,7 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
         k = jax.random.fold_in(key, lvl)
         n = n_at[lvl] if x is None else min(n_at[lvl], len(x))
         x = None if x is None else x[:n]
-        yk = jax.random.normal(k, (n,) + tuple(y_data.shape[1:]), jnp.float32) * jnp.sqrt(jnp.asarray(v_data, jnp.float32))[:, None, None]
+        yk = _white_noise(k, (n,) + tuple(y_data.shape[1:])) * jnp.sqrt(jnp.asarray(v_data, jnp.float32))[:, None, None]
         history, spectral, mag_history = [], [], []
         use_mag = coarsest and magnetisation_terms
         if use_mag:
@@ -451,9 +461,11 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
         for it in range(n_iter + 1):
             # persistent chains: after the first pass they are warm and half the steps re-equilibrate them
             m = steps if it == 0 else max(2, steps // 2)
+            # the magnetisation terms go in even while (a, b) = (0, 0) (they add exact zeros): every pass
+            # then runs the same compiled kernel
             yk, _ = sample_level(thetas[lvl - 1], spec, consts, yk, x, key=jax.random.fold_in(k, it + 1),
                                  n_steps=m, n_adapt=min(adapt, m // 2) if it == 0 else min(adapt, m // 4), flip=coarsest,
-                                 magnetisation=mag if use_mag and np.any(mag) else None,
+                                 magnetisation=mag if use_mag else None,
                                  precondition=bool(cfg.get("precondition", False)))
             if use_mag:
                 s_model = _magnetisation_statistics(yk)
