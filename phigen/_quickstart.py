@@ -145,7 +145,7 @@ def _prepare_data(out: Path, fast: bool, seed: int, say) -> tuple[Path, dict]:
             params = dict(ds.params)
             # the chains of the shipped file stay the groups of its block averages (whole-chain splits)
             groups = None if ds.groups is None else np.asarray(ds.groups)[:FAST_FIELDS]
-            group_kind = ds.group_kind if groups is not None else None
+            group_kind = ds.group_kind  # None exactly when the file records no groups
         write_fields(path, x, field="phi4", generator="phigen.quickstart:block-average", seed=0,
                      params={**params, "block": FAST_BLOCK}, overwrite=True, groups=groups, group_kind=group_kind,
                      config={"source": str(ref), "block": FAST_BLOCK, "fields": f"first {FAST_FIELDS}"})
