@@ -183,7 +183,8 @@ def _cmd_sample(args) -> int:
 def _cmd_quickstart(args) -> int:
     from ._quickstart import quickstart
 
-    quickstart(args.output, fast=args.fast, seed=args.seed, progress=not args.quiet)
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    quickstart(args.output, fast=args.fast, seed=args.seed, models=models, progress=not args.quiet)
     return 0
 
 
@@ -375,7 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quickstart", help="the built-in end-to-end run")
     q.add_argument("-o", "--output", default="phigen_quickstart", help="report directory")
-    q.add_argument("--fast", action="store_true", help="CI size (well under 2 minutes)")
+    q.add_argument("--fast", action="store_true", help="CI size (32² fields, tiny budgets)")
+    q.add_argument("--models", default=None,
+                   help="comma-separated subset of the model kinds to run, in this order (default: all), "
+                        "e.g. gaussian,wcrg")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_cmd_quickstart)

@@ -28,13 +28,14 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from . import errors as E
 
-__all__ = ["compare_models", "scattering_distance", "field_statistics", "write_report", "table_columns",
+__all__ = ["compare_models", "scattering_distance", "field_statistics", "write_report", "table_columns", "memorisation",
+           "memorisation_reference", "MemorisationReference",
            "COMPARE_STATISTICS"]
 
 COMPARE_STATISTICS = ("power_spectrum", "pdf", "bispectrum", "minkowski", "flatness", "scattering_spectra")
@@ -129,7 +130,31 @@ def _default_symmetries(field: str) -> tuple[str, ...]:
     return ("shifts", "dihedral") if field == "cosmic-web" else ("shifts", "dihedral", "sign")
 
 
-def memorisation(samples, train, held_out, *, symmetries, z: float = 4.0) -> dict:
+class MemorisationReference(NamedTuple):
+    """The sample-independent part of :func:`memorisation`: the held-out→train distances and the
+    fresh→held-out-reference distances (``fresh = held_out[n:2n]``, reference ``held_out[:n]``,
+    ``n = len(held_out) // 2``; None when n < 1)."""
+
+    symmetries: tuple
+    n_train: int
+    n_held_out: int
+    held_out_to_train: Any
+    fresh_to_held_out: Any
+
+
+def memorisation_reference(train, held_out, *, symmetries) -> MemorisationReference:
+    """The distances of :func:`memorisation` that depend on the truth only, computed once."""
+    from .stats.memorisation import nearest_neighbour_distances
+
+    sym = tuple(symmetries)
+    h = nearest_neighbour_distances(held_out, train, symmetries=sym)
+    n = len(held_out) // 2
+    f = nearest_neighbour_distances(held_out[n:2 * n], held_out[:n], symmetries=sym) if n >= 1 else None
+    return MemorisationReference(sym, len(train), len(held_out), h, f)
+
+
+def memorisation(samples, train, held_out, *, symmetries, z: float = 4.0,
+                 reference: MemorisationReference | None = None) -> dict:
     """:func:`~phigen.stats.memorisation.memorisation_check`, and whether the closeness is specific to
     the training set.
 
@@ -143,17 +168,33 @@ def memorisation(samples, train, held_out, *, symmetries, z: float = 4.0) -> dic
     whatever size, covers the law), ≈ 1 for a copier. ``memorised`` = the check's
     flag and a specificity above z times its standard deviation (the two checks' spreads in
     quadrature); the check's own flag stays in ``closer_than_truth``.
-    """
-    from .stats.memorisation import memorisation_check
 
-    check = memorisation_check(samples, train, held_out, symmetries=symmetries, z=z)
+    ``reference``: :func:`memorisation_reference` of the same (train, held_out, symmetries), the
+    distances that do not depend on the samples; computed here when absent (pass it when judging
+    several models against one truth: it saves more than half of the nearest-neighbour searches).
+    """
+    from .stats.memorisation import NearestNeighbours, memorisation_check, nearest_neighbour_distances
+
+    if reference is None:
+        reference = memorisation_reference(train, held_out, symmetries=symmetries)
+    elif (tuple(reference.symmetries), reference.n_train, reference.n_held_out) != (tuple(symmetries), len(train),
+                                                                                    len(held_out)):
+        raise E.ParameterError("memorisation: the reference was computed for other sets or symmetries")
+    h = reference.held_out_to_train
+    s_train = nearest_neighbour_distances(samples, train, symmetries=symmetries)
+    check = memorisation_check(samples, train, held_out, symmetries=symmetries, z=z, held_out_to_train=h,
+                               samples_to_train=s_train)
     out = {**check, "closer_than_truth": check["memorised"]}
     n = len(held_out) // 2
     if n < 1:  # too few held-out fields to calibrate a second reference set: the check alone decides
         return {**out, "specificity": None}
+    # the fresh fields' distances to the training set are rows n..2n of the held-out ones, and the
+    # samples' distances to the training set are the check's own: only samples → held_out[:n] is new
     fresh = held_out[n:2 * n]
-    to_train = memorisation_check(samples, train, fresh, symmetries=symmetries, z=z)
-    to_held = memorisation_check(samples, held_out[:n], fresh, symmetries=symmetries, z=z)
+    to_train = memorisation_check(samples, train, fresh, symmetries=symmetries, z=z, samples_to_train=s_train,
+                                  held_out_to_train=NearestNeighbours(h.distance[n:2 * n], h.index[n:2 * n]))
+    to_held = memorisation_check(samples, held_out[:n], fresh, symmetries=symmetries, z=z,
+                                 held_out_to_train=reference.fresh_to_held_out)
     diff = to_train["fraction_below"] - to_held["fraction_below"]
     std = math.hypot(to_train["fraction_std"], to_held["fraction_std"])
     spec = {"value": diff, "std": std, "n_held_out_reference": n, "fraction_below_train": to_train["fraction_below"],
@@ -501,6 +542,8 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
         metrics["scattering_spectra"] = {k: scat_axes[k] for k in ("J", "L", "n_stats")}
     if preamble:
         metrics["preamble"] = list(preamble)
+    # the memorisation distances that depend on the truth only: once, not once per model
+    mem_ref = memorisation_reference(train, held_out, symmetries=symmetries)
     timings: dict = {"truth": time.perf_counter() - t0, "models": {}}
     fields_by_label = {"truth": held_out}
     for kind in models:
@@ -553,7 +596,7 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
             "verdict": comparison["verdict"],
             "comparison": comparison,
             "field_statistics": field_statistics(samples, field, params),
-            "memorisation": memorisation(samples, train, held_out, symmetries=symmetries),
+            "memorisation": memorisation(samples, train, held_out, symmetries=symmetries, reference=mem_ref),
         }
         timings["models"][kind] = {"fit": t_fit, "sample": sample_seconds, "statistics": time.perf_counter() - t0}
         fields_by_label[kind] = samples

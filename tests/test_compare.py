@@ -281,7 +281,7 @@ def test_memorisation_needs_closeness_specific_to_the_training_set():
     """Samples closer to *every* data field than data fields are to each other (a smoother field of the
     same magnetisation: d² ≈ 1 − 2/(1.25 + 2) vs 1 − 2/4) pass the nearest-neighbour check's threshold
     but are not copies: the specificity is ≈ 0 and they are not flagged. Shifted training fields are."""
-    from phigen.compare import memorisation
+    from phigen.compare import memorisation, memorisation_reference
 
     rng = np.random.default_rng(4)
 
@@ -298,6 +298,12 @@ def test_memorisation_needs_closeness_specific_to_the_training_set():
     copies = np.roll(train[rng.integers(0, 32, 32)], 3, axis=-1)
     copied = memorisation(copies, train, held_out, symmetries=sym)
     assert copied["memorised"] and copied["specificity"]["value"] > 0.9
+    # the truth-only distances computed once (as compare_models does for all its models) change nothing
+    ref = memorisation_reference(train, held_out, symmetries=sym)
+    assert memorisation(copies, train, held_out, symmetries=sym, reference=ref) == copied
+    assert memorisation(law(32, 0.5), train, held_out, symmetries=sym, reference=ref)["specificity"]["std"] > 0
+    with pytest.raises(ParameterError, match="reference was computed for other sets"):
+        memorisation(copies, train, held_out[:16], symmetries=sym, reference=ref)
 
 
 def test_compare_refuses_a_model_that_saw_the_held_out_truth(data, tmp_path, capsys):

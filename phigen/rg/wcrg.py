@@ -101,16 +101,16 @@ class WCRGModel:
         64² φ⁴ it brings the power-spectrum χ² from 1.63 (k = 2) to 1.28 against a truth-vs-truth
         floor of 0.78, with 1,149 parameters; calibration passes or chains do not: 6 passes give 1.76,
         4× the chains 1.70); k_coarse: for the coarsest energy (2: couplings over a 5×5
-        neighbourhood of the 8×8 coarsest field; on 128 fields of critical 64² φ⁴, 1 or 3 give a too
-        sharp magnetisation law, U₄ 0.64–0.65 against 0.59 — the coarsest law is the least determined
-        part of the model: fitted on all 256 fields, k_coarse = 2 gives U₄ 0.55 against 0.61);
+        neighbourhood of the 8×8 coarsest field; chosen on a held-out half and re-checked on fresh
+        truth (docs/rg.md): on critical 64² φ⁴, 1 loses the magnetisation law, 3 is consistent on the
+        pixel PDF and Minkowski functionals but off on the spectrum, where 2 is consistent);
         n_bumps/bump_range: the
         potential's Gaussian bumps on [−range, range] (normalised units) at the conditional levels,
         coarse_bumps at the coarsest (its potential is t⁴ alone by default: bumps there let score
         matching fit the pixel histogram's wiggles and spoil the magnetisation law); quartic: add t⁴/24;
         ridge / coarse_ridge: relative ridge of the preconditioned normal equations at the conditional
-        levels / the coarsest one (10⁻² there keeps the magnetisation law: 10⁻³ and 10⁻⁴ move U₄ of
-        critical φ⁴ by ± 0.1); validation_fraction: fields
+        levels / the coarsest one (10⁻² there keeps the magnetisation law; on fresh critical φ⁴ truth
+        10⁻³ loses it and 10⁻¹ trades the spectrum for the pixel PDF, docs/rg.md); validation_fraction: fields
         held out to report the score-matching loss out of sample; sign_symmetric: the law is
         invariant under x → −x (φ⁴): fit on the fields and their negatives, which makes every odd
         coefficient exactly zero; shifts: the law of stationary periodic fields is invariant under
