@@ -183,7 +183,7 @@ def _cmd_sample(args) -> int:
 def _cmd_quickstart(args) -> int:
     from ._quickstart import quickstart
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    models = args.models.split(",") if args.models else None  # quickstart strips and skips empty names
     quickstart(args.output, fast=args.fast, seed=args.seed, models=models, progress=not args.quiet)
     return 0
 

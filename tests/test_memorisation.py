@@ -108,3 +108,10 @@ def test_memorisation_errors():
         nearest_neighbour_distances(a, _fields(rng, 3, size=8))
     with pytest.raises(ParameterError):
         memorisation_check(a, a, a, quantile=1.5)
+    # precomputed distances must belong to the sets given, and give the check computed from scratch
+    b = _fields(rng, 4)
+    with pytest.raises(InputError, match="held_out_to_train has 3 distances for 4 fields"):
+        memorisation_check(a, a, b, held_out_to_train=nearest_neighbour_distances(a, a))
+    given = memorisation_check(a, b, a, held_out_to_train=nearest_neighbour_distances(a, b),
+                               samples_to_train=nearest_neighbour_distances(a, b))
+    assert given == memorisation_check(a, b, a)

@@ -166,25 +166,20 @@ def memorisation_check(samples, train, held_out, *, symmetries=SYMMETRIES, quant
     for name, (nn, x) in given.items():
         if nn is not None and len(nn.distance) != len(x):
             raise InputError(f"{name} has {len(nn.distance)} distances for {len(x)} fields")
-    s = samples_to_train or nearest_neighbour_distances(samples, train, symmetries=sym)
-    h = held_out_to_train or nearest_neighbour_distances(held_out, train, symmetries=sym)
-    return _verdict(s.distance, h.distance, sym, quantile, z)
-
-
-def _verdict(s_dist: np.ndarray, h_dist: np.ndarray, sym: tuple, quantile: float, z: float) -> dict:
-    """The check of :func:`memorisation_check` from the sample→train and held_out→train distances."""
-    n_s, n_h = len(s_dist), len(h_dist)
+    s = nearest_neighbour_distances(samples, train, symmetries=sym) if samples_to_train is None else samples_to_train
+    h = nearest_neighbour_distances(held_out, train, symmetries=sym) if held_out_to_train is None else held_out_to_train
+    n_s, n_h = len(s.distance), len(h.distance)
     k = max(1, math.ceil(quantile * n_h))
-    threshold = float(np.sort(h_dist)[k - 1])
-    frac = float(np.mean(s_dist < threshold))
+    threshold = float(np.sort(h.distance)[k - 1])
+    frac = float(np.mean(s.distance < threshold))
     p0 = k / (n_h + 1)
     std = math.sqrt(p0 * (1 - p0) * (1.0 / n_s + 1.0 / (n_h + 2)))
-    med_h = float(np.median(h_dist))
+    med_h = float(np.median(h.distance))
     return {
         "symmetries": list(sym), "n_samples": n_s, "n_held_out": n_h, "quantile": quantile,
         "threshold": threshold, "fraction_below": frac, "expected_fraction": p0, "fraction_std": std,
         "z": z, "memorised": bool(frac > p0 + z * std),
-        "median_ratio": float(np.median(s_dist) / med_h) if med_h > 0 else 0.0,
-        "samples_to_train": _quantiles(s_dist), "held_out_to_train": _quantiles(h_dist),
-        "sample_distances": np.asarray(s_dist).tolist(), "held_out_distances": np.asarray(h_dist).tolist(),
+        "median_ratio": float(np.median(s.distance) / med_h) if med_h > 0 else 0.0,
+        "samples_to_train": _quantiles(s.distance), "held_out_to_train": _quantiles(h.distance),
+        "sample_distances": s.distance.tolist(), "held_out_distances": h.distance.tolist(),
     }
