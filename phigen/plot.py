@@ -119,33 +119,10 @@ def save_figure(fig, path, *, dpi: int = 120) -> Path:
     fig = _root_figure(fig) if hasattr(fig, "get_figure") else fig
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        if fmt == "png":
-            _save_png_trimmed(fig, path, dpi)
-        else:
-            fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight")
+        fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight")
     finally:
         _pyplot().close(fig)
     return path
-
-
-def _save_png_trimmed(fig, path: Path, dpi: int, pad_inches: float = 0.1) -> None:
-    """``fig`` as a PNG, its uniform margins trimmed to ``pad_inches`` (what ``bbox_inches="tight"``
-    gives for artists inside the canvas). Why not that option: it draws the figure twice (once to
-    measure), and drawing is most of the time of the report's figures (≈ 1.4 s each on a 2-core CPU);
-    here it is drawn once and the margins are cut from the pixels."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from PIL import Image
-
-    fig.set_dpi(dpi)
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    rgba = np.asarray(canvas.buffer_rgba())
-    ink = np.any(rgba != rgba[0, 0], axis=-1)  # the corner pixel is the background
-    if ink.any():
-        pad = int(round(pad_inches * dpi))
-        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-        rgba = rgba[max(rows[0] - pad, 0): rows[-1] + pad + 1, max(cols[0] - pad, 0): cols[-1] + pad + 1]
-    Image.fromarray(np.ascontiguousarray(rgba)).save(path, format="png", dpi=(dpi, dpi))
 
 
 # --- input checks --------------------------------------------------------------------------------
