@@ -19,7 +19,7 @@
    stages, total seconds, budgets, machine), ``figures/``, ``samples/``, ``models/``.
 
 Targets: full size under 10 minutes on a 2-core CPU (measured 469 s on an idle one, 2026-12-05); ``fast``
-under 2 (CI; measured 114–122 s on the same idle CPU, 159 s right after a test run). A kind that is not registered
+under 2 (CI; measured 114–146 s, median 127 s, in four runs on the same idle CPU: missed in three). A kind that is not registered
 in this installation is skipped and said so; adding a model is one line in :data:`BUDGETS`.
 """
 
