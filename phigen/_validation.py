@@ -25,7 +25,10 @@ def as_fields(x, *, name: str = "fields", min_ndim: int = 2, allow_batchless: bo
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise InputError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
     if check_finite and not is_tracer:
-        ok = bool(jnp.all(jnp.isfinite(arr))) if isinstance(arr, jax.Array) else bool(np.all(np.isfinite(arr)))
+        if isinstance(arr, jax.Array) and any(d.platform != "cpu" for d in arr.devices()):
+            ok = bool(jnp.all(jnp.isfinite(arr)))  # on the device: no copy to the host
+        else:  # numpy (a CPU jax.Array is viewed without a copy): no XLA compilation per shape
+            ok = bool(np.isfinite(np.asarray(arr)).all())
         if not ok:
             raise InputError(f"{name} contains NaN or inf values")
     if dtype is not None and arr.dtype != dtype:

@@ -336,3 +336,26 @@ def test_rg_models_reexported():
     assert phigen.rg.WCRGModel is WCRGModel
     with pytest.raises(AttributeError, match="no attribute"):
         phigen.rg.NoSuchModel
+
+
+def test_sampling_runs_the_calibration_chain_batches(tmp_path):
+    # sampling right after a fit reuses the kernels the calibration compiled: chains are padded to the
+    # calibration's count when n is at least half of it, and a larger n runs in batches of it
+    x, _ = _gff(24, 16, 0.2, seed=7)
+    model = WCRGModel.fit(x, key=jax.random.PRNGKey(0), J=1, k=1, n_bumps=2, check_samples=0, calibrate=1,
+                          calibrate_fields=8, steps=40, adapt=10, coarse_steps=80, coarse_adapt=20)
+    chains = model.sampling["chains"]
+    assert len(chains) == model.J + 1 and all(c >= 8 for c in chains)
+    c = chains[0]
+    for n, batches in ((c // 2 + 1, [c]), (c + 3, [c, c])):
+        s = np.asarray(model.sample(n, key=jax.random.PRNGKey(n)))
+        assert s.shape == (n, 16, 16) and np.all(np.isfinite(s))
+        assert model.last_sample_info[-1]["level"] == 1 and model.last_sample_info[-1]["chain_batches"] == batches
+        # no padded chain leaks into the output: every field is its own draw
+        flat = s.reshape(n, -1)
+        assert np.min(np.abs(flat[:, None] - flat[None]).sum(-1) + np.eye(n) * 1e9) > 0
+    # fewer than half the calibration's chains, or another size: no padding (no new kernel is drawn here)
+    assert model._chain_batch(1, c // 2 - 1, (16, 16)) == c // 2 - 1
+    assert model._chain_batch(1, c // 2 + 1, (32, 32)) == c // 2 + 1
+    # the batches survive a save/load
+    assert WCRGModel.load(model.save(tmp_path / "m.h5")).sampling["chains"] == chains

@@ -24,6 +24,7 @@ import numpy as np
 from .._validation import check_int_at_least
 from ..errors import ParameterError
 from .sde import SamplerInfo
+from ..samplers._rng import standard_normal
 
 __all__ = ["flow_path", "flow_matching_loss", "flow_time_grid", "flow_euler_step", "flow_heun_step",
            "flow_sample", "FLOW_METHODS"]
@@ -44,7 +45,7 @@ def flow_matching_loss(velocity_fn: Callable, x1, key):
     """
     kt, kz = jax.random.split(key)
     t = jax.random.uniform(kt, (x1.shape[0],), x1.dtype)
-    z = jax.random.normal(kz, x1.shape, x1.dtype)
+    z = standard_normal(kz, x1.shape, x1.dtype)
     return jnp.mean((velocity_fn(flow_path(x1, z, t), t) - (x1 - z)) ** 2)
 
 

@@ -35,6 +35,7 @@ from .flow import flow_matching_loss, flow_sample, flow_time_grid
 from .sde import OUProcess, dsm_loss, ou_mean_std, reverse_sde_sample, score_from_velocity, time_grid, tweedie_denoise
 from .train import TrainConfig, train
 from .unet import UNet, UNetConfig, apply_batched, count_params, make_unet
+from ..samplers._rng import standard_normal
 
 __all__ = ["DiffusionModel", "FlowMatchingModel"]
 
@@ -195,7 +196,7 @@ class _NetworkModel:
 
     def _noise(self, n, key):
         n = check_int_at_least(n, "n", 1)
-        return jax.random.normal(key, (n, *self._shape), jnp.float32)
+        return standard_normal(key, (n, *self._shape), jnp.float32)
 
 
 @register_model("diffusion")

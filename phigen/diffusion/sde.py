@@ -43,6 +43,7 @@ import numpy as np
 
 from .._validation import check_int_at_least, check_positive
 from ..errors import ParameterError
+from ..samplers._rng import standard_normal
 
 __all__ = ["OUProcess", "ou_mean_std", "perturb", "dsm_loss", "score_from_velocity", "tweedie_denoise",
            "time_grid", "euler_maruyama_step", "heun_step", "reverse_sde_sample",
@@ -90,7 +91,7 @@ def dsm_loss(velocity_fn: Callable, x0, key, process: OUProcess = OUProcess()):
     """
     kt, kz = jax.random.split(key)
     t = process.sample_times(kt, x0.shape[0])
-    z = jax.random.normal(kz, x0.shape, x0.dtype)
+    z = standard_normal(kz, x0.shape, x0.dtype)
     a, s = (v[:, None, None] for v in ou_mean_std(t))
     return jnp.mean((velocity_fn(a * x0 + s * z, t) - (a * z - s * x0)) ** 2)
 
@@ -144,7 +145,7 @@ def euler_maruyama_step(score: Callable, key, x, t, t_next):
     """One reverse-SDE step from ``t`` to ``t_next < t``: ``x + h(x + 2∇log p_t(x)) + √(2h) ξ``."""
     h = t - t_next
     drift = x + 2.0 * score(x, t)
-    return x + h * drift + jnp.sqrt(2.0 * h) * jax.random.normal(key, x.shape, x.dtype)
+    return x + h * drift + jnp.sqrt(2.0 * h) * standard_normal(key, x.shape, x.dtype)
 
 
 def heun_step(score: Callable, x, t, t_next):

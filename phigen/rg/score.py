@@ -47,6 +47,7 @@ from ..models._base import read_model_file, register_model, write_model_file
 from ..models.gaussian import GaussianSpectrumModel
 from ._shifts import level_shifts, shifted_fields
 from .factor import WaveletFactorisation, per_scale_std
+from ..samplers._rng import standard_normal
 
 __all__ = ["ScoreNetConfig", "ConditionalScoreNet", "make_score_net", "apply_score_net", "level_loss",
            "level_training_data", "train_level", "shift_augment", "sampling_times", "dpm_solver_sample",
@@ -299,7 +300,7 @@ def dpm_solver_sample(score, x_T, times, *, key=None, denoise: bool = True):
         if stochastic:
             e2 = -jnp.expm1(-2.0 * h)  # 1 − e^{−2h}
             y = ((sig_next / sig) * jnp.exp(-h) * y + e2 * d + 0.5 * e2 * (h / h_prev) * (d - d_prev)
-                 + sig_next * jnp.sqrt(e2) * jax.random.normal(k, y.shape, y.dtype))
+                 + sig_next * jnp.sqrt(e2) * standard_normal(k, y.shape, y.dtype))
         else:
             c = h / (2.0 * h_prev)
             y = (sig_next / sig) * y - jnp.expm1(-h) * ((1.0 + c) * d - c * d_prev)
@@ -563,7 +564,7 @@ class WSGMModel:
             times = self._times(nfe, sampler, time_grid_kind, denoise, float(cm.settings.get("t_min", 1e-3)),
                                 float(cm.settings.get("t_max", 5.0)))
             k_init, k_path = jax.random.split(key)
-            noise = jax.random.normal(k_init, (n, *(s // 2**self.J for s in shape)), jnp.float32)
+            noise = standard_normal(k_init, (n, *(s // 2**self.J for s in shape)), jnp.float32)
             x = cm.unstandardise(_sample_coarse_unet(cm.net, noise, k_path, times, sampler, bool(denoise)))
         return self.factor.unnormalise_coarse(jnp.asarray(x, jnp.float32), self.J)
 
@@ -596,7 +597,7 @@ class WSGMModel:
                                sampler=sampler, time_grid_kind=time_grid_kind, denoise=denoise)
         for j in range(self.J, 0, -1):
             h, w = self.factor.level_shape(shape, j)
-            noise = jax.random.normal(keys[2 * j - 1], (n, 3, h, w), jnp.float32)
+            noise = standard_normal(keys[2 * j - 1], (n, 3, h, w), jnp.float32)
             d = sample_level(self.nets[j - 1], self.factor.normalise_coarse(x, j), noise, keys[2 * j],
                              times[starts[j - 1]], sampler, bool(denoise))
             x = self.factor.refine(x, d, j)

@@ -271,8 +271,11 @@ class WCRGModel:
 
         ``steps`` / ``coarse_steps`` override the MALA steps per conditional level / at the coarsest
         level (warm-up shortened in proportion); ``precondition`` overrides the model's choice of the
-        Fourier mass matrix (``sampling["precondition"]``). The per-level step sizes, acceptances and
-        mass-matrix conditioning are left in ``self.last_sample_info``.
+        Fourier mass matrix (``sampling["precondition"]``). The chains of a level run in batches
+        (:meth:`_chain_batch`: the calibration's chain count at the training size when ``n`` is at
+        least half of it, so the calibration's compiled kernels are reused). The per-level step sizes,
+        acceptances (averaged over batches), batch sizes and mass-matrix conditioning are left in
+        ``self.last_sample_info``.
         """
         from tqdm.auto import tqdm
 
@@ -281,27 +284,55 @@ class WCRGModel:
         f = self.factorisation
         cfg = self._steps(steps, coarse_steps)
         pre = bool(cfg.get("precondition", False) if precondition is None else precondition)
-        total = cfg["coarse_steps"] + f.J * cfg["steps"]
+        batch = {lvl: self._chain_batch(lvl, n, shape) for lvl in range(1, f.J + 2)}
+        n_batches = {lvl: -(-n // b) for lvl, b in batch.items()}
+        total = cfg["coarse_steps"] * n_batches[f.J + 1] + cfg["steps"] * sum(n_batches[l] for l in range(1, f.J + 1))
         infos = []
         k_coarse, k_levels = jax.random.split(key)
         with tqdm(total=total, desc="sample wcrg", unit="step", disable=None if progress is None else not progress) as bar:
             hJ, wJ = shape[0] // 2**f.J, shape[1] // 2**f.J
-            k0, k1 = jax.random.split(k_coarse)
-            y0 = _white_noise(k0, (n, 1, hJ, wJ))
-            y, info = sample_level(self.thetas[-1], self.specs[-1], self.level_constants(f.J + 1), y0, key=k1,
-                                   n_steps=cfg["coarse_steps"], n_adapt=cfg["coarse_adapt"], flip=True, bar=bar,
-                                   magnetisation=self._magnetisation_or_none(), precondition=pre)
-            infos.append({"level": f.J + 1, **info._asdict()})
-            x = f.unnormalise_coarse(y[:, 0], f.J)
-            for lvl in range(f.J, 0, -1):
-                ka, kb = jax.random.split(jax.random.fold_in(k_levels, lvl))
-                y0 = _white_noise(ka, (n, 3) + tuple(x.shape[-2:]))
-                d, info = sample_level(self.thetas[lvl - 1], self.specs[lvl - 1], self.level_constants(lvl), y0, x,
-                                       key=kb, n_steps=cfg["steps"], n_adapt=cfg["adapt"], bar=bar, precondition=pre)
-                infos.append({"level": lvl, **info._asdict()})
-                x = f.refine(x, d, lvl)
+            x = None
+            for lvl in range(f.J + 1, 0, -1):
+                coarsest = lvl > f.J
+                key_l = k_coarse if coarsest else jax.random.fold_in(k_levels, lvl)
+                b, nb = batch[lvl], n_batches[lvl]
+                rows = np.arange(nb * b) % n  # the padded chains repeat the first fields' conditioning
+                outs, level_infos = [], []
+                for i in range(nb):
+                    ka, kb = jax.random.split(key_l if nb == 1 else jax.random.fold_in(key_l, i))
+                    if coarsest:
+                        y0 = _white_noise(ka, (b, 1, hJ, wJ))
+                        y, info = sample_level(self.thetas[-1], self.specs[-1], self.level_constants(lvl), y0, key=kb,
+                                               n_steps=cfg["coarse_steps"], n_adapt=cfg["coarse_adapt"], flip=True,
+                                               bar=bar, magnetisation=self._magnetisation_or_none(), precondition=pre)
+                        outs.append(f.unnormalise_coarse(y[:, 0], f.J))
+                    else:
+                        xc = x if b == n and nb == 1 else x[rows[i * b:(i + 1) * b]]
+                        y0 = _white_noise(ka, (b, 3) + tuple(xc.shape[-2:]))
+                        d, info = sample_level(self.thetas[lvl - 1], self.specs[lvl - 1], self.level_constants(lvl), y0,
+                                               xc, key=kb, n_steps=cfg["steps"], n_adapt=cfg["adapt"], bar=bar,
+                                               precondition=pre)
+                        outs.append(f.refine(xc, d, lvl))
+                    level_infos.append(info)
+                x = outs[0] if nb == 1 else jnp.concatenate(outs)
+                x = x if len(x) == n else x[:n]
+                infos.append({"level": lvl, "chain_batches": [b] * nb,
+                              **{k: float(np.mean([getattr(r, k) for r in level_infos])) if k != "n_steps" else
+                                 level_infos[0].n_steps for k in level_infos[0]._fields}})
         self.last_sample_info = infos
         return x
+
+    def _chain_batch(self, level: int, n: int, shape) -> int:
+        """MALA chains per batch at ``level`` when drawing ``n`` fields of ``shape``: the calibration's
+        chain count there (``sampling["chains"]``) whenever ``n`` is at least half of it, the larger ``n``
+        in batches of it, so that sampling right after a fit runs the kernels the calibration compiled
+        (on a CPU a level's kernel takes seconds to compile: more than its chains take to run at
+        these sizes) and memory stays bounded; ``n`` otherwise (or at another shape)."""
+        chains = self.sampling.get("chains")
+        if not chains or tuple(shape) != tuple(self._shape):
+            return n
+        c = int(chains[level - 1])
+        return c if 2 * n >= c else n
 
     def _magnetisation_or_none(self):
         return None if not np.any(self.magnetisation) else self.magnetisation
@@ -425,7 +456,7 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
     # per field fluctuate strongly at criticality) up to 4·n_fields, about 32k coefficients per channel.
     sizes = {lvl: f.level_shape(fields.shape[-2:], min(lvl, f.J)) for lvl in range(1, f.J + 2)}
     n_at = {lvl: int(min(4 * n_fields, max(n_fields, -(-32768 // (h * w))))) for lvl, (h, w) in sizes.items()}
-    records = {}
+    records, used = {}, {}
     x = None
     mag = np.zeros(2)
     for lvl in range(f.J + 1, 0, -1):
@@ -442,6 +473,7 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
         terms, basis = _spectral_basis(spec, y_data.shape[-2:])
         k = jax.random.fold_in(key, lvl)
         n = n_at[lvl] if x is None else min(n_at[lvl], len(x))
+        used[lvl] = n
         x = None if x is None else x[:n]
         yk = _white_noise(k, (n,) + tuple(y_data.shape[1:])) * jnp.sqrt(jnp.asarray(v_data, jnp.float32))[:, None, None]
         history, spectral, mag_history = [], [], []
@@ -496,6 +528,8 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
             records[lvl]["magnetisation_moment_rel_error_per_pass"] = mag_history
     model.thetas = tuple(np.asarray(t, np.float32) for t in thetas)
     model.magnetisation = np.asarray(mag, np.float32)
+    # the chains per level, finest first: sampling batches its chains the same way (WCRGModel._chain_batch)
+    model.sampling["chains"] = [int(used[lvl]) for lvl in range(1, f.J + 2)]
     return records
 
 

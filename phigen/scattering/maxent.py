@@ -43,6 +43,7 @@ from ..energies.base import Energy
 from ..errors import DivergenceError, InputError, ParameterError
 from ..samplers.mala import mala_init, mala_step
 from .synthesis import statistics_scales
+from ..samplers._rng import standard_normal
 
 __all__ = ["MaxEntConfig", "MaxEntParams", "MaxEntHistory", "statistics_rows", "gaussian_reference",
            "latent_to_field", "maxent_energy", "fit_maxent", "sample_maxent", "moment_residual"]
@@ -243,7 +244,7 @@ def fit_maxent(key, stats_fn: Callable, fields, config: MaxEntConfig = MaxEntCon
     n = target.shape[0]
 
     key_init, key_run = jax.random.split(key)
-    z = jax.random.normal(key_init, (config.n_chains, *shape), jnp.float32)
+    z = standard_normal(key_init, (config.n_chains, *shape), jnp.float32)
     phi_w = _whitened(stats_fn, target, scale)
     m0 = np.asarray(jnp.mean(phi_w(latent_to_field(z, mean, amplitude)), axis=0))
     initial_residual = float(np.mean(m0 ** 2))
@@ -300,7 +301,7 @@ def sample_maxent(key, stats_fn: Callable, params: MaxEntParams, n: int, *, step
     energy = maxent_energy(stats_fn, params) if energy is None else energy
     k_init, k_adapt, k_run = jax.random.split(key, 3)
     shape = tuple(params.amplitude.shape)
-    z = jax.random.normal(k_init, (n, *shape), jnp.float32)
+    z = standard_normal(k_init, (n, *shape), jnp.float32)
     n_warm = steps // 2
     state, eps, info = adapt_step_size(k_adapt, kernel, energy, z, n_warmup=n_warm,
                                        initial_step_size=float(params.step_size) if kernel == "mala" else 0.1)

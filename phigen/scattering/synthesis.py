@@ -30,6 +30,7 @@ import numpy as np
 from .._validation import check_int_at_least
 from ..errors import InputError, ParameterError
 from .lbfgs import lbfgs_init, lbfgs_step
+from ..samplers._rng import standard_normal
 
 __all__ = ["SynthesisConfig", "SynthesisResult", "statistics_loss", "statistics_scales", "minimize_fields",
            "synthesize"]
@@ -254,5 +255,5 @@ def synthesize(key, loss: Callable, n: int, shape, *, mean: float = 0.0, std: fl
         raise ParameterError(f"shape must be (H, W); got {shape}")
     if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
         raise ParameterError(f"mean must be finite and std > 0; got mean={mean!r}, std={std!r}")
-    x0 = mean + std * jax.random.normal(key, (n, *shape), jnp.float32)
+    x0 = mean + std * standard_normal(key, (n, *shape), jnp.float32)
     return minimize_fields(loss, x0, config, preconditioner=preconditioner)
