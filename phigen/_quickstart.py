@@ -18,8 +18,9 @@
    stage times, total time and machine load above it), ``metrics.json`` (``quickstart`` block:
    stages, total seconds, budgets, machine), ``figures/``, ``samples/``, ``models/``.
 
-Targets: full size under 10 minutes on a 2-core CPU (measured 469 s on an idle one, 2026-12-05); ``fast``
-under 2 (CI; measured 114–146 s, median 127 s, in four runs on the same idle CPU: missed in three). A kind that is not registered
+Targets: full size under 10 minutes on a 2-core CPU, ``fast`` under 2 (CI). Measured on an idle 2-core
+CPU (2026-12-05, a newer Xeon VM than the 2026-12-04 figures in docs/compare.md): full 329 s, fast
+64 and 74 s. A kind that is not registered
 in this installation is skipped and said so; adding a model is one line in :data:`BUDGETS`.
 """
 

@@ -175,7 +175,8 @@ def test_wcrg_calibration_moves_each_level_towards_the_data(phi4_model, tmp_path
     # the coarsest energy keeps its score-matching θ; its magnetisation terms are moment-matched
     coarse = levels[-1]["calibration"]
     moments = np.abs(np.asarray(coarse["magnetisation_moment_rel_error_per_pass"]))
-    assert moments.shape == (3, 2) and moments[-1].max() < 0.15, moments  # E[nM⁴] from 256 chains: ± 5–8 %
+    # at least 3 Newton passes of the magnetisation terms whatever `calibrate` is (2 here), then the check pass
+    assert moments.shape == (4, 2) and moments[-1].max() < 0.15, moments  # E[nM⁴] from 256 chains: ± 5–8 %
     assert np.any(model.magnetisation != 0) and model.training["magnetisation"] == model.magnetisation.tolist()
     for rec in levels[:-1]:
         cal = rec["calibration"]
