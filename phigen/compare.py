@@ -34,19 +34,30 @@ import numpy as np
 
 from . import errors as E
 
-__all__ = ["compare_models", "scattering_distance", "field_statistics", "write_report", "table_columns", "memorisation",
+__all__ = ["compare_models", "scattering_distance", "field_statistics", "write_report", "table_columns", "compare_statistics", "memorisation",
            "memorisation_reference", "MemorisationReference",
            "COMPARE_STATISTICS"]
 
 COMPARE_STATISTICS = ("power_spectrum", "pdf", "bispectrum", "minkowski", "flatness", "scattering_spectra")
 
 
-def table_columns() -> tuple[tuple[str, str, str], ...]:
+def compare_statistics(field: str | None = None) -> tuple[str, ...]:
+    """The statistics ``compare`` judges on fields of kind ``field``: :data:`COMPARE_STATISTICS`, then
+    those registered for that kind only (:func:`phigen.stats.registry.default_statistics`, e.g. the
+    peak counts of cosmic-web maps)."""
+    from .stats.registry import default_statistics
+
+    extra = default_statistics(field)[len(default_statistics(None)):] if field is not None else ()
+    return COMPARE_STATISTICS + tuple(n for n in extra if n not in COMPARE_STATISTICS)
+
+
+def table_columns(field: str | None = None) -> tuple[tuple[str, str, str], ...]:
     """(statistic, distance, label) of the report table's distance columns: the registered
-    distances marked ``table`` of :data:`COMPARE_STATISTICS` (every distance is in metrics.json)."""
+    distances marked ``table`` of :func:`compare_statistics` (every distance is in metrics.json)."""
     from .stats.registry import registered
 
-    return tuple((st.name, d.name, d.label) for st in registered(COMPARE_STATISTICS) for d in st.distances if d.table)
+    return tuple((st.name, d.name, d.label) for st in registered(compare_statistics(field))
+                 for d in st.distances if d.table)
 
 
 # Fields whose law is exactly invariant under φ → −φ alone. 2D vorticity is invariant only under
@@ -268,7 +279,8 @@ def _model_cell(d: dict) -> str:
 
 def _table(metrics: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows (strings) of the one report table: the null first, then each model."""
-    cols = [c for c in table_columns() if c[0] in next(iter(metrics["models"].values()))["distances"]]
+    cols = [c for c in table_columns(metrics["data"]["field"])
+            if c[0] in next(iter(metrics["models"].values()))["distances"]]
     field_keys = list(metrics["truth"]["field_statistics"])
     header = (["model"] + [c[2] for c in cols] + ["off / distances"] + [_FIELD_LABELS.get(k, k) for k in field_keys]
               + ["memorised?", "parameters", "fit time (s)", "sampling (s/field)"])
@@ -521,7 +533,8 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
         _say(progress, f"compare: {path} records no groups; fields are split one by one, as if independent")
 
     t0 = time.perf_counter()
-    ref = null_reference(held_out, groups=held_groups, n_splits=n_splits, seed=seed, statistics=COMPARE_STATISTICS)
+    ref = null_reference(held_out, groups=held_groups, n_splits=n_splits, seed=seed,
+                         statistics=compare_statistics(field))
     groups_info = None
     if all_groups is not None:
         groups_info = {"kind": group_kind or "group", "n_train": int(np.unique(np.asarray(all_groups)[train_idx]).size),
@@ -603,7 +616,8 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
 
     _say(progress, "compare: figures")
     t0 = time.perf_counter()
-    fig_paths = write_figures(fields_by_label, out / "figures", truth="truth")
+    fig_paths = write_figures(fields_by_label, out / "figures", truth="truth",
+                              extra_statistics=compare_statistics(field)[len(COMPARE_STATISTICS):])
     fig_paths.update(_null_figure(metrics, out / "figures"))
     metrics["figures"] = {k: str(Path(p).relative_to(out)) for k, p in fig_paths.items()}
     timings["figures"] = time.perf_counter() - t0
@@ -622,7 +636,7 @@ def _null_figure(metrics: dict, fig_dir: Path) -> dict:
     if not hasattr(P, "plot_null_distributions"):
         return {}
     null, p95, values = {}, {}, {}
-    for stat, dname, label in table_columns():
+    for stat, dname, label in table_columns(metrics["data"]["field"]):
         entry = metrics["null"]["distances"].get(stat, {}).get(dname)
         if entry is None:
             continue

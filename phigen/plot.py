@@ -42,6 +42,7 @@ __all__ = [
     "plot_minkowski",
     "plot_bispectrum",
     "plot_structure_functions",
+    "plot_peak_counts",
     "plot_series",
     "plot_spectrum_correlation",
     "plot_null_distributions",
@@ -515,6 +516,21 @@ def plot_structure_functions(r, curves: Mapping, *, ylabel: str, truth=None, tru
     _check_something(curves, truth)
     fig, _, _ = _curve_figure(ax, r, curves, truth=truth, truth_label=truth_label, band=band,
                               residuals=residuals, logx=loglog, logy=loglog, xlabel=xlabel, ylabel=ylabel,
+                              what="curves")
+    return fig
+
+
+def plot_peak_counts(nu, curves: Mapping, *, truth=None, truth_label: str = "truth", logy: bool = True,
+                     xlabel: str = r"peak height $\nu = (u - \mu)/\sigma$",
+                     ylabel: str = r"peaks per pixel$^2$ per unit $\nu$", band="std", residuals=None, ax=None):
+    """Peak counts against height: ``nu`` (nb,) bin centres; curves (nb,) or (N, nb) per-field
+    densities (drawn as means); ``truth`` (N, nb) with a band; log y by default (the counts fall by
+    decades in the high-ν tail, where models differ). ``band``/``residuals``/``ax`` as in
+    :func:`plot_power_spectra` (``residuals="ratio"``: empty truth bins are left blank)."""
+    curves = _as_mapping(curves, "curves")
+    _check_something(curves, truth)
+    fig, _, _ = _curve_figure(ax, nu, curves, truth=truth, truth_label=truth_label, band=band,
+                              residuals=residuals, logx=False, logy=logy, xlabel=xlabel, ylabel=ylabel,
                               what="curves")
     return fig
 

@@ -39,7 +39,7 @@ def _load(path, max_fields: int | None):
 
 
 def write_figures(groups: Mapping[str, np.ndarray], out_dir, *, truth: str | None = None,
-                  names=FIGURE_NAMES) -> dict[str, str]:
+                  names=FIGURE_NAMES, extra_statistics=()) -> dict[str, str]:
     """Standard figures for ensembles ``groups = {label: (N, H, W)}`` into ``out_dir``.
 
     ``truth`` names the reference group: drawn as its mean (thick line) with a ±2 standard-error
@@ -48,7 +48,9 @@ def write_figures(groups: Mapping[str, np.ndarray], out_dir, *, truth: str | Non
     the bispectrum Q when the truth's Q is significantly positive), the z-score (Δmean/s.e.) with
     lines at ±2 for the PDF, Minkowski functionals, Q and the flatness. ``spectrum_correlation``:
     the correlation matrix across fields of P(k) per group and model − truth. Without a truth every
-    group gets its own ±2 s.e. band and there are no residual panels. Returns ``{figure name: path}``.
+    group gets its own ±2 s.e. band and there are no residual panels. ``extra_statistics``: names of
+    further registered statistics (e.g. a field kind's own, :func:`phigen.stats.registry.default_statistics`)
+    whose figures are all drawn too. Returns ``{figure name: path}``.
     """
     from . import plot as P
     from .stats.registry import registered
@@ -64,9 +66,10 @@ def write_figures(groups: Mapping[str, np.ndarray], out_dir, *, truth: str | Non
         fig = P.plot_field_grids(ref | {k: v for k, v in groups.items() if k != truth}, n_per_group=4)
         paths["fields"] = str(P.save_figure(fig, out / "fields.png"))
     # every other figure belongs to a registered statistic (phigen.stats.registry: Statistic.figures)
-    for stat in registered(FIGURE_STATISTICS):
+    extra = tuple(n for n in extra_statistics if n not in FIGURE_STATISTICS)
+    for stat in registered(FIGURE_STATISTICS + extra):
         for name, draw in stat.figures:
-            if name in names:
+            if name in names or stat.name in extra:
                 paths[name] = str(P.save_figure(draw(groups, truth), out / f"{name}.png"))
     return paths
 
@@ -98,6 +101,7 @@ def stats_report(path, *, ref=None, out_dir=None, json_path=None, max_fields: in
     file are used. Returns the JSON dict plus ``summary_lines`` (what the CLI prints).
     """
     from .stats import compare, statistics_summary
+    from .stats.registry import default_statistics
 
     x, meta = _load(path, max_fields)
     meta.pop("groups", None)
@@ -109,13 +113,16 @@ def stats_report(path, *, ref=None, out_dir=None, json_path=None, max_fields: in
             raise E.InputError(f"{path} has fields {x.shape[-2:]} but the reference {ref} has {truth.shape[-2:]}")
         result["reference"] = tmeta
         # the null's halves keep the reference's groups (simulations, runs, chains) whole
-        result["comparison"] = compare(x, truth, seed=seed, truth_groups=tmeta.get("groups"))
+        result["comparison"] = compare(x, truth, seed=seed, truth_groups=tmeta.get("groups"),
+                                       statistics=default_statistics(tmeta.get("field")))
         result["comparison"].pop("null", None)
         tmeta.pop("groups", None)
     if out_dir is not None:
         label = Path(path).stem
         groups = {label: x} if truth is None else {"truth": truth, label: x}
-        result["figures"] = write_figures(groups, out_dir, truth="truth" if truth is not None else None)
+        kind = (tmeta if truth is not None else meta).get("field")
+        result["figures"] = write_figures(groups, out_dir, truth="truth" if truth is not None else None,
+                                          extra_statistics=default_statistics(kind)[len(default_statistics(None)):])
         if json_path is None:
             json_path = Path(out_dir) / "stats.json"
     if json_path is not None:

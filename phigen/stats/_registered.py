@@ -17,6 +17,10 @@ PDF_GRID = 1025      # quantiles of the truth's pixels on which per-field CDFs a
 BISPECTRUM_WIDTH = 2.0  # shell width in units of Δk: 2Δk shells hold ~4x the triangles of Δk shells
 
 
+# peak heights ν = (u − μ_truth)/σ_truth: open end bins so every peak counts; 0.5σ steps where a
+# cosmic-web map (log(1+δ), 64²) has ≳ 10 peaks per bin and field, wider in the rarer high tail
+PEAK_EDGES = np.array([-np.inf, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, np.inf])
+PEAK_FIGURE_EDGES = np.arange(-2.0, 5.01, 0.25)
 MINKOWSKI_FIGURE_NU = np.linspace(-3.0, 3.0, 25)
 RESIDUAL_K_BINS = 16  # P(k) ratio panel: per-field averages over 16 log-k bins (a narrower band at high k)
 
@@ -319,6 +323,68 @@ register(Statistic(
     figures=(("flatness", _flat_figure),),
     distances=(Distance("chi2", "flatness χ²", "pooled χ² per component of the flatness S4/S2² at all separations",
                         lambda a, b, ax: pooled_chi2(a["f"], b["f"])),)))
+
+
+# -- peak counts (cosmic web) ------------------------------------------------------------------
+
+def _reference_moments(x) -> tuple[float, float]:
+    """Pooled pixel mean and std of an ensemble: the fixed μ, σ of the peak heights."""
+    x = np.asarray(x)
+    mean, std = float(x.mean(dtype=np.float64)), float(x.std(dtype=np.float64))
+    # a constant reference has no strict maxima at all; any σ > 0 then bins nothing
+    return mean, (std if std > 0 else 1.0)
+
+
+def _peak_setup(shape, truth):
+    mean, std = _reference_moments(truth)
+    return {"edges": PEAK_EDGES, "mean": mean, "std": std, "area": int(shape[0] * shape[1])}
+
+
+def _peak_rows(block, axes):
+    from .peaks import peak_counts
+
+    pc = peak_counts(block, axes["edges"], mean=axes["mean"], std=axes["std"])
+    return {"n": _f64(pc.counts) / pc.area}
+
+
+def _json_edges(edges) -> list:
+    return [float(e) if np.isfinite(e) else None for e in edges]  # None: −∞ first, +∞ last
+
+
+def _peak_summary(rows, axes):
+    n = _f64(rows["n"])
+    mean, std = _mean_std(n)
+    total = n.sum(axis=1)
+    root_n = np.sqrt(n.shape[0])
+    return {"edges": _json_edges(axes["edges"]), "nu_mean": axes["mean"], "nu_std": axes["std"],
+            "mean": mean, "std": std, "error": (np.asarray(std) / root_n).tolist(),  # standard errors
+            "total_mean": float(total.mean()),
+            "total_error": float(total.std(ddof=1) / root_n) if n.shape[0] > 1 else 0.0}
+
+
+def _peak_figure(groups, truth):
+    from .. import plot as P
+    from .peaks import peak_counts
+
+    ref, others, common = _sides(groups, truth)
+    mean, std = _reference_moments(ref if ref is not None else np.concatenate(list(groups.values())))
+    edges = PEAK_FIGURE_EDGES
+
+    def density(v):  # per pixel² and unit ν, per field
+        return _f64(peak_counts(v, edges, mean=mean, std=std).counts) / (v.shape[-2] * v.shape[-1]) / np.diff(edges)
+
+    return P.plot_peak_counts(0.5 * (edges[1:] + edges[:-1]), {k: density(v) for k, v in others.items()},
+                              truth=None if ref is None else density(ref),
+                              residuals="ratio" if ref is not None else None, **common)
+
+
+register(Statistic(
+    name="peak_counts", label="peak counts", setup=_peak_setup, rows=_peak_rows, summary=_peak_summary,
+    figures=(("peak_counts", _peak_figure),), fields=("cosmic-web",),
+    distances=(Distance("chi2", "peak counts χ²", "pooled χ² per component of the peaks (strict periodic "
+                        "8-neighbour maxima) per pixel² in 11 height bins of ν = (u − μ)/σ, μ and σ the "
+                        "truth's pooled pixel mean and std", lambda a, b, ax: pooled_chi2(a["n"], b["n"]),
+                        table=True),)))
 
 
 # -- scattering spectra (not in the default set: compare adds it) ------------------------------

@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import ParameterError
 
 __all__ = ["Distance", "Statistic", "register", "registered", "get_statistic", "DEFAULT_STATISTICS",
-           "pooled_chi2", "log_rms", "corr_rms"]
+           "default_statistics", "pooled_chi2", "log_rms", "corr_rms"]
 
 Rows = Mapping[str, np.ndarray]
 
@@ -72,6 +72,8 @@ class Statistic:
     - ``figures``: ``((name, draw), ...)``, ``draw(groups, truth) -> matplotlib Figure`` for
       ensembles ``groups = {label: (N, H, W)}`` and the label of the reference group (or None);
       :func:`phigen.report.write_figures` saves each as ``<name>.png``.
+    - ``fields``: the field kinds (``FieldDataset.field``: ``"cosmic-web"``, ``"turbulence"`` ...)
+      whose default set includes it; None: every kind (:func:`default_statistics`).
     """
 
     name: str
@@ -81,28 +83,52 @@ class Statistic:
     summary: Callable[[Rows, Mapping], dict]
     distances: tuple[Distance, ...] = field(default_factory=tuple)
     figures: tuple[tuple[str, Callable], ...] = field(default_factory=tuple)
+    fields: tuple[str, ...] | None = None
 
 
 _REGISTRY: dict[str, Statistic] = {}
 
 
+def _field_kind(kind: str) -> str:
+    return str(kind).replace("_", "-")  # "cosmic_web" and "cosmic-web" name the same kind
+
+
 def register(stat: Statistic, *, default: bool = True) -> Statistic:
     """Add ``stat`` to the registry (replacing one of the same name); ``default``: part of the
-    statistics computed when a caller names none."""
+    statistics computed when a caller names none — for every field kind (:data:`DEFAULT_STATISTICS`)
+    when ``stat.fields`` is None, else only for those kinds (:func:`default_statistics`)."""
     if not isinstance(stat, Statistic):
         raise ParameterError(f"register takes a Statistic; got {type(stat).__name__}")
     names = [d.name for d in stat.distances]
     if len(set(names)) != len(names):
         raise ParameterError(f"statistic {stat.name!r} lists a distance twice: {names}")
+    if stat.fields is not None and (isinstance(stat.fields, str) or not stat.fields):
+        raise ParameterError(f"statistic {stat.name!r}: fields must be a non-empty tuple of field kinds or None")
     _REGISTRY[stat.name] = stat
-    if default and stat.name not in DEFAULT_STATISTICS:
+    everywhere = default and stat.fields is None
+    if everywhere and stat.name not in DEFAULT_STATISTICS:
         DEFAULT_STATISTICS.append(stat.name)
-    elif not default and stat.name in DEFAULT_STATISTICS:
+    elif not everywhere and stat.name in DEFAULT_STATISTICS:
         DEFAULT_STATISTICS.remove(stat.name)
+    if default and stat.fields is not None:
+        _FIELD_DEFAULTS[stat.name] = tuple(_field_kind(f) for f in stat.fields)
+    else:
+        _FIELD_DEFAULTS.pop(stat.name, None)
     return stat
 
 
-DEFAULT_STATISTICS: list[str] = []
+DEFAULT_STATISTICS: list[str] = []          # the default set of every field kind
+_FIELD_DEFAULTS: dict[str, tuple[str, ...]] = {}  # statistic -> the field kinds whose default set adds it
+
+
+def default_statistics(field: str | None = None) -> tuple[str, ...]:
+    """Names of the statistics computed by default for fields of kind ``field``: the
+    :data:`DEFAULT_STATISTICS`, then those registered for that kind only (e.g. peak counts for
+    ``"cosmic-web"``; ``"cosmic_web"`` is the same kind). ``field=None``: the former alone."""
+    from . import _registered  # noqa: F401  (registers the built-in statistics on first use)
+
+    extra = [] if field is None else [n for n, kinds in _FIELD_DEFAULTS.items() if _field_kind(field) in kinds]
+    return tuple(DEFAULT_STATISTICS) + tuple(n for n in extra if n not in DEFAULT_STATISTICS)
 
 
 def registered(names=None) -> tuple[Statistic, ...]:
