@@ -23,6 +23,8 @@ SHIPPED = {  # file: (kind, number of groups, fields per group)
     "phi4_64.h5": ("chain", 64, 4),
     "turbulence_64.h5": ("run", 25, 8),
     "cosmic_web_64.h5": ("simulation", 16, 12),
+    "turbulence_128.h5": ("run", 25, 8),
+    "cosmic_web_128.h5": ("simulation", 8, 24),
 }
 
 

@@ -113,16 +113,17 @@ def _read(path, max_fields):
     return x, params, diag
 
 
-def check_turbulence_file(path, *, out_dir=None, max_fields: int | None = None) -> dict:
+def check_turbulence_file(path, *, out_dir=None, max_fields: int | None = None, k_range=None) -> dict:
     """Run :func:`turbulence_checks` on a phigen turbulence file (vorticity in channel 0 when the
     file has channels), with ν, α and the injection recorded by the generator; write the figures
-    into ``out_dir`` when given. Returns the checks dict (plus ``params`` and ``figures``)."""
+    into ``out_dir`` when given. ``k_range`` is the E(k) slope's fit range (default that of
+    :func:`turbulence_checks`). Returns the checks dict (plus ``params`` and ``figures``)."""
     x, params, diag = _read(path, max_fields)
     if x.ndim == 4:
         x = x[:, 0]
     injection = (diag.get("energy_budget") or {}).get("injection")
     res = turbulence_checks(x, viscosity=params.get("viscosity"), drag=params.get("drag"), injection=injection,
-                            forcing_wavenumber=int(params.get("forcing_wavenumber", 4)))
+                            forcing_wavenumber=int(params.get("forcing_wavenumber", 4)), k_range=k_range)
     res["params"] = params
     res["generator_budget"] = diag.get("energy_budget")
     if out_dir is not None:
