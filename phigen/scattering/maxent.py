@@ -42,7 +42,7 @@ from .._validation import as_fields, check_int_at_least, check_positive
 from ..energies.base import Energy
 from ..errors import DivergenceError, InputError, ParameterError
 from ..samplers.mala import mala_init, mala_step
-from .synthesis import statistics_scales
+from .synthesis import BAND_TOL, statistics_scales
 from ..samplers._rng import standard_normal
 
 __all__ = ["MaxEntConfig", "MaxEntParams", "MaxEntHistory", "statistics_rows", "gaussian_reference",
@@ -114,13 +114,19 @@ def statistics_rows(stats_fn: Callable, fields, *, chunk: int = 16) -> np.ndarra
                            for i in range(0, x.shape[0], chunk)])
 
 
-def gaussian_reference(fields, *, rel_floor: float = 1e-6):
+def gaussian_reference(fields, *, rel_floor: float = 1e-6, band_tol: float = BAND_TOL):
     """``(μ, amplitude (H, W))`` of the data's Gaussian model: pixel mean and √ of the mean 2D power
-    spectrum ``P̄(k) = ⟨|F(x − μ)(k)|²⟩/V``, floored at ``rel_floor·max P̄`` so every mode moves."""
+    spectrum ``P̄(k) = ⟨|F(x − μ)(k)|²⟩/V``. Inside the data's band (P̄ > ``band_tol``·max P̄) it is
+    floored at ``rel_floor``·max P̄ so every mode moves; outside it the amplitude is exactly 0, so
+    no sample of the model has power where the training data have none (a latent mode there is a
+    free N(0, 1) coordinate that does not touch the field)."""
     x = np.asarray(as_fields(fields), dtype=np.float64)
     mean = float(x.mean())
     p = np.mean(np.abs(np.fft.fft2(x - mean)) ** 2, axis=0) / (x.shape[-1] * x.shape[-2])
-    p = np.maximum(p, rel_floor * p.max() if p.max() > 0 else 1.0)
+    top = p.max()
+    if not top > 0:
+        raise InputError("the training fields are constant: there is no Gaussian reference to build")
+    p = np.where(p > band_tol * top, np.maximum(p, rel_floor * top), 0.0)
     return mean, np.sqrt(p).astype(np.float32)
 
 

@@ -2,16 +2,24 @@
 
 ``mode="micro"`` (microcanonical): fit = Φ̄ and its spread σ over the training fields (Φ the
 scattering spectra of :class:`~phigen.scattering.ScatteringSpectra`, normalised by the data's mean
-wavelet power, which keeps the loss landscape stable); sample = white noise with the data's pixel mean and std, driven by L-BFGS to
-minimise ℓ(x) = mean_i ((Φ_i(x) − Φ̄_i)/σ_i)² (:mod:`phigen.scattering.synthesis`).
+wavelet power, which keeps the loss landscape stable; with ONE map, or copies of one, σ is the
+single-map scale :meth:`~phigen.scattering.ScatteringSpectra.single_map_scale`) and the data's
+power per Fourier mode P̄(k), zero outside the data's band; sample = a field with the power P̄
+per mode and random phases (exactly P̄ for one map; a Gaussian sample of P̄ for N maps), driven
+by L-BFGS (restricted to the band; the grid corners |k| > π keep their start) to minimise
+ℓ(x) = mean_i ((Φ_i(x) − Φ̄_i)/σ_i)² (:mod:`phigen.scattering.synthesis`). No mode keeps white
+starting noise: the corners, which Φ barely sees, start (and stay) at the data's power; modes
+outside the band stay exactly empty.
 
 ``mode="maxent"`` (macrocanonical Gibbs model): ``U_θ(z) = ½|z|² + θ·(Φ(x(z)) − Φ̄)/σ`` relative to
 the data's Gaussian model, θ fitted by moment matching with persistent MALA chains, sampled with
 the phigen MALA/HMC samplers (:mod:`phigen.scattering.maxent`). Here Φ is normalised by each
-field's own wavelet power, so the energy stays bounded below for every θ.
+field's own wavelet power, so the energy stays bounded below for every θ; the Gaussian reference
+has no amplitude outside the data's band, so samples have no power there either.
 
 ``n_params`` counts the numbers fitted from the data that define the model. micro: Φ̄ and σ (2n),
-the reference wavelet power (J·L), pixel mean and std (2). maxent: θ/σ (n: Φ̄ and σ only
+the reference wavelet power (J·L), pixel mean and std (2), the start spectrum P̄ (H·(W//2+1)).
+maxent: θ/σ (n: Φ̄ and σ only
 re-parametrise θ) and the Gaussian reference (H·(W//2+1) + 1).
 
 Command line: ``phigen fit scattering DATA.h5 --J 4 --L 4 --mode micro|maxent -o model.h5`` then
@@ -31,7 +39,8 @@ from ..errors import InputError, ParameterError
 from ..models._base import read_model_file, register_model, write_model_file
 from .maxent import MaxEntConfig, MaxEntParams, fit_maxent, maxent_energy, moment_residual, sample_maxent
 from .spectra import ScatteringSpectra
-from .synthesis import SynthesisConfig, statistics_loss, statistics_scales, synthesize
+from .synthesis import (SynthesisConfig, band_power, has_spread, outside_nyquist_circle, statistics_loss,
+                        statistics_scales, synthesize)
 
 __all__ = ["ScatteringModel", "default_J"]
 
@@ -62,7 +71,8 @@ class ScatteringModel:
 
     def __init__(self, *, mode: str, shape, J: int, L: int, isotropic: bool, reference_s2, target, scale,
                  mean: float, std: float, steps: int, maxent: MaxEntParams | None = None,
-                 sample_steps: int = 500, training: dict | None = None, strict_scales: bool = False):
+                 sample_steps: int = 500, training: dict | None = None, strict_scales: bool = False,
+                 start_power=None):
         if mode not in MODES:
             raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
         if mode == "maxent" and maxent is None:
@@ -76,6 +86,9 @@ class ScatteringModel:
         self.mean, self.std = float(mean), float(std)
         self.steps, self.sample_steps = int(steps), int(sample_steps)
         self.maxent = maxent
+        # (H, W//2+1) data power per mode, 0 outside the band (micro; None in files of earlier versions:
+        # white-noise start over the whole plane, as those versions did)
+        self.start_power = None if start_power is None else np.asarray(start_power, np.float32)
         self.training = dict(training or {})
         self.statistics = _statistics(self._shape, self.J, self.L, self.isotropic, self.reference_s2,
                                       self.strict_scales)
@@ -97,7 +110,7 @@ class ScatteringModel:
         n = self.n_stats
         jl = 0 if self.reference_s2 is None else self.reference_s2.size
         if self.mode == "micro":
-            return 2 * n + jl + 2
+            return 2 * n + jl + 2 + (0 if self.start_power is None else self.start_power.size)
         h, w = self._shape
         return n + jl + h * (w // 2 + 1) + 1
 
@@ -120,6 +133,8 @@ class ScatteringModel:
             raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
         x = np.asarray(as_fields(fields, name="training fields"))
         shape = tuple(x.shape[1:])
+        if not float(np.std(x)) > 0:
+            raise InputError("the training fields are constant: there are no statistics to match")
         J = default_J(shape) if J is None else check_int_at_least(J, "J", 1)
         L = check_int_at_least(L, "L", 1)
         if min(shape) < 2 ** J:
@@ -136,11 +151,18 @@ class ScatteringModel:
         if mode == "micro":
             steps = 300 if steps is None else check_int_at_least(steps, "steps", 0)
             rows = _rows(stats, x)
-            target, scale = statistics_scales(rows)
+            single = stats.single_map_scale(float(x.std()))
+            spread = has_spread(rows, single)
+            target, scale = statistics_scales(rows, single=single)
             own = np.mean(((rows - target) / scale) ** 2, axis=1)  # what a training field scores under ℓ
+            power = band_power(x)
             training = {"n_stats": int(target.shape[0]), "data_loss_median": float(np.median(own)),
-                        "data_loss_mean": float(np.mean(own)), "synthesis_batch_size": batch_size}
-            return cls(mode=mode, target=target, scale=scale, steps=steps, training=training, **common)
+                        "data_loss_mean": float(np.mean(own)), "synthesis_batch_size": batch_size,
+                        "scales": "spread across fields" if spread else "single map (uniform, P00-normalised)",
+                        "single_map": not spread,
+                        "band_fraction": float(np.mean(power > 0))}
+            return cls(mode=mode, target=target, scale=scale, steps=steps, training=training,
+                       start_power=power.astype(np.float32), **common)
         steps = 200 if steps is None else check_int_at_least(steps, "steps", 1)
         sample_steps = check_int_at_least(sample_steps, "sample_steps", 40)
         config = MaxEntConfig(iterations=steps, n_chains=n_chains, steps_per_iteration=steps_per_iteration,
@@ -159,12 +181,19 @@ class ScatteringModel:
                    sample_steps=sample_steps, training=training, **common)
 
     def synthesize(self, n: int, *, key, steps: int | None = None, batch_size: int | None = None,
-                   progress: bool | None = False, precondition: bool = True, memory_size: int | None = None):
+                   progress: bool | None = False, precondition: bool = True, memory_size: int | None = None,
+                   start: str = "spectrum"):
         """micro mode: ``n`` fields with their final losses, as a :class:`~phigen.scattering.synthesis.SynthesisResult`.
 
         ``precondition``: start L-BFGS's inverse Hessian from the data's band-wise wavelet power
         (:meth:`~phigen.scattering.ScatteringSpectra.preconditioner`) rather than the identity;
-        ``memory_size``: curvature pairs kept (default: :class:`SynthesisConfig`'s)."""
+        ``memory_size``: curvature pairs kept (default: :class:`SynthesisConfig`'s);
+        ``start``: ``"spectrum"`` (a random-phase field with the data's power per mode, synthesis
+        restricted to the data's band, the grid corners |k| > π kept at that start) or ``"white"``
+        (white noise with the data's mean and std over the whole Fourier plane: earlier versions'
+        start, kept for comparison)."""
+        if start not in ("spectrum", "white"):
+            raise ParameterError(f"start must be 'spectrum' or 'white'; got {start!r}")
         if self.mode != "micro":
             raise ParameterError("synthesize() is the microcanonical sampler; this model is 'maxent' (use sample)")
         if self._loss is None:
@@ -174,8 +203,17 @@ class ScatteringModel:
         config = SynthesisConfig(steps=self.steps if steps is None else steps, batch_size=bs, progress=progress,
                                  **extra)
         pre = self.statistics.preconditioner() if precondition and self.reference_s2 is not None else None
+        power, free = None, None
+        if start == "spectrum" and self.start_power is not None:
+            # the grid corners keep the data's power per mode (random phases): the finest wavelet only
+            # reaches them with its tail, and S2(j=0) fixes a ψ̂²-weighted sum over 1.5 < |k| < 4.4,
+            # not how power is shared inside it (L-BFGS moved it by e^0.6 there); see docs/scattering.md
+            power, free = self.start_power, ~outside_nyquist_circle(self._shape)
+        # one map (or copies): its own moduli, phase-randomised; N distinct maps: a Gaussian sample of
+        # their mean spectrum (exact moduli would give every sample the same |mean|, e.g. |M| of φ⁴)
+        exact = bool(self.training.get("single_map", False))
         result = synthesize(key, self._loss, n, self._shape, mean=self.mean, std=self.std, config=config,
-                            preconditioner=pre)
+                            preconditioner=pre, start_power=power, free=free, exact_power=exact)
         self.last_synthesis = result
         return result
 
@@ -207,6 +245,8 @@ class ScatteringModel:
         arrays = {"target": self.target, "scale": self.scale}
         if self.reference_s2 is not None:
             arrays["reference_s2"] = self.reference_s2
+        if self.start_power is not None:
+            arrays["start_power"] = self.start_power
         if self.maxent is not None:
             config["step_size"] = float(self.maxent.step_size)
             arrays.update(theta=self.maxent.theta, amplitude=self.maxent.amplitude)
@@ -228,7 +268,7 @@ class ScatteringModel:
                         strict_scales=bool(c.get("strict_scales", False)),
                         reference_s2=a.get("reference_s2"), target=a["target"], scale=a["scale"], mean=c["mean"],
                         std=c["std"], steps=c["steps"], sample_steps=c["sample_steps"], maxent=maxent,
-                        training=f.training)
+                        training=f.training, start_power=a.get("start_power"))
         except KeyError as exc:
             raise ModelFileError(f"scattering model file lacks {exc}", path=path) from None
         if model.statistics.n_stats != model.n_stats:

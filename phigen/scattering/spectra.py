@@ -493,6 +493,28 @@ class ScatteringSpectra(eqx.Module):
         var = np.maximum(s2 - n * mean**2, 0.0) / max(n - 1, 1)
         return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
 
+    def single_map_scale(self, pixel_std: float) -> np.ndarray:
+        """Per-statistic scales σ (n_stats,) float32 that exist for ONE map (no spread to measure):
+
+            σ_mean = pixel std,   σ_i = 1 for log S2, S1/√S2_ref, C01 and C11 (re and im)
+
+        i.e. the uniform weighting of the P00-normalised vector of the reference code: every entry
+        but the mean is dimensionless (a log, or a normalised correlation of order ≤ 1), so a unit
+        difference means the same everywhere. With ``log_s2=False`` the S2 entries are scaled by
+        ``reference_s2`` (S2/S2_ref is the dimensionless one)."""
+        if not (np.isfinite(pixel_std) and pixel_std > 0):
+            raise InputError(f"the pixel standard deviation must be > 0 (a constant field has no statistics to "
+                             f"match); got {pixel_std!r}")
+        out = np.ones(self.n_stats, np.float32)
+        types = self.table()["type"]
+        out[types == "mean"] = pixel_std
+        if not self.plan.log_s2:
+            if self.reference_s2 is None:
+                raise ParameterError("single_map_scale with log_s2=False needs a reference_s2")
+            ref = np.asarray(self.reference_s2, np.float32)
+            out[types == "S2"] = ref.mean(-1) if self.isotropic else ref.reshape(-1)
+        return out
+
     def preconditioner(self, s2=None) -> np.ndarray:
         """Spectral weights p(k) for synthesis, ``(H, W//2 + 1)`` float32 (mean 1): the band-wise wavelet power
 
