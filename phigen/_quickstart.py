@@ -19,8 +19,8 @@
    stages, total seconds, budgets, machine), ``figures/``, ``samples/``, ``models/``.
 
 Targets: full size under 10 minutes on a 2-core CPU, ``fast`` under 2 (CI). Measured on an idle 2-core
-CPU (2026-12-05, a newer Xeon VM than the 2026-12-04 figures in docs/compare.md): full 329 s, fast
-64 and 74 s. A kind that is not registered
+CPU (2026-12-05, a newer Xeon VM than the 2026-12-04 figures in docs/compare.md): full 193–329 s
+(the VM's speed drifts), fast 52–74 s. A kind that is not registered
 in this installation is skipped and said so; adding a model is one line in :data:`BUDGETS`.
 """
 
