@@ -76,7 +76,7 @@ def _registered(name) -> bool:
 def _distances_for(field):
     """(statistics to compute, (statistic, distance) pairs to report) for a field kind."""
     pairs = list(dict.fromkeys(DISTANCES + ISSUE_DISTANCES))
-    extra = FIELD_DISTANCE.get(field)
+    extra = FIELD_DISTANCE.get(field.replace("-", "_"))  # files say "cosmic-web"
     if extra and _registered(extra[0]):
         pairs.append(extra)
     stats = tuple(dict.fromkeys(list(STATISTICS) + [s for s, _ in pairs]))
@@ -130,8 +130,9 @@ def _measure(samples, truth, field, params, J=None, wavelet="db4", truth_groups=
     out["std_per_scale_max_rel_error"] = float(np.max(np.abs(rel)))
     out["std_per_scale_rel_error"] = rel.tolist()
     out["std_growth"] = {"model": s["growth"].tolist(), "truth": t["growth"].tolist()}
-    issue = list(ISSUE_DISTANCES) + ([FIELD_DISTANCE[field]] if field in FIELD_DISTANCE
-                                     and FIELD_DISTANCE[field] in pairs else [])
+    kind = field.replace("-", "_")
+    issue = list(ISSUE_DISTANCES) + ([FIELD_DISTANCE[kind]] if kind in FIELD_DISTANCE
+                                     and FIELD_DISTANCE[kind] in pairs else [])
     ds = [out[f"{a}.{b}"] for a, b in issue]
     out["issue_distances"] = [f"{a}.{b}" for a, b in issue]
     out["off"] = sum(d["verdict"] == "off" for d in ds)
@@ -186,8 +187,11 @@ def run_dataset(path, models, args):
         elif kind.startswith("scattering-"):
             mode = kind.split("-", 1)[1]
             steps = args.scattering_steps if mode == "micro" else args.maxent_steps
+            extra = {} if mode == "micro" else {"learning_rate": args.maxent_learning_rate,
+                                                "steps_per_iteration": args.maxent_steps_per_iteration,
+                                                "marginal_bins": args.maxent_marginal_bins}
             model = pm.get_model_class("scattering").fit(train, key=jax.random.PRNGKey(0), mode=mode, J=args.scattering_J,
-                                                         steps=steps, progress=False)
+                                                         steps=steps, progress=False, **extra)
             opts = [{}]
         else:
             steps = args.diffusion_steps
@@ -207,6 +211,11 @@ def run_dataset(path, models, args):
                          "sample_s_per_field": per_field, **m}
             if kind == "diffusion":
                 rows[key]["training_steps"] = int(steps)
+            if kind == "scattering-maxent":
+                t = model.training
+                rows[key]["maxent_fit"] = {k: t[k] for k in ("updates_run", "selected_updates", "moment_residual_initial",
+                                                             "moment_residual_final", "moment_residual_floor",
+                                                             "maxent_config")}
             if kind == "wsgm" and hasattr(model, "sampling_cost"):
                 rows[key]["nfe_per_field"] = _nfe_wsgm(model, o["nfe"])
                 # a level-j evaluation touches h_j·w_j pixels: the cost in full-size network evaluations
@@ -343,7 +352,12 @@ def main(argv=None):
                     help="training steps, or 'auto': the CPU budget of the costliest Gibbs-energy row")
     ap.add_argument("--scattering-J", type=int, default=None, help="scattering scales (default: the model's)")
     ap.add_argument("--scattering-steps", type=int, default=300, help="L-BFGS iterations per micro sample")
-    ap.add_argument("--maxent-steps", type=int, default=200, help="moment-matching updates of the max-ent model")
+    ap.add_argument("--maxent-steps", type=int, default=200,
+                    help="moment-matching updates of the max-ent model (at most: it stops early on its residual)")
+    ap.add_argument("--maxent-learning-rate", type=float, default=0.5, help="Newton step η of the max-ent fit")
+    ap.add_argument("--maxent-steps-per-iteration", type=int, default=10, help="MALA steps per max-ent update")
+    ap.add_argument("--maxent-marginal-bins", type=int, default=0,
+                    help="pixel-PDF statistics added to the max-ent model's Φ (0: scattering spectra only)")
     ap.add_argument("--diffusion-width", type=int, default=16)
     ap.add_argument("--diffusion-batch-size", type=int, default=16,
                     help="fields per batch (4 at 128² costs a step what 16 does at 64²)")

@@ -20,7 +20,15 @@ Fit by moment matching (stochastic maximum likelihood with persistent chains): �
 with ⟨Φ̃⟩_θ averaged over C persistent MALA chains advanced a few steps per update and Ĉ_θ a
 running average of the chains' covariance of Φ̃ (started at the data's). A trust region caps every
 multiplier's change per update. The MALA step size follows the acceptance (Robbins–Monro on log ε
-towards 0.574) and θ is Polyak-averaged over the last updates.
+towards 0.574).
+
+Which θ is returned (``selection``): ``"best"`` (default) averages θ over the chunk of updates whose
+mean moment residual was lowest, and the fit stops once ``patience`` chunks have gone by without a
+lower one (early stopping on the training moments: with C chains the covariance Ĉ_θ of the n
+statistics has rank ≤ C − 1, and in its null space the Newton step is a random walk driven by the
+chains' noise, which on turbulence makes θ drift into stiff regions after a few dozen updates and
+the residual climb back); ``"last"`` Polyak-averages θ over the last ``average_fraction`` of the
+updates, all of them run.
 
 Φ must not grow faster than quadratically with the field's amplitude, or some θ makes U unbounded
 below and the chains run away: use self-normalised statistics (C01, C11 divided by the field's
@@ -63,8 +71,14 @@ class MaxEntConfig:
     learning_rate : η of the Newton update.
     ridge : δ added to the running covariance estimate Ĉ_θ before solving with it.
     initial_step_size : MALA step ε in the latent coordinates (adapted during the fit).
-    average_fraction : θ is the average of its iterates over this last fraction of the updates.
-    chunk_size : updates per jitted ``lax.scan`` chunk (progress bar advances per chunk).
+    selection : ``"best"``: θ averaged over the chunk with the lowest mean moment residual, with early
+        stopping after ``patience`` chunks without a lower one; ``"last"``: θ averaged over the last
+        ``average_fraction`` of the updates (all ``iterations`` run).
+    patience : chunks without a new best residual before the fit stops (``selection="best"``;
+        ``None``: run all ``iterations``, still returning the best chunk).
+    average_fraction : ``selection="last"``: θ is the average of its iterates over this last fraction.
+    chunk_size : updates per jitted ``lax.scan`` chunk (progress bar advances per chunk; the unit of
+        ``selection="best"`` and ``patience``).
     progress : tqdm bar; ``None``: when attached to a terminal; ``False``: never.
     """
 
@@ -74,6 +88,8 @@ class MaxEntConfig:
     learning_rate: float = 0.5
     ridge: float = 0.5
     initial_step_size: float = 0.1
+    selection: str = "best"
+    patience: int | None = 4
     average_fraction: float = 0.25
     chunk_size: int = 10
     progress: bool | None = None
@@ -84,6 +100,10 @@ class MaxEntConfig:
         check_positive(self.learning_rate, "learning_rate")
         check_positive(self.ridge, "ridge", strict=False)
         check_positive(self.initial_step_size, "initial_step_size")
+        if self.selection not in ("best", "last"):
+            raise ParameterError(f"selection must be 'best' or 'last'; got {self.selection!r}")
+        if self.patience is not None:
+            object.__setattr__(self, "patience", check_int_at_least(self.patience, "patience", 1))
         if not 0.0 < self.average_fraction <= 1.0:
             raise ParameterError(f"average_fraction must be in (0, 1]; got {self.average_fraction!r}")
 
@@ -105,6 +125,8 @@ class MaxEntHistory(NamedTuple):
     step_size: np.ndarray    # (iterations,) ε used
     initial_residual: float  # residual of the Gaussian reference (θ = 0) on fresh chains
     seconds: float
+    selected: tuple[int, int] = (0, 0)  # [first, last) updates whose θ were averaged into the result
+    selected_residual: float = float("nan")  # mean residual over those updates
 
 
 def statistics_rows(stats_fn: Callable, fields, *, chunk: int = 16) -> np.ndarray:
@@ -210,17 +232,18 @@ def _fit_chunk_fn(stats_fn, config: MaxEntConfig):
             # trust region: no multiplier moves by more than _MAX_UPDATE (whitened units) per update,
             # so a noisy covariance estimate cannot throw the chains into a stiff region
             delta = delta * jnp.minimum(1.0, _MAX_UPDATE / (jnp.max(jnp.abs(delta)) + 1e-12))
+            theta_used = theta  # the θ the chains just ran under (what this update's residual measures)
             theta = theta + delta
             take = t >= avg_start
             theta_sum = theta_sum + jnp.where(take, theta, 0.0)
             n_sum = n_sum + take.astype(jnp.float32)
             log_eps = log_eps + 0.5 * (acc - _TARGET_ACCEPTANCE)
-            return (z, theta, theta_sum, n_sum, log_eps, cov), (jnp.mean(m * m), acc, eps)
+            return (z, theta, theta_sum, n_sum, log_eps, cov), (jnp.mean(m * m), acc, eps, theta_used)
 
         def body(carry, i):
             t = t0 + i
             return jax.lax.cond(i < n_valid, lambda c: update(c, t),
-                                lambda c: (c, (jnp.nan, jnp.nan, jnp.nan)), carry)
+                                lambda c: (c, (jnp.nan, jnp.nan, jnp.nan, jnp.full_like(c[1], jnp.nan))), carry)
 
         carry, trace = jax.lax.scan(body, (z, theta, theta_sum, n_sum, log_eps, cov), jnp.arange(config.chunk_size))
         return carry, trace
@@ -263,6 +286,8 @@ def fit_maxent(key, stats_fn: Callable, fields, config: MaxEntConfig = MaxEntCon
     avg_start = jnp.int32(config.iterations - max(1, int(round(config.average_fraction * config.iterations))))
     args = tuple(jnp.asarray(a, jnp.float32) for a in (target, scale, mean, amplitude))
     traces = []
+    best = (np.inf, None, (0, 0))  # (mean residual, mean θ, [first, last) updates) of the best chunk
+    since_best = 0
     t0 = time.perf_counter()
     bar = tqdm(total=config.iterations, desc="max-ent moment matching", unit="update",
                disable=None if config.progress is None else not config.progress, leave=False)
@@ -273,20 +298,35 @@ def fit_maxent(key, stats_fn: Callable, fields, config: MaxEntConfig = MaxEntCon
             (z, theta, theta_sum, n_sum, log_eps, cov), trace = chunk(
                 key_run, jnp.int32(done), jnp.int32(n_valid), z, theta, theta_sum, n_sum, log_eps, cov, avg_start, *args)
             trace = tuple(np.asarray(a)[:n_valid] for a in trace)
-            traces.append(trace)
-            done += n_valid
+            traces.append(trace[:3])
             if not (np.all(np.isfinite(trace[0])) and bool(jnp.all(jnp.isfinite(z)))):
-                raise DivergenceError(f"max-ent fit diverged by update {done} (MALA step {float(np.exp(log_eps)):.3g}); "
+                raise DivergenceError(f"max-ent fit diverged by update {done + n_valid} (MALA step {float(np.exp(log_eps)):.3g}); "
                                       "try a smaller learning_rate or more steps_per_iteration")
+            chunk_residual = float(np.mean(trace[0]))
+            if chunk_residual < best[0]:
+                best = (chunk_residual, trace[3].mean(axis=0), (done, done + n_valid))
+                since_best = 0
+            else:
+                since_best += 1
+            done += n_valid
             bar.update(n_valid)
-            bar.set_postfix(residual=f"{trace[0][-1]:.3g}", acceptance=f"{trace[1][-1]:.2f}")
+            bar.set_postfix(residual=f"{trace[0][-1]:.3g}", best=f"{best[0]:.3g}", acceptance=f"{trace[1][-1]:.2f}")
+            if config.selection == "best" and config.patience is not None and since_best >= config.patience:
+                break
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
-    theta_avg = np.asarray(theta_sum / jnp.maximum(n_sum, 1.0), np.float32)
     residual, acceptance, step_size = (np.concatenate([tr[i] for tr in traces]) for i in range(3))
-    params = MaxEntParams(theta_avg, target, scale, float(mean), amplitude, float(np.exp(log_eps)))
-    return params, MaxEntHistory(residual, acceptance, step_size, initial_residual, seconds)
+    if config.selection == "best":
+        theta_out, selected, selected_residual = np.asarray(best[1], np.float32), best[2], best[0]
+    else:
+        theta_out = np.asarray(theta_sum / jnp.maximum(n_sum, 1.0), np.float32)
+        first = int(avg_start) + 1  # θ after update avg_start = the θ the chains of update avg_start + 1 ran under
+        selected = (min(first, done), done)
+        selected_residual = float(np.mean(residual[selected[0]:])) if selected[0] < done else float("nan")
+    params = MaxEntParams(theta_out, target, scale, float(mean), amplitude, float(np.exp(log_eps)))
+    return params, MaxEntHistory(residual, acceptance, step_size, initial_residual, seconds,
+                                 tuple(int(v) for v in selected), float(selected_residual))
 
 
 def sample_maxent(key, stats_fn: Callable, params: MaxEntParams, n: int, *, steps: int = 500,

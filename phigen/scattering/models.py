@@ -20,7 +20,8 @@ has no amplitude outside the data's band, so samples have no power there either.
 ``n_params`` counts the numbers fitted from the data that define the model. micro: Φ̄ and σ (2n),
 the reference wavelet power (J·L), pixel mean and std (2), the start spectrum P̄ (H·(W//2+1)).
 maxent: θ/σ (n: Φ̄ and σ only
-re-parametrise θ) and the Gaussian reference (H·(W//2+1) + 1).
+re-parametrise θ), the Gaussian reference (H·(W//2+1) + 1) and, with ``marginal_bins=B``, the B
+levels and B widths of the pixel-PDF statistics (:mod:`phigen.scattering.marginal`) appended to Φ.
 
 Command line: ``phigen fit scattering DATA.h5 --J 4 --L 4 --mode micro|maxent -o model.h5`` then
 ``phigen sample model.h5 -n 64 -o samples.h5`` (``--set steps=…`` changes the sampling steps).
@@ -37,6 +38,7 @@ import numpy as np
 from .._validation import as_fields, check_int_at_least
 from ..errors import InputError, ParameterError
 from ..models._base import read_model_file, register_model, write_model_file
+from .marginal import ConcatenatedStatistics, MarginalStatistics
 from .maxent import MaxEntConfig, MaxEntParams, fit_maxent, maxent_energy, moment_residual, sample_maxent
 from .spectra import ScatteringSpectra
 from .synthesis import (SynthesisConfig, band_power, has_spread, outside_nyquist_circle, statistics_loss,
@@ -72,7 +74,7 @@ class ScatteringModel:
     def __init__(self, *, mode: str, shape, J: int, L: int, isotropic: bool, reference_s2, target, scale,
                  mean: float, std: float, steps: int, maxent: MaxEntParams | None = None,
                  sample_steps: int = 500, training: dict | None = None, strict_scales: bool = False,
-                 start_power=None):
+                 start_power=None, marginal: MarginalStatistics | None = None):
         if mode not in MODES:
             raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
         if mode == "maxent" and maxent is None:
@@ -90,8 +92,13 @@ class ScatteringModel:
         # white-noise start over the whole plane, as those versions did)
         self.start_power = None if start_power is None else np.asarray(start_power, np.float32)
         self.training = dict(training or {})
+        if marginal is not None and mode != "maxent":
+            raise ParameterError("marginal (pixel-PDF) statistics are an option of mode 'maxent' only")
+        self.marginal = marginal
         self.statistics = _statistics(self._shape, self.J, self.L, self.isotropic, self.reference_s2,
                                       self.strict_scales)
+        if marginal is not None:
+            self.statistics = ConcatenatedStatistics((self.statistics, marginal))
         self._loss = None     # built on first use and kept: the compiled synthesis is cached on it
         self._energy = None
         self.last_synthesis = None
@@ -112,13 +119,14 @@ class ScatteringModel:
         if self.mode == "micro":
             return 2 * n + jl + 2 + (0 if self.start_power is None else self.start_power.size)
         h, w = self._shape
-        return n + jl + h * (w // 2 + 1) + 1
+        return n + jl + h * (w // 2 + 1) + 1 + (0 if self.marginal is None else 2 * self.marginal.n_stats)
 
     @classmethod
     def fit(cls, fields, *, key=None, progress=None, J: int | None = None, L: int = 4, mode: str = "micro",
             isotropic: bool = True, strict_scales: bool = False, steps: int | None = None, sample_steps: int = 500,
             n_chains: int = 64,
-            steps_per_iteration: int = 10, learning_rate: float = 0.5, batch_size: int | None = None):
+            steps_per_iteration: int = 10, learning_rate: float = 0.5, batch_size: int | None = None,
+            selection: str = "best", patience: int | None = 4, marginal_bins: int = 0):
         """Fit on ``fields`` (N, H, W).
 
         ``J`` scales (default :func:`default_J`), ``L`` orientations, ``isotropic`` reduction,
@@ -127,10 +135,17 @@ class ScatteringModel:
         micro: ``steps`` = L-BFGS iterations each sample gets (default 300); ``batch_size`` caps the
         fields synthesised together (memory). maxent: ``steps`` = moment-matching updates (default
         200) with ``n_chains`` chains, ``steps_per_iteration`` MALA steps between updates and
-        ``learning_rate``; ``sample_steps`` = MALA steps per sampling run (half of them warm-up).
+        ``learning_rate``; ``sample_steps`` = MALA steps per sampling run (half of them warm-up);
+        ``selection="best"`` keeps θ from the chunk of 10 updates with the lowest moment residual and
+        stops after ``patience`` chunks without a lower one (``"last"``: average the last quarter of
+        all ``steps`` updates) — see :class:`~phigen.scattering.maxent.MaxEntConfig`;
+        ``marginal_bins`` = B > 0 adds B pixel-PDF statistics (a smoothed CDF at the data's quantiles,
+        :class:`~phigen.scattering.marginal.MarginalStatistics`) to Φ.
         """
         if mode not in MODES:
             raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
+        if marginal_bins and mode != "maxent":
+            raise ParameterError("marginal_bins (pixel-PDF statistics) is an option of mode 'maxent' only")
         x = np.asarray(as_fields(fields, name="training fields"))
         shape = tuple(x.shape[1:])
         if not float(np.std(x)) > 0:
@@ -165,20 +180,29 @@ class ScatteringModel:
                        start_power=power.astype(np.float32), **common)
         steps = 200 if steps is None else check_int_at_least(steps, "steps", 1)
         sample_steps = check_int_at_least(sample_steps, "sample_steps", 40)
+        marginal = None
+        if check_int_at_least(marginal_bins, "marginal_bins", 0):
+            marginal = MarginalStatistics.from_fields(x, marginal_bins)
+            stats = ConcatenatedStatistics((stats, marginal))
         config = MaxEntConfig(iterations=steps, n_chains=n_chains, steps_per_iteration=steps_per_iteration,
-                              learning_rate=learning_rate, progress=progress)
+                              learning_rate=learning_rate, selection=selection, patience=patience,
+                              progress=progress)
         params, history = fit_maxent(key, stats, x, config)
-        tail = history.residual[-max(1, len(history.residual) // 4):]
+        first, last = history.selected
         training = {"n_stats": int(params.target.shape[0]), "moment_residual_initial": history.initial_residual,
-                    "moment_residual_final": float(np.mean(tail)), "moment_residual_floor": 1.0 / n_chains,
+                    "moment_residual_final": history.selected_residual, "moment_residual_floor": 1.0 / n_chains,
+                    "moment_residual_last": float(np.mean(history.residual[-max(1, len(history.residual) // 10):])),
                     "moment_residual_history": history.residual.tolist(),
-                    "acceptance_final": float(np.mean(history.acceptance[-len(tail):])),
+                    "updates_run": int(len(history.residual)), "selected_updates": [int(first), int(last)],
+                    "acceptance_final": float(np.mean(history.acceptance[first:last] if last > first
+                                                      else history.acceptance[-1:])),
                     "fit_loop_seconds": history.seconds, "maxent_config": {
                         "iterations": steps, "n_chains": n_chains, "steps_per_iteration": steps_per_iteration,
-                        "learning_rate": learning_rate}}
+                        "learning_rate": learning_rate, "selection": selection, "patience": patience,
+                        "marginal_bins": int(marginal_bins)}}
         common.update(mean=params.mean)
         return cls(mode=mode, target=params.target, scale=params.scale, steps=steps, maxent=params,
-                   sample_steps=sample_steps, training=training, **common)
+                   sample_steps=sample_steps, training=training, marginal=marginal, **common)
 
     def synthesize(self, n: int, *, key, steps: int | None = None, batch_size: int | None = None,
                    progress: bool | None = False, precondition: bool = True, memory_size: int | None = None,
@@ -250,6 +274,9 @@ class ScatteringModel:
         if self.maxent is not None:
             config["step_size"] = float(self.maxent.step_size)
             arrays.update(theta=self.maxent.theta, amplitude=self.maxent.amplitude)
+        if self.marginal is not None:
+            arrays.update(marginal_centres=np.asarray(self.marginal.centres),
+                          marginal_widths=np.asarray(self.marginal.widths))
         return write_model_file(path, self.kind, config=config, arrays=arrays, training=self.training)
 
     @classmethod
@@ -268,7 +295,10 @@ class ScatteringModel:
                         strict_scales=bool(c.get("strict_scales", False)),
                         reference_s2=a.get("reference_s2"), target=a["target"], scale=a["scale"], mean=c["mean"],
                         std=c["std"], steps=c["steps"], sample_steps=c["sample_steps"], maxent=maxent,
-                        training=f.training, start_power=a.get("start_power"))
+                        training=f.training, start_power=a.get("start_power"),
+                        marginal=None if "marginal_centres" not in a else MarginalStatistics(
+                            jnp.asarray(a["marginal_centres"], jnp.float32),
+                            jnp.asarray(a["marginal_widths"], jnp.float32)))
         except KeyError as exc:
             raise ModelFileError(f"scattering model file lacks {exc}", path=path) from None
         if model.statistics.n_stats != model.n_stats:
