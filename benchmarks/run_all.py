@@ -11,7 +11,7 @@ is); ``--size full`` adds nothing. Every script gets a wall-clock limit (``--tim
 process group is killed past it). The summary (``--out``, default ``benchmark_results.md``) holds
 the machine (CPU model, cores, memory, load average before and after, JAX version and devices), the
 date, each script's exit status and wall time, then its ``ratios`` and ``figures`` (the benchmark
-JSON contract, DESIGN §9; other numeric results are flattened into a folded table). A failing or
+JSON contract, docs/benchmarks.md; other numeric results are flattened into a folded table). A failing or
 timed-out script is recorded with the tail of its stderr, never fatal (``--strict`` makes the exit
 status 1 when any failed). ``--json PATH`` writes everything as JSON as well.
 

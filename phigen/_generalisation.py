@@ -307,7 +307,8 @@ def generalisation(data, *, model: str = "diffusion", sizes: Sequence[int] = (10
     and the samples ``samples/N{N}_model{1,2}.h5``. Returns the report dict (as in the JSON) with
     ``files`` (paths).
     """
-    from .compare import _default_symmetries, _finite, _mean_se
+    from ._json import json_safe
+    from .compare import _default_symmetries, _mean_se
     from .io import write_fields
     from .models import fit, get_model_class, sample
     from .plot import plot_fields, plot_series, save_figure
@@ -418,7 +419,7 @@ def generalisation(data, *, model: str = "diffusion", sizes: Sequence[int] = (10
     save_figure(plot_fields(np.stack(shown), titles=titles, ncols=3, max_fields=len(shown),
                             symmetric="sign" in symmetries), out / files["examples"])
 
-    report = _finite({
+    report = json_safe({
         "model": model, "data": meta, "sizes": sizes, "n_samples": n_samples, "seed": seed,
         "fit_seed": seed, "sample_seed": seed + 1, "symmetries": list(symmetries), "similarity": SIMILARITY,
         "fit_options": fit_options, "sample_options": sample_options,

@@ -1,8 +1,12 @@
-"""Private: JSON text for attributes of phigen files (numpy scalars/arrays and paths allowed)."""
+"""Private: JSON for phigen files and reports — the one place numpy values, paths and non-finite
+numbers are turned into JSON (:func:`to_json` for file attributes, :func:`json_safe` for strict JSON
+reports such as ``metrics.json``)."""
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,3 +25,22 @@ def to_json(obj) -> str:
         raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
     return json.dumps(obj, sort_keys=True, default=default)
+
+
+def json_safe(obj):
+    """Strict-JSON copy: numpy → Python, paths → str, non-finite floats → None (``allow_nan=False`` holds)."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

@@ -1,4 +1,4 @@
-"""The ``phigen`` command line: a thin layer over the Python API (DESIGN §9).
+"""The ``phigen`` command line: a thin layer over the Python API (docs/architecture.md).
 
 Every verb calls one public function (``phigen.generate``, ``phigen.io.info``, ``phigen.io.validate``,
 ``phigen.stats_report``, ``phigen.quickstart``, ...). Errors print one line
@@ -307,8 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(func=_cmd_critical)
 
+    from .models._base import available_models
+
+    kinds = available_models()  # the registry, not a hand-kept list
     f = sub.add_parser("fit", help="fit a model on a phigen file")
-    f.add_argument("model", help="gaussian | scattering | wcrg | wsgm | diffusion | flow-matching")
+    f.add_argument("model", help=" | ".join(kinds))
     f.add_argument("data", help="training data (phigen .h5)")
     f.add_argument("-o", "--output", required=True, help="model file (.h5)")
     f.add_argument("--seed", type=int, default=0)
@@ -346,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cp = sub.add_parser("compare", help="fit, sample and judge models on one dataset; write a report")
     cp.add_argument("data", help="phigen .h5 file (split into training and held-out truth)")
-    cp.add_argument("--models", default="gaussian", help="comma-separated model kinds, e.g. gaussian,diffusion")
+    cp.add_argument("--models", default="gaussian", help="comma-separated model kinds among " + ", ".join(kinds))
     cp.add_argument("-o", "--output", required=True, help="report directory")
     cp.add_argument("--test-fraction", type=float, default=0.5, help="fraction held out as the truth")
     cp.add_argument("--seed", type=int, default=0, help="split, fit and sampling seed")
@@ -363,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     gz = sub.add_parser("generalisation",
                         help="two models on disjoint training sets, sampled with the same noise: memorise or generalise?")
     gz.add_argument("data", help="phigen .h5 file (needs 2N fields for the largest N)")
-    gz.add_argument("--model", default="diffusion", help="model kind, e.g. diffusion | gaussian | scattering")
+    gz.add_argument("--model", default="diffusion", help="model kind: " + " | ".join(kinds))
     gz.add_argument("--N", default="10,100,1000", metavar="N1,N2,...", help="training-set sizes (comma-separated)")
     gz.add_argument("-o", "--output", required=True, help="report directory")
     gz.add_argument("--n-samples", type=int, default=32, help="samples per model (same noise for both)")

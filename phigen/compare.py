@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from . import errors as E
+from ._json import json_safe
 
 __all__ = ["compare_models", "scattering_distance", "field_statistics", "write_report", "table_columns", "compare_statistics", "memorisation",
            "memorisation_reference", "MemorisationReference",
@@ -70,25 +71,6 @@ def _say(progress, msg: str) -> None:
         progress(msg)
     elif progress:
         print(msg, file=sys.stderr, flush=True)
-
-
-def _finite(obj):
-    """JSON-safe copy: numpy → Python, non-finite floats → None (so metrics.json is strict JSON)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _finite(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def _mean_se(values) -> dict:
@@ -455,7 +437,7 @@ def write_report(metrics: dict, out_dir) -> dict:
     (as returned by :func:`compare_models`; callers may add keys, e.g. a ``preamble`` list of
     Markdown lines shown under the title). Returns the ``report`` paths and table lines."""
     out = Path(out_dir)
-    clean = _finite({k: v for k, v in metrics.items() if k != "report"})
+    clean = json_safe({k: v for k, v in metrics.items() if k != "report"})
     figures = clean.get("figures", {})
     (out / "metrics.json").write_text(json.dumps(clean, indent=1, allow_nan=False) + "\n")
     (out / "report.md").write_text(_markdown(clean, figures))
@@ -623,7 +605,7 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
     timings["figures"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     metrics["timings"] = timings
-    metrics = _finite(metrics)
+    metrics = json_safe(metrics)
     metrics["report"] = write_report(metrics, out)
     _say(progress, f"compare: report in {out / 'report.md'}")
     return metrics

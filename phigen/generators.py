@@ -3,7 +3,7 @@
 Each kind maps to a batch generator that depends only on (seed, batch index), so runs resume
 exactly. Kinds are registered in :data:`GENERATORS`; later modules add theirs (phi4, turbulence, ...).
 
-Every generator records a group label per sample (dataset ``groups``, DESIGN §7): the MCMC chain of
+Every generator records a group label per sample (dataset ``groups``, docs/data.md): the MCMC chain of
 a φ⁴ configuration, the run of a turbulence snapshot, the N-body simulation of a cosmic-web map;
 independent Gaussian fields are each their own group (kind ``"field"``). Splits keep groups whole.
 :func:`reconstruct_groups` derives the same labels for files written before groups were recorded.

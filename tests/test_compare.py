@@ -11,7 +11,7 @@ from phigen.cli import main
 from phigen.compare import compare_models, scattering_distance
 from phigen.errors import InputError, ParameterError
 from phigen.io import open_fields, write_fields
-from phigen.models import MODELS, register_model
+from phigen.models import MODELS, read_model_file, register_model, write_model_file
 
 L = 16
 
@@ -33,7 +33,13 @@ class _WhiteNoise:
         return self.mean + self.std * jax.random.normal(key, (int(n), *self.field_shape))
 
     def save(self, path):
-        pass  # nothing worth keeping
+        return write_model_file(path, self.kind, config={"mean": self.mean, "std": self.std,
+                                                         "shape": list(self.field_shape)})
+
+    @classmethod
+    def load(cls, path):
+        c = read_model_file(path, cls.kind).config
+        return cls(c["mean"], c["std"], c["shape"])
 
 
 class _CopyTraining:
@@ -57,7 +63,11 @@ class _CopyTraining:
         return np.stack(out).astype(np.float32)
 
     def save(self, path):
-        pass
+        return write_model_file(path, self.kind, config={}, arrays={"fields": self.fields})
+
+    @classmethod
+    def load(cls, path):
+        return cls(read_model_file(path, cls.kind).arrays["fields"])
 
 
 class _SignAware(_WhiteNoise):

@@ -130,3 +130,62 @@ def test_bad_inputs_raise():
         phi4_grad(bad, 0.2, 1.0)
     with pytest.raises(InputError):
         phi4_energy(np.zeros(8), 0.2, 1.0)
+
+
+def test_phi4_is_a_pytree_whose_parameters_are_traced():
+    """κ and λ are leaves: one compilation serves every (κ, λ) of a shape, with the right values;
+    λ = 0 (the Gaussian free field) is a different structure (its name is static)."""
+    phi = jax.random.normal(jax.random.key(3), (3, 8, 8))
+    assert jax.tree_util.tree_leaves(Phi4(0.25, 0.5)) == [0.25, 0.5]
+    f = jax.jit(lambda en, x: en.value_and_grad(x))
+    for kappa, lam in [(0.2, 0.5), (0.27, 1.0), (0.3, 0.02)]:
+        u, g = f(Phi4(kappa, lam), phi)
+        u_ref, g_ref = phi4_value_and_grad(phi, kappa, lam)
+        np.testing.assert_allclose(u, u_ref, rtol=1e-5)
+        np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-5)
+    assert f._cache_size() == 1
+    f(gaussian_free_field(0.2), phi)
+    assert f._cache_size() == 2
+    same = jax.tree_util.tree_structure(Phi4(0.2, 0.5)) == jax.tree_util.tree_structure(Phi4(0.3, 0.7))
+    assert same and jax.tree_util.tree_structure(Phi4(0.2, 0.5)) != jax.tree_util.tree_structure(Phi4(0.2, 0.0))
+
+
+def test_phi4_fast_paths_fall_back_where_the_flat_layout_does_not_apply():
+    """(The fast paths themselves are checked against the plain expressions in test_rng.py.)"""
+    e = Phi4(0.27, 0.8)
+    plain = Energy(value=e.value, grad=e.grad, name="plain")
+    assert plain.fused_leapfrog(jnp.zeros((2, 6, 6))) is None  # a plain Energy has none
+    assert e.fused_leapfrog(jnp.zeros((2, 2, 8))) is None and e.fused_leapfrog(jnp.zeros((8, 8))) is None
+    x = jax.random.normal(jax.random.key(4), (2, 2, 8))
+    p = jax.random.normal(jax.random.key(5), (2, 2, 8))
+    u, g = e.value_and_grad(x)
+    np.testing.assert_allclose(u, e.value(x), rtol=1e-5)
+    np.testing.assert_allclose(g, e.grad(x), rtol=1e-6)
+    np.testing.assert_allclose(e.kick(x, p, 0.1), p - 0.1 * e.grad(x), rtol=1e-6)
+
+
+def test_an_energy_subclass_with_parameters_is_a_pytree_too():
+    from dataclasses import dataclass as dc
+
+    @dc(frozen=True)
+    class Harmonic(Energy):
+        stiffness: float = 1.0
+        _parameters = ("stiffness",)
+        _derived = ("value", "grad", "value_and_grad_fn")
+
+        def __init__(self, stiffness):
+            object.__setattr__(self, "stiffness", stiffness)
+            object.__setattr__(self, "name", "harmonic")
+            object.__setattr__(self, "value_and_grad_fn", None)
+            self._bind()
+
+        def _bind(self):
+            k = self.stiffness
+            object.__setattr__(self, "value", lambda x: 0.5 * k * jnp.sum(x * x, axis=(-2, -1)))
+            object.__setattr__(self, "grad", lambda x: k * x)
+
+    x = jnp.ones((2, 4, 4))
+    f = jax.jit(lambda en, x: en.value(x))
+    np.testing.assert_allclose(f(Harmonic(2.0), x), [16.0, 16.0])
+    np.testing.assert_allclose(f(Harmonic(3.0), x), [24.0, 24.0])
+    assert f._cache_size() == 1

@@ -13,7 +13,7 @@ import phigen
 from phigen import errors as E
 from phigen.cli import main
 from phigen._generalisation import _align, field_similarity, generalisation
-from phigen.models._base import MODELS, register_model
+from phigen.models._base import MODELS, read_model_file, register_model, write_model_file
 from phigen.stats.memorisation import nearest_neighbour_distances
 
 N_FIELDS, SIZE = 80, 16
@@ -56,6 +56,13 @@ def memoriser():
             shifts = np.asarray(jax.random.randint(k2, (n, 2), 0, self.fields.shape[-1]))
             out = np.stack([np.roll(self.fields[i], tuple(s), axis=(0, 1)) for i, s in zip(idx, shifts)])
             return out + 1e-3 * np.asarray(jax.random.normal(k3, out.shape))
+
+        def save(self, path):
+            return write_model_file(path, self.kind, config={}, arrays={"fields": self.fields})
+
+        @classmethod
+        def load(cls, path):
+            return cls(read_model_file(path, cls.kind).arrays["fields"])
 
     yield "test-memorise"
     MODELS.pop("test-memorise", None)

@@ -1,4 +1,4 @@
-"""Groups of correlated samples (DESIGN §7): recorded by the generators and the file format, kept
+"""Groups of correlated samples (docs/data.md): recorded by the generators and the file format, kept
 whole by every split (phigen.splits, FieldDataset.split, the generalisation test's training sets)."""
 
 from __future__ import annotations

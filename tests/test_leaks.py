@@ -85,15 +85,29 @@ def test_same_kind_same_key_same_noise_and_kinds_differ(gfile):
 
 
 def test_nested_sampling_is_tagged_once(gfile):
-    from phigen.models._base import MODELS, register_model, tag_sampling_key
+    from phigen.models._base import MODELS, read_model_file, register_model, tag_sampling_key, write_model_file
 
     _, data = gfile
     inner = GaussianSpectrumModel.fit(data[:8])
 
     @register_model("test-nested")
-    class Outer:
+    class Outer:  # a model whose sampling calls another model's
+        n_params = inner.n_params
+
+        @classmethod
+        def fit(cls, fields, *, key=None, progress=None):
+            return cls()
+
         def sample(self, n, *, key):
             return inner.sample(n, key=key)
+
+        def save(self, path):
+            return write_model_file(path, self.kind, config={})
+
+        @classmethod
+        def load(cls, path):
+            read_model_file(path, cls.kind)
+            return cls()
 
     try:
         key = jax.random.PRNGKey(1)

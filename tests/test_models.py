@@ -88,3 +88,46 @@ def test_cli_fit_sample(data, tmp_path, capsys):
     assert "not a model" in capsys.readouterr().err
     assert main(["fit", "gaussian", str(p), "-o", str(tmp_path / "z.h5"), "--set", "nonsense=1"]) == 1
     assert "unknown option(s) nonsense" in capsys.readouterr().err
+
+
+def test_register_model_checks_the_protocol_and_refuses_a_taken_name():
+    from phigen.models import MODELS, GenerativeModel, register_model
+    from phigen.models._base import available_models
+
+    kinds = available_models()
+    assert {"gaussian", "scattering", "wcrg", "wsgm", "diffusion", "flow-matching"} <= set(kinds)
+    for k in kinds:  # every registered class has the protocol's members
+        assert MODELS[k].kind == k and all(hasattr(MODELS[k], m) for m in dir(GenerativeModel) if not m.startswith("_"))
+
+    class NoSample:
+        n_params = 0
+
+        @classmethod
+        def fit(cls, fields, *, key, progress=None):
+            return cls()
+
+        def save(self, path): ...
+
+        @classmethod
+        def load(cls, path): ...
+
+    with pytest.raises(E.ParameterError, match="lacks sample"):
+        register_model("test-no-sample")(NoSample)
+
+    class PositionalKey(NoSample):
+        def sample(self, n, key):
+            return np.zeros((n, 4, 4))
+
+    with pytest.raises(E.ParameterError, match="keyword-only key="):
+        register_model("test-positional-key")(PositionalKey)
+
+    class Fine(NoSample):
+        def sample(self, n, *, key):
+            return np.zeros((n, 4, 4))
+
+    with pytest.raises(E.ParameterError, match="already registered by phigen.models.gaussian"):
+        register_model("gaussian")(Fine)
+    assert MODELS["gaussian"] is GaussianSpectrumModel
+    assert "test-no-sample" not in MODELS and "test-positional-key" not in MODELS
+    with pytest.raises(E.ParameterError, match="non-empty name"):
+        register_model(" ")

@@ -17,7 +17,6 @@ import pytest
 from scipy import stats
 
 from phigen.energies import Phi4
-from phigen.samplers import hmc as hmc_module
 from phigen.samplers import leapfrog
 from phigen.samplers._rng import chain_block_normal, standard_normal, threefry2x32
 
@@ -131,28 +130,37 @@ def test_non_threefry_key_falls_back_to_jax_normal():
     assert z.shape == (4, 6, 6) and np.isfinite(z).all() and z.std() > 0.5
 
 
-# --- HMC's φ⁴ fast path ------------------------------------------------------------------------
+# --- the φ⁴ energy's own fast path (flat haloed layout) ------------------------------------------
 @pytest.mark.parametrize("shape", [(4, 8, 8), (3, 5, 7), (2, 3, 3), (2, 16, 12)])
 def test_phi4_fast_force_and_energy_match_the_energy(shape):
+    from phigen.energies import phi4_grad, phi4_value_and_grad
+
     energy = Phi4(0.27, 0.5)
     x = jax.random.normal(jax.random.key(0), shape)
     p = jax.random.normal(jax.random.key(1), shape)
-    u, g = energy.value_and_grad(x)
-    u_fast, g_fast = jax.jit(lambda x: hmc_module._phi4_value_and_grad(energy, x))(x)
+    u, g = jax.jit(lambda en, x: (en.value(x), en.grad(x)))(energy, x)  # the roll-based expressions
+    u_fast, g_fast = jax.jit(lambda en, x: en.value_and_grad(x))(energy, x)
     np.testing.assert_allclose(u_fast, u, rtol=2e-5, atol=1e-3)
     np.testing.assert_allclose(g_fast, g, rtol=1e-5, atol=1e-5)
+    if min(shape[1:]) >= 4:  # the checked public functions refuse lattices below 4×4
+        np.testing.assert_allclose(g, phi4_grad(x, 0.27, 0.5), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(u, phi4_value_and_grad(x, 0.27, 0.5)[0], rtol=1e-5)
     eps = jnp.linspace(0.05, 0.2, shape[0]).reshape(-1, 1, 1)   # per-chain step
-    kicked = jax.jit(lambda x, p: hmc_module._phi4_kick(energy, x, p, eps))(x, p)
+    kicked = jax.jit(lambda en, x, p: en.kick(x, p, eps))(energy, x, p)
     np.testing.assert_allclose(kicked, p - eps * g, rtol=1e-5, atol=1e-5)
+    assert energy.fused_leapfrog(x) is not None
 
 
 def test_kick_drift_leapfrog_equals_public_leapfrog():
+    from phigen.energies import Energy
+
     energy = Phi4(0.25, 0.5)
+    plain = Energy(value=energy.value, grad=energy.grad)  # the generic leapfrog, no fast path
     x = 0.8 * jax.random.normal(jax.random.key(0), (6, 8, 8))
     p = jax.random.normal(jax.random.key(1), x.shape)
     _, g = energy.value_and_grad(x)
-    ref = jax.jit(leapfrog, static_argnums=(0, 5))(energy, x, p, g, 0.1, 7)
-    fast = jax.jit(lambda x, p: hmc_module._phi4_leapfrog_dk(energy, x, p, 0.1, 7))(x, p)
+    ref = jax.jit(leapfrog, static_argnums=(0, 5))(plain, x, p, g, 0.1, 7)
+    fast = jax.jit(lambda en, x, p: en.fused_leapfrog(x)(x, p, 0.1, 7))(energy, x, p)
     for a, b in zip(ref, fast[:4]):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(fast[4], p)

@@ -76,8 +76,45 @@ def test_samples_do_not_depend_on_chunk_size_and_the_chunk_fn_compiles_once():
         np.testing.assert_array_equal(r.trace["x"], out[0].trace["x"])  # bit for bit
         np.testing.assert_array_equal(r.state.position, out[0].state.position)
     # 40 steps in chunks of 6: the last, shorter chunk is masked, not re-compiled
-    fn = runner_mod._chunk_function(ar1_step, observe, 6, 3, 5, True)
+    fn = runner_mod._chunk_function(observe, 6, 3, 5, True)
     assert fn._cache_size() == 1
+
+
+def _abs_m(state):
+    return {"m": jnp.abs(jnp.mean(state.position, axis=(-2, -1)))}
+
+
+@pytest.mark.parametrize("kind", ["mala", "hmc"])
+def test_a_kappa_scan_compiles_the_chunk_once_and_each_point_samples_its_own_kappa(kind):
+    """κ, λ and the step size are traced leaves of the kernel's step: new parameter points reuse
+    the compiled chunk, and each point gives exactly what a kernel closed over its constants gives."""
+    from phigen.energies import Phi4
+    from phigen.samplers import hmc_step, make_kernel, mala_step
+
+    x0 = 0.5 * jax.random.normal(jax.random.key(0), (4, 8, 8), jnp.float32)
+    cfg = RunConfig(n_steps=12, chunk_size=5, progress=False)
+    extra = {"n_leapfrog": 4} if kind == "hmc" else {}
+    points = [(0.20, 0.5, 0.05), (0.26, 1.0, 0.04), (0.30, 0.8, 0.03)]
+    results = []
+    fn = runner_mod._chunk_function(_abs_m, 5, 1, 0, True)
+    before = fn._cache_size()
+    for kappa, lam, eps in points:
+        kern = make_kernel(kind, Phi4(kappa, lam), step_size=eps, **extra)
+        results.append(run_chain(jax.random.key(1), kern, kern.init(x0), cfg, observables=_abs_m))
+    assert fn._cache_size() == before + 1  # three (κ, λ, ε) points, one compilation
+
+    kappa, lam, eps = points[1]
+    energy = Phi4(kappa, lam)
+    if kind == "hmc":
+        def closed(key, state):  # a closure: constants baked in, its own compilation
+            return hmc_step(key, state, energy, step_size=eps, n_leapfrog=4, jitter=0.2)
+    else:
+        def closed(key, state):
+            return mala_step(key, state, energy, step_size=eps)
+    kern = make_kernel(kind, energy, step_size=eps, **extra)
+    ref = run_chain(jax.random.key(1), closed, kern.init(x0), cfg, observables=_abs_m)
+    np.testing.assert_allclose(results[1].trace["m"], ref.trace["m"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(results[0].trace["m"], results[1].trace["m"])
 
 
 def test_typed_and_raw_keys_give_the_same_samples():

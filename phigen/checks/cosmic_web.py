@@ -1,4 +1,4 @@
-"""Physics checks of cosmic-web simulations and maps (DESIGN §5.3): numbers and figures.
+"""Physics checks of cosmic-web simulations and maps (docs/simulations.md): numbers and figures.
 
 - 3D: the measured matter power spectrum (CIC window deconvolved) against linear theory × D(z)²
   at low k, with the cosmic-variance error of each shell, σ_P/P = 1/√(independent modes);

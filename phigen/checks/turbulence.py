@@ -1,4 +1,4 @@
-"""Physics checks of 2D turbulence vorticity ensembles (DESIGN §5.2): numbers and figures.
+"""Physics checks of 2D turbulence vorticity ensembles (docs/simulations.md): numbers and figures.
 
 Fields are vorticity maps ω on [0, 2π)², ``(N, H, H)``. Definitions (integer wavenumbers k):
 

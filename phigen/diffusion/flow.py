@@ -1,4 +1,4 @@
-"""Flow matching on the linear path from noise to data (DESIGN §6.3).
+"""Flow matching on the linear path from noise to data (docs/diffusion.md).
 
 Path (t from 0 = noise to 1 = data): ``x_t = (1 − t) z + t x₁`` with z ~ N(0, I) and x₁ a
 standardised training field. Its conditional velocity is ``x₁ − z``; the network v̂(x_t, t) is

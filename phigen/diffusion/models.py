@@ -1,7 +1,7 @@
 """The registered ``diffusion`` and ``flow-matching`` models (the model protocol of
 :mod:`phigen.models`): a periodic UNet trained on standardised fields.
 
-Standardisation (DESIGN §10): the network only sees ``(x − m)/σ`` with m, σ the training set's
+Standardisation (docs/diffusion.md): the network only sees ``(x − m)/σ`` with m, σ the training set's
 pixel mean and standard deviation (one number each: the fields are statistically homogeneous);
 both are stored in the model file and samples are returned as ``m + σ·x``.
 

@@ -1,4 +1,4 @@
-"""Score diffusion with the Ornstein–Uhlenbeck process (DESIGN §6.3): forward marginals, the
+"""Score diffusion with the Ornstein–Uhlenbeck process (docs/diffusion.md): forward marginals, the
 denoising score-matching loss, Tweedie's formula and the two reverse-time samplers.
 
 Forward process on standardised fields: ``dx = −x dt + √2 dW``, so

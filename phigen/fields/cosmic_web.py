@@ -1,4 +1,4 @@
-"""Projected cosmic web: 3D ΛCDM N-body (jaxpm + jax-cosmo), CIC painting, slab projections (DESIGN §5.3).
+"""Projected cosmic web: 3D ΛCDM N-body (jaxpm + jax-cosmo), CIC painting, slab projections (docs/simulations.md).
 
 Per simulation (one jitted call, cosmological parameters traced so a new (Ω_m, σ₈) does not recompile):
 

@@ -1,4 +1,4 @@
-"""Lattice φ⁴ ground truth: decorrelated configurations from many MCMC chains (DESIGN §5.1).
+"""Lattice φ⁴ ground truth: decorrelated configurations from many MCMC chains (docs/mcmc.md).
 
 Pipeline (all chains batched in jitted calls, every random draw derived from one seed):
 

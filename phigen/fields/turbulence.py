@@ -1,4 +1,4 @@
-"""Forced 2D turbulence: Kolmogorov flow in vorticity form, spun up and sampled (DESIGN §5.2).
+"""Forced 2D turbulence: Kolmogorov flow in vorticity form, spun up and sampled (docs/simulations.md).
 
 Equation on [0, 2π)², periodic, arrays indexed ``[y, x]``:
 

@@ -1,4 +1,4 @@
-"""phigen.io: the phigen-fields HDF5 format (DESIGN §4) — writer, lazy reader, validation."""
+"""phigen.io: the phigen-fields HDF5 format (docs/data.md) — writer, lazy reader, validation."""
 
 from ._format import FORMAT, FORMAT_VERSION
 from .ensemble import write_ensemble

@@ -1,4 +1,4 @@
-"""The phigen-fields HDF5 format: names and versions (DESIGN §4).
+"""The phigen-fields HDF5 format: names and versions (docs/data.md).
 
 Layout of one file (one ensemble)::
 

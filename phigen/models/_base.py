@@ -1,4 +1,4 @@
-"""The model protocol shared by every generative model (DESIGN §3) and its file format.
+"""The model protocol shared by every generative model (docs/architecture.md) and its file format.
 
 Every model kind implements
 
@@ -31,11 +31,12 @@ import contextvars
 import datetime as _dt
 import functools
 import hashlib
+import inspect
 import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 import h5py
 import numpy as np
@@ -86,11 +87,52 @@ def _tag_keys(fn, kind: str):
     return wrapper
 
 
+@runtime_checkable
+class GenerativeModel(Protocol):
+    """What :func:`register_model` checks a model class against (module docstring)."""
+
+    kind: str
+
+    @classmethod
+    def fit(cls, fields, *, key, progress=None, **options) -> "GenerativeModel": ...
+
+    def sample(self, n: int, *, key, **options): ...
+
+    @property
+    def n_params(self) -> int: ...
+
+    def save(self, path): ...
+
+    @classmethod
+    def load(cls, path) -> "GenerativeModel": ...
+
+
+def _check_model_class(cls, kind: str) -> None:
+    """Refuse a class that does not follow :class:`GenerativeModel` (naming what is missing)."""
+    where = f"model class {cls.__module__}.{cls.__qualname__} (kind {kind!r})"
+    missing = [m for m in ("fit", "sample", "save", "load") if not callable(getattr(cls, m, None))]
+    missing += [] if hasattr(cls, "n_params") else ["n_params"]
+    if missing:
+        raise E.ParameterError(f"{where} lacks {', '.join(missing)} (see phigen.models.GenerativeModel)")
+    for name in ("fit", "sample"):
+        params = inspect.signature(getattr(cls, name)).parameters
+        if "key" not in params or params["key"].kind is not inspect.Parameter.KEYWORD_ONLY:
+            raise E.ParameterError(f"{where}: {name}() must take the random key as keyword-only key=")
+
+
 def register_model(kind: str) -> Callable[[type], type]:
     """Class decorator: make a model class available as ``kind`` to fit/sample/load and the CLI, and
-    tag its sampling keys (module docstring)."""
+    tag its sampling keys (module docstring). The class is checked against
+    :class:`GenerativeModel`; a name already taken by another class is refused."""
+    if not isinstance(kind, str) or not kind or kind != kind.strip():
+        raise E.ParameterError(f"a model kind must be a non-empty name; got {kind!r}")
 
     def deco(cls):
+        taken = MODELS.get(kind)
+        if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise E.ParameterError(f"model kind {kind!r} is already registered by "
+                                   f"{taken.__module__}.{taken.__qualname__}; choose another name")
+        _check_model_class(cls, kind)
         cls.kind = kind
         for name in SAMPLING_METHODS:
             if callable(cls.__dict__.get(name)):
@@ -278,6 +320,12 @@ _MODEL_MODULES: tuple[str, ...] = (
     "phigen.diffusion.models",
     "phigen.rg.models",
 )
+
+
+def available_models() -> list[str]:
+    """The registered model kinds (every model module imported), sorted: what the CLI lists."""
+    _import_model_modules()
+    return sorted(MODELS)
 
 
 def get_model_class(kind: str) -> type:

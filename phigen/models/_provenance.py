@@ -1,4 +1,4 @@
-"""What a model was trained on, and the guard that refuses to judge it on those fields (DESIGN §7).
+"""What a model was trained on, and the guard that refuses to judge it on those fields (docs/statistics.md).
 
 :func:`phigen.models.fit` stores ``model.training["provenance"]``:
 

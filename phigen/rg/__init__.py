@@ -1,4 +1,4 @@
-"""phigen.rg: renormalisation-group wavelet-conditional models (DESIGN §6.2).
+"""phigen.rg: renormalisation-group wavelet-conditional models (docs/rg.md).
 
 - :mod:`phigen.rg.factor`: the wavelet factorisation ``p(x) = p(x_J) Π_j p̄_j(x̄_j | x_j)``;
 - :mod:`phigen.rg.gibbs`: WC-RG, conditional Gibbs energies per scale fitted by score matching in closed form;

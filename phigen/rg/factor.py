@@ -1,4 +1,4 @@
-"""The wavelet factorisation behind the renormalisation-group models (DESIGN §6.2):
+"""The wavelet factorisation behind the renormalisation-group models (docs/rg.md):
 
     p(x) = p(x_J) · Π_{j=1..J} p̄_j(x̄_j | x_j),
 

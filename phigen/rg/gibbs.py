@@ -1,5 +1,5 @@
 """Conditional Gibbs energies linear in their parameters, fitted by score matching in closed form,
-and sampled with MALA: the per-scale building block of the WC-RG model (DESIGN §6.2, §10).
+and sampled with MALA: the per-scale building block of the WC-RG model (docs/rg.md).
 
 A *level* has variables ``y`` ``(Cy, h, w)`` (the 3 normalised detail channels of one DWT level, or the
 single normalised coarsest field x̃_J) and, for a conditional level, a conditioning coarse field
@@ -16,7 +16,7 @@ single normalised coarsest field x̃_J) and, for a conditional level, a conditio
 
 Score matching (Hyvärinen): minimising ``E[½|∇_y U_θ|² − Δ_y U_θ]`` over θ gives the normal equations
 ``M θ = b`` with ``M = E[∇Φ ∇Φᵀ]`` (the Gram matrix of feature gradients, summed over sites and
-channels) and ``b = E[ΔΦ]``. Laplacians are exact (DESIGN §10): quadratic features have constant
+channels) and ``b = E[ΔΦ]``. Laplacians are exact (docs/rg.md): quadratic features have constant
 Laplacians (``2·h·w`` for ``y_c(s)²``, 0 otherwise), and for the potential
 ``Δ_y Σ_s g(r(s)) = Σ_s g''(r(s)) ω(s)`` with ``ω(s) = Σ_c σ_c² ‖B^c_{s,·}‖² / s_{j−1}²`` a constant
 of the wavelet that only depends on the parity of s (:func:`~phigen.rg.factor.detail_row_norms`).

@@ -1,4 +1,4 @@
-"""WSGM: wavelet score-based generative model (DESIGN §6.2; Guth, Lempereur, Bruna, Mallat).
+"""WSGM: wavelet score-based generative model (docs/rg_wsgm.md; Guth, Lempereur, Bruna, Mallat).
 
 The field is factorised over a periodic orthogonal DWT (:mod:`phigen.rg.factor`),
 

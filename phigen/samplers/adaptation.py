@@ -66,7 +66,7 @@ def _n_for_length(step_size, trajectory_length, max_leapfrog):
     return jnp.clip(jnp.nan_to_num(n, nan=max_leapfrog, posinf=max_leapfrog), 1, max_leapfrog).astype(jnp.int32)
 
 
-@partial(jax.jit, static_argnames=("kind", "energy", "n_warmup", "per_chain", "follow_length"))
+@partial(jax.jit, static_argnames=("kind", "n_warmup", "per_chain", "follow_length"))
 def _adapt_core(key, position, *, kind, energy, n_warmup, per_chain, follow_length, target,
                 initial_step_size, n_leapfrog, trajectory_length, max_leapfrog, jitter):
     n_chains = position.shape[0]

@@ -2,7 +2,9 @@
 
 A :class:`Kernel` is ``(init, step)`` with ``init(position) -> State`` and
 ``step(key, state) -> (State, Info)``, the shape every driver (runner, adaptation, benchmarks)
-expects.
+expects. ``step`` is a :class:`jax.tree_util.Partial` of a module-level function over the energy
+and the sampler's parameters: a pytree whose structure depends on the kernel kind alone, so the
+runner's compiled chunk is reused for every energy parameter and step size (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 import jax
+from jax.tree_util import Partial
 
 from ..energies.base import Energy
 from ..errors import ParameterError
@@ -61,13 +64,9 @@ def make_kernel(kind: str, energy: Energy, **params) -> Kernel:
     p = {**_DEFAULTS[kind], **params}
 
     if kind == "ula":
-        def step(key, state):
-            return ula_step(key, state, energy, step_size=p["step_size"])
-        return Kernel(lambda position: ula_init(position, energy), step)
+        return Kernel(Partial(_ula_init, energy), Partial(_ula_kernel_step, energy, p["step_size"]))
     if kind == "mala":
-        def step(key, state):
-            return mala_step(key, state, energy, step_size=p["step_size"])
-        return Kernel(lambda position: mala_init(position, energy), step)
+        return Kernel(Partial(_mala_init, energy), Partial(_mala_kernel_step, energy, p["step_size"]))
 
     n = p["n_leapfrog"]
     try:
@@ -79,7 +78,31 @@ def make_kernel(kind: str, energy: Energy, **params) -> Kernel:
     if not 0.0 <= float(p["jitter"]) < 1.0:
         raise ParameterError(f"jitter must be in [0, 1); got {p['jitter']!r}")
 
-    def step(key, state):
-        return hmc_step(key, state, energy, step_size=p["step_size"], n_leapfrog=p["n_leapfrog"],
-                        jitter=p["jitter"])
-    return Kernel(lambda position: hmc_init(position, energy), step)
+    return Kernel(Partial(_hmc_init, energy),
+                  Partial(_hmc_kernel_step, energy, p["step_size"], p["n_leapfrog"], p["jitter"]))
+
+
+# module-level step functions: a kernel's step is a Partial of one of these (its pytree structure
+# names the kind; energy and parameters are its leaves)
+def _ula_init(energy, position):
+    return ula_init(position, energy)
+
+
+def _mala_init(energy, position):
+    return mala_init(position, energy)
+
+
+def _hmc_init(energy, position):
+    return hmc_init(position, energy)
+
+
+def _ula_kernel_step(energy, step_size, key, state):
+    return ula_step(key, state, energy, step_size=step_size)
+
+
+def _mala_kernel_step(energy, step_size, key, state):
+    return mala_step(key, state, energy, step_size=step_size)
+
+
+def _hmc_kernel_step(energy, step_size, n_leapfrog, jitter, key, state):
+    return hmc_step(key, state, energy, step_size=step_size, n_leapfrog=n_leapfrog, jitter=jitter)

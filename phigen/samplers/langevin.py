@@ -8,7 +8,6 @@ This module also holds the small batch helpers shared by the MALA and HMC module
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -85,7 +84,7 @@ def ula_init(position, energy) -> ULAState:
     return ULAState(*_init(position, energy))
 
 
-@partial(jax.jit, static_argnames=("energy",))
+@jax.jit
 def ula_step(key, state: ULAState, energy, *, step_size) -> tuple[ULAState, ULAInfo]:
     """One ULA step for every chain: ``x' = x − ε∇U(x) + √(2ε) ξ``.
 

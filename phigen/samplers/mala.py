@@ -6,14 +6,12 @@ Proposal ``y = x − ε∇U(x) + √(2ε) ξ``, i.e. ``q(y|x) = N(x − ε∇U(x
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from ._rng import standard_normal
-from .hmc import _value_and_grad_fn
 from .langevin import _init, _is_divergent, _per_chain, _select, _sum_event
 
 __all__ = ["MALAState", "MALAInfo", "mala_init", "mala_step", "mala_transition"]
@@ -37,10 +35,10 @@ def mala_init(position, energy) -> MALAState:
     return MALAState(*_init(position, energy))
 
 
-@partial(jax.jit, static_argnames=("energy",))
+@jax.jit
 def mala_step(key, state: MALAState, energy, *, step_size) -> tuple[MALAState, MALAInfo]:
     """One MALA step per chain (independent proposals and accept tests; ε scalar or ``(C,)``)."""
-    return mala_transition(key, state, _value_and_grad_fn(energy, state.position), step_size)
+    return mala_transition(key, state, energy.value_and_grad, step_size)
 
 
 def mala_transition(key, state: MALAState, value_and_grad, step_size) -> tuple[MALAState, MALAInfo]:

@@ -11,11 +11,11 @@ are recomputed: U changes through the hopping term whenever a cluster boundary m
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
 import numpy as np
+from jax.tree_util import Partial
 
 from ..errors import ParameterError
 from .cluster import _swendsen_wang_step
@@ -58,7 +58,7 @@ def hmc_cluster_init(position, energy) -> HMCState:
     return hmc_init(position, energy)
 
 
-@partial(jax.jit, static_argnames=("energy",))
+@jax.jit
 def _hmc_cluster_step(key, state, energy, kappa, step_size, n_leapfrog, jitter):
     key_hmc, key_cluster = jax.random.split(key)
     state, hinfo = hmc_step(key_hmc, state, energy, step_size=step_size, n_leapfrog=n_leapfrog,
@@ -95,8 +95,16 @@ def make_hmc_cluster_kernel(energy, kappa=None, *, step_size, n_leapfrog, jitter
     if not 0.0 <= float(jitter) < 1.0:
         raise ParameterError(f"jitter must be in [0, 1); got {jitter!r}")
 
-    def step(key, state):
-        return hmc_cluster_step(key, state, energy, kappa=kappa, step_size=step_size,
-                                n_leapfrog=n_leapfrog, jitter=jitter)
+    return Kernel(Partial(_cluster_init, energy),
+                  Partial(_cluster_kernel_step, energy, kappa, step_size, n_leapfrog, jitter))
 
-    return Kernel(lambda position: hmc_cluster_init(position, energy), step)
+
+def _cluster_init(energy, position):
+    return hmc_cluster_init(position, energy)
+
+
+def _cluster_kernel_step(energy, kappa, step_size, n_leapfrog, jitter, key, state):
+    # kappa was resolved (and checked against the energy's) when the kernel was made
+    if state.position.ndim != 3:
+        raise ParameterError(f"the cluster sweep needs positions of shape (C, L1, L2); got {state.position.shape}")
+    return _hmc_cluster_step(key, state, energy, kappa, step_size, n_leapfrog, jitter)

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.tree_util import Partial
 
 from .._validation import check_int_at_least
 from ..errors import DivergenceError, ParameterError
@@ -189,13 +190,27 @@ def _key_data(key):
     return "raw", np.asarray(key)
 
 
+def _as_pytree_step(step_fn):
+    """The step as a pytree argument of the jitted chunk: a :class:`~jax.tree_util.Partial` (the
+    kernels' steps already are: their energy and parameters are leaves, traced, so the chunk
+    compiles once per kernel kind and shape); any other callable becomes a leafless Partial,
+    compiled once per function object."""
+    return step_fn if isinstance(step_fn, Partial) else Partial(step_fn)
+
+
+def _step_name(step_fn) -> str:
+    fn = step_fn.func if isinstance(step_fn, Partial) else step_fn
+    return getattr(fn, "__qualname__", type(fn).__qualname__)
+
+
 @functools.lru_cache(maxsize=32)
-def _chunk_function(step_fn, observables, chunk_size: int, thin: int, burn_in: int, has_acc: bool):
-    """The jitted chunk ``(key, state, t0, n_valid) -> (state, records, n_rec, acc, n_bad,
-    first_bad, finite (C,))``; built once per (kernel, observables, chunk geometry)."""
+def _chunk_function(observables, chunk_size: int, thin: int, burn_in: int, has_acc: bool):
+    """The jitted chunk ``(step, key, state, t0, n_valid) -> (state, records, n_rec, acc, n_bad,
+    first_bad, finite (C,))``; built once per (observables, chunk geometry), compiled by jit once
+    per step structure (:func:`_as_pytree_step`) and state shape."""
     n_buf = -(-chunk_size // thin)  # at most this many record steps in any chunk_size window
 
-    def chunk(key, state, t0, n_valid):
+    def chunk(step_fn, key, state, t0, n_valid):
         n_chains = _n_chains(state)
         obs_struct = jax.eval_shape(observables, state) if observables is not None else {}
         records0 = jax.tree_util.tree_map(lambda s: jnp.zeros((n_buf,) + s.shape, s.dtype), obs_struct)
@@ -275,7 +290,7 @@ def _fingerprint(key, step_fn, state, obs_struct, config, step_size) -> dict:
         "state": state_layout(state),
         "initial_state_sha256": _hash_state(state),
         "observables": {k: [list(v.shape), str(v.dtype)] for k, v in sorted(obs_struct.items())},
-        "kernel": getattr(step_fn, "__qualname__", type(step_fn).__qualname__),
+        "kernel": _step_name(step_fn),
     }
     if step_size is not None:
         fp["step_size"] = np.asarray(step_size, dtype=np.float64).tolist()
@@ -390,8 +405,8 @@ def run_chain(key, kernel_step, state, config: RunConfig, *, observables: Callab
             trace_parts[name].append(np.asarray(ck.trace[name]))
     state = place(state)
 
-    chunk_fn = _chunk_function(step_fn, observables, config.chunk_size, config.thin, config.burn_in,
-                               has_acc)
+    chunk_fn = functools.partial(_chunk_function(observables, config.chunk_size, config.thin, config.burn_in,
+                                                 has_acc), _as_pytree_step(step_fn))
     bar = tqdm(total=config.n_steps, initial=n_done, desc=desc or "mcmc", unit="step",
                disable=None if config.progress else True, dynamic_ncols=True, leave=False)
     chunks_since_save = 0

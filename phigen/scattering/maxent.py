@@ -79,6 +79,9 @@ class MaxEntConfig:
     average_fraction : ``selection="last"``: θ is the average of its iterates over this last fraction.
     chunk_size : updates per jitted ``lax.scan`` chunk (progress bar advances per chunk; the unit of
         ``selection="best"`` and ``patience``).
+    theta_prior : λ ≥ 0 of a Gaussian prior ``λ|θ|²/2`` on the multipliers: the fit then solves
+        ⟨Φ̃⟩_θ = λθ (moments matched up to a shrinkage of θ) and θ stays out of the stiff region
+        where the persistent chains lag it (docs/scattering.md).
     progress : tqdm bar; ``None``: when attached to a terminal; ``False``: never.
     """
 
@@ -92,6 +95,7 @@ class MaxEntConfig:
     patience: int | None = 4
     average_fraction: float = 0.25
     chunk_size: int = 10
+    theta_prior: float = 0.0
     progress: bool | None = None
 
     def __post_init__(self):
@@ -100,6 +104,7 @@ class MaxEntConfig:
         check_positive(self.learning_rate, "learning_rate")
         check_positive(self.ridge, "ridge", strict=False)
         check_positive(self.initial_step_size, "initial_step_size")
+        check_positive(self.theta_prior, "theta_prior", strict=False)
         if self.selection not in ("best", "last"):
             raise ParameterError(f"selection must be 'best' or 'last'; got {self.selection!r}")
         if self.patience is not None:
@@ -213,8 +218,8 @@ def _fit_chunk_fn(stats_fn, config: MaxEntConfig):
             value, value_and_grad = _energy_fns(phi_w_raw, theta, target, scale, mean, amplitude)
             energy = Energy(value=value, grad=lambda q: value_and_grad(q)[1], name="maxent-fit",
                             value_and_grad_fn=value_and_grad)
-            state = mala_init(z, energy)
             eps = jnp.exp(log_eps)
+            state = mala_init(z, energy)
 
             def mala(state, s):
                 state, info = mala_step(jax.random.fold_in(jax.random.fold_in(key, t), s), state, energy,
@@ -228,7 +233,10 @@ def _fit_chunk_fn(stats_fn, config: MaxEntConfig):
             d = w - m
             cov = (1.0 - _COV_DECAY) * cov + _COV_DECAY * (d.T @ d) / (w.shape[0] - 1)
             acc = jnp.mean(acc)
-            delta = config.learning_rate * jnp.linalg.solve(cov + config.ridge * eye, m)
+            # Newton step on the penalised likelihood −log p_θ(data) + λ|θ|²/2: gradient −(m − λθ),
+            # Hessian Cov_θ(Φ̃) + λI (the prior keeps θ out of the stiff region where the chains lag)
+            prior = config.theta_prior
+            delta = config.learning_rate * jnp.linalg.solve(cov + (config.ridge + prior) * eye, m - prior * theta)
             # trust region: no multiplier moves by more than _MAX_UPDATE (whitened units) per update,
             # so a noisy covariance estimate cannot throw the chains into a stiff region
             delta = delta * jnp.minimum(1.0, _MAX_UPDATE / (jnp.max(jnp.abs(delta)) + 1e-12))

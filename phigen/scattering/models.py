@@ -126,7 +126,8 @@ class ScatteringModel:
             isotropic: bool = True, strict_scales: bool = False, steps: int | None = None, sample_steps: int = 500,
             n_chains: int = 64,
             steps_per_iteration: int = 10, learning_rate: float = 0.5, batch_size: int | None = None,
-            selection: str = "best", patience: int | None = 4, marginal_bins: int = 0):
+            selection: str = "best", patience: int | None = 4, marginal_bins: int = 0,
+            theta_prior: float = 0.0):
         """Fit on ``fields`` (N, H, W).
 
         ``J`` scales (default :func:`default_J`), ``L`` orientations, ``isotropic`` reduction,
@@ -139,7 +140,8 @@ class ScatteringModel:
         ``selection="best"`` keeps θ from the chunk of 10 updates with the lowest moment residual and
         stops after ``patience`` chunks without a lower one (``"last"``: average the last quarter of
         all ``steps`` updates) — see :class:`~phigen.scattering.maxent.MaxEntConfig`;
-        ``marginal_bins`` = B > 0 adds B pixel-PDF statistics (a smoothed CDF at the data's quantiles,
+        ``theta_prior`` = λ > 0 adds a Gaussian prior ``λ|θ|²/2`` on the multipliers (see
+        :class:`~phigen.scattering.maxent.MaxEntConfig`); ``marginal_bins`` = B > 0 adds B pixel-PDF statistics (a smoothed CDF at the data's quantiles,
         :class:`~phigen.scattering.marginal.MarginalStatistics`) to Φ.
         """
         if mode not in MODES:
@@ -186,7 +188,7 @@ class ScatteringModel:
             stats = ConcatenatedStatistics((stats, marginal))
         config = MaxEntConfig(iterations=steps, n_chains=n_chains, steps_per_iteration=steps_per_iteration,
                               learning_rate=learning_rate, selection=selection, patience=patience,
-                              progress=progress)
+                              theta_prior=theta_prior, progress=progress)
         params, history = fit_maxent(key, stats, x, config)
         first, last = history.selected
         training = {"n_stats": int(params.target.shape[0]), "moment_residual_initial": history.initial_residual,
@@ -199,7 +201,7 @@ class ScatteringModel:
                     "fit_loop_seconds": history.seconds, "maxent_config": {
                         "iterations": steps, "n_chains": n_chains, "steps_per_iteration": steps_per_iteration,
                         "learning_rate": learning_rate, "selection": selection, "patience": patience,
-                        "marginal_bins": int(marginal_bins)}}
+                        "marginal_bins": int(marginal_bins), "theta_prior": float(theta_prior)}}
         common.update(mean=params.mean)
         return cls(mode=mode, target=params.target, scale=params.scale, steps=steps, maxent=params,
                    sample_steps=sample_steps, training=training, marginal=marginal, **common)

@@ -24,7 +24,7 @@ at fixed relative orientations, C01(j1,j2,Δl) and C11(j1,j2,j3,Δl2,Δl3). Exac
 are dropped: for j1 = j2, C11(l1,l2,·) = C11(l2,l1,·)*, so only one of each conjugate pair is kept and
 identically-real entries lose their imaginary part.
 
-Memory plan (DESIGN §10): filters precomputed in Fourier; each modulus field I_λ computed once per
+Memory plan (docs/scattering.md): filters precomputed in Fourier; each modulus field I_λ computed once per
 (j, l) at full resolution (inside ``jax.checkpoint`` by default, so the backward pass recomputes it rather than
 storing the complex intermediates) and kept only as its Fourier transform cropped to the box of
 scale j; C01 and C11 reuse it through small real contractions per j2 / j3 on cropped boxes, over

@@ -154,7 +154,7 @@ def minkowski_sigmas(fields, *, standardize: bool = True, derivative: str = "spe
 
 
 def gaussian_minkowski(thresholds, sigma0, sigma1, *, delta_width: float = 0.0) -> MinkowskiFunctionals:
-    """Closed forms for a Gaussian field (DESIGN §7), thresholds ν in units of σ0:
+    """Closed forms for a Gaussian field (docs/statistics.md), thresholds ν in units of σ0:
 
         V0 = ½ erfc(ν/√2),  V1 = (√τ/8) e^{−ν²/2},  V2 = (2π)^{−3/2} τ ν e^{−ν²/2},  τ = σ1²/(2σ0²).
 

@@ -9,7 +9,7 @@ with k in radians per pixel (k = 2π m / L). Parseval then reads
     mean(x²) = (1/V) Σ_{all k} P(k)  =  (1/V) [ Σ_bins counts·P  +  P(k=0) ],
 
 where P(k=0) = V·mean(x)² is *not* part of the returned bins. For the lattice Gaussian free
-field of DESIGN §5.1, P(k) = 1 / (2 (1 − 2κ (cos k_x + cos k_y))).
+field of docs/mcmc.md, P(k) = 1 / (2 (1 − 2κ (cos k_x + cos k_y))).
 
 Physical units (``box_size`` given, pixel size a = box/L): k_phys = k / a and
 P_phys = a²·P, i.e. the continuum convention P(k) = <|δ̃(k)|²>/A with δ̃ = a² x̂ and A = V a²,
