@@ -29,9 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from phigen.diffusion.models import _DiffusionLoss, _sample_diffusion
+from phigen.diffusion.models import DiffusionLoss, sample_diffusion
 from phigen.diffusion.sde import OUProcess, time_grid
-from phigen.diffusion.train import TrainConfig, _run_chunk, init_train_state, make_optimizer
+from phigen.diffusion.train import TrainConfig, run_train_chunk, init_train_state, make_optimizer
 from phigen.diffusion.unet import UNetConfig, count_params, make_unet
 
 
@@ -50,12 +50,12 @@ def measure(size, width, batch_size, n_train, chunk, repeats, depth=3, nojit=Tru
     ucfg = UNetConfig(width=width, depth=depth)
     net = make_unet(ucfg, key=key)
     tcfg = TrainConfig(steps=10**6, batch_size=batch_size, chunk=chunk)
-    loss = _DiffusionLoss(OUProcess())
+    loss = DiffusionLoss(OUProcess())
     state, static = init_train_state(net, tcfg)
     k1, k2 = jax.random.split(key)
 
     def run():
-        return _run_chunk(loss, static, tcfg, batch_size, chunk, state, data, k1, k2)[1]
+        return run_train_chunk(loss, static, tcfg, batch_size, chunk, state, data, k1, k2)[1]
 
     run()  # compile
     per_step = _best(run, repeats) / chunk
@@ -99,7 +99,7 @@ def measure(size, width, batch_size, n_train, chunk, repeats, depth=3, nojit=Tru
     # sampling cost: probability-flow ODE, 50 network evaluations (24 Heun steps + Tweedie), 16 fields
     times = jnp.asarray(time_grid(24))
     xt = jax.random.normal(key, (16, size, size))
-    sample = lambda: _sample_diffusion(net, xt, key, times, "ode", True)  # noqa: E731
+    sample = lambda: sample_diffusion(net, xt, key, times, "ode", True)  # noqa: E731
     sample()
     out["sample_s_per_field_nfe50"] = _best(sample, max(1, repeats // 2)) / 16
     return out

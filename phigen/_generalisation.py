@@ -71,9 +71,9 @@ def _centred(x) -> np.ndarray:
 
 def _images(b: np.ndarray, symmetries) -> np.ndarray:
     """``b (n, H, W)`` → its images under the rotations/reflections ``(n, G, H, W)`` (G = 1 without)."""
-    from .stats.memorisation import _dihedral_images
+    from .stats.memorisation import dihedral_images
 
-    return _dihedral_images(b, b.shape[-1] == b.shape[-2]) if "dihedral" in symmetries else b[:, None]
+    return dihedral_images(b, b.shape[-1] == b.shape[-2]) if "dihedral" in symmetries else b[:, None]
 
 
 def field_similarity(a, b, *, symmetries=("shifts", "dihedral", "sign"), centre: bool = True) -> np.ndarray:
@@ -83,9 +83,9 @@ def field_similarity(a, b, *, symmetries=("shifts", "dihedral", "sign"), centre:
     group image; pairs are processed in blocks of bounded memory. ``centre=False`` skips the mean
     subtraction.
     """
-    from .stats.memorisation import _check_symmetries
+    from .stats.memorisation import check_symmetries
 
-    sym = _check_symmetries(symmetries)
+    sym = check_symmetries(symmetries)
     a = np.asarray(_as_fields(a, "a"))
     b = np.asarray(_as_fields(b, "b"))
     if a.shape != b.shape:
@@ -159,11 +159,11 @@ def _training_order(n_total: int, n_max: int, n_extra: int, seed: int, groups, p
     group label of each (module docstring). The groups, in one seeded random order, fill S₁ until it
     holds ≥ n_max fields, then S₂, the rest are held out; each set keeps its first n_max fields.
     Without groups (every field its own group) this is perm[:2·n_max + n_extra] of the old versions."""
-    from .splits import _group_members, as_groups
+    from .splits import group_members, as_groups
 
     g = as_groups(groups, n_total)
     labels = np.arange(n_total, dtype=np.int64) if g is None else g
-    members = _group_members(labels)
+    members = group_members(labels)
     order = np.random.default_rng(seed).permutation(len(members))
     parts: tuple[list, list, list] = ([], [], [])
     filled = [0, 0]

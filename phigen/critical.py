@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from . import errors as E
 from .energies import Phi4
-from .fields.phi4 import Phi4SamplerConfig, _check_size, warm_up_phi4_chains
+from .fields.phi4 import Phi4SamplerConfig, check_lattice_size, warm_up_phi4_chains
 from .samplers.diagnostics import integrated_autocorrelation_time
 from .samplers.runner import RunConfig, run_chain
 from .stats.phi4 import binder_cumulant
@@ -55,7 +55,7 @@ def binder_curves(lam: float, sizes: Sequence[int], kappas, *, n_steps: int = 20
                   config: Phi4SamplerConfig = Phi4SamplerConfig(n_chains=32), seed: int = 0,
                   progress: bool | None = None) -> dict:
     """U₄(κ) with error bars for each lattice size: ``{L: {"kappa", "binder", "binder_err", ...}}``."""
-    sizes = [_check_size(L) for L in sizes]
+    sizes = [check_lattice_size(L) for L in sizes]
     if len(set(sizes)) != len(sizes):
         raise E.ParameterError(f"sizes must be distinct; got {sizes}")
     kappas = np.asarray(kappas, dtype=float)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["as_groups", "split_indices", "equal_halves", "half_size", "groups_on_both_sides"]
+__all__ = ["as_groups", "split_indices", "equal_halves", "half_size", "groups_on_both_sides", "group_members"]
 
 
 def as_groups(groups, n: int) -> np.ndarray | None:
@@ -38,7 +38,7 @@ def as_groups(groups, n: int) -> np.ndarray | None:
     return g.astype(np.int64)
 
 
-def _group_members(g: np.ndarray) -> list[np.ndarray]:
+def group_members(g: np.ndarray) -> list[np.ndarray]:
     """Index arrays of each distinct group, in order of the label."""
     labels, inverse = np.unique(g, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
@@ -65,7 +65,7 @@ def split_indices(n: int, test_fraction: float, *, seed: int = 0, groups=None) -
             raise ParameterError(f"cannot split {n} samples with test_fraction={test_fraction}")
         perm = rng.permutation(n)
         return np.sort(perm[n_test:]), np.sort(perm[:n_test])
-    members = _group_members(g)
+    members = group_members(g)
     if len(members) < 2:
         raise ParameterError(f"cannot split {n} samples of a single group with test_fraction={test_fraction}: "
                              "a group never goes to both sides")
@@ -108,7 +108,7 @@ def equal_halves(rng: np.random.Generator, n: int, m: int, groups=None) -> tuple
     if g is None:
         perm = rng.permutation(n)
         return np.sort(perm[:m]), np.sort(perm[m:2 * m])
-    members = _group_members(g)
+    members = group_members(g)
     a_parts, b_parts, size = [], [], 0
     for i in rng.permutation(len(members)):
         if size < m:

@@ -287,3 +287,31 @@ def test_info_is_json(tmp_path):
     d = pio.info(p)
     json.dumps(d)
     assert d["n_samples"] == 12 and d["params"] == {"kappa": 0.2}
+
+
+def test_atomic_h5_publishes_only_complete_files(tmp_path):
+    """The one HDF5 publishing path (model files, checkpoints, field headers, group edits): an error
+    in the block or in the check leaves the old file byte for byte and no temporary file."""
+    from phigen._atomic import atomic_h5
+
+    path = tmp_path / "f.h5"
+    with atomic_h5(path) as h5:
+        h5["x"] = np.arange(3)
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError, match="midway"):
+        with atomic_h5(path) as h5:
+            h5["y"] = np.arange(5)
+            raise RuntimeError("midway")
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["f.h5"]
+
+    def refuse(tmp):
+        raise ValueError(f"bad {tmp.name}")
+
+    with pytest.raises(ValueError, match="bad f.h5.tmp"):
+        with atomic_h5(path, copy=True, check=refuse) as h5:
+            h5["z"] = np.arange(2)  # an in-place edit of a copy
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["f.h5"]
+    with atomic_h5(path, copy=True) as h5:
+        h5["z"] = np.arange(2)
+    with h5py.File(path, "r") as h5:
+        assert sorted(h5) == ["x", "z"]

@@ -89,3 +89,15 @@ def test_maxent_model_with_marginal_statistics_saves_and_loads(data, tmp_path):
     assert x.shape == (2, 16, 16) and np.all(np.isfinite(x))
     with pytest.raises(E.ParameterError, match="maxent"):
         ScatteringModel.fit(data[:8], J=2, steps=0, marginal_bins=4)
+
+
+def test_theta_prior_shrinks_the_multipliers_to_its_fixed_point(data):
+    """With a prior λ|θ|²/2 the fit solves ⟨Φ̃⟩_θ = λθ: a large λ keeps θ near 0 (the Gaussian
+    reference), a moderate one shrinks it against the unpenalised fit."""
+    p0, _ = _fit(data, iterations=30, patience=None, selection="last", average_fraction=0.5)
+    p1, _ = _fit(data, iterations=30, patience=None, selection="last", average_fraction=0.5, theta_prior=1.0)
+    p_big, _ = _fit(data, iterations=30, patience=None, selection="last", average_fraction=0.5, theta_prior=1e4)
+    n0, n1, nb = (float(np.linalg.norm(p.theta)) for p in (p0, p1, p_big))
+    assert n0 > 0.05 and n1 < 0.8 * n0 and nb < 0.01 * n0
+    with pytest.raises(E.ParameterError, match="theta_prior"):
+        MaxEntConfig(theta_prior=-1.0)

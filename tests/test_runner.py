@@ -308,6 +308,20 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):
     np.testing.assert_array_equal(res.trace["x"], fresh.trace["x"])
 
 
+def test_kernel_names_in_fingerprints_and_the_legacy_alias():
+    from phigen.samplers import make_kernel
+    from phigen.energies import Phi4
+
+    fp = runner_mod._fingerprint(jax.random.key(0), make_kernel("hmc", Phi4(0.2, 0.5), step_size=0.1).step,
+                                 ar1_state(2), {}, RunConfig(n_steps=4, progress=False), None)
+    assert fp["kernel"] == "_hmc_kernel_step"
+    mism = _checkpoint.fingerprint_mismatches
+    assert mism({"kernel": "make_kernel.<locals>.step"}, {"kernel": "_hmc_kernel_step"}) == []
+    assert mism({"kernel": "make_hmc_cluster_kernel.<locals>.step"}, {"kernel": "_cluster_kernel_step"}) == []
+    assert mism({"kernel": "make_kernel.<locals>.step"}, {"kernel": "_cluster_kernel_step"})  # another kind
+    assert mism({"kernel": "_mala_kernel_step"}, {"kernel": "_hmc_kernel_step"})
+
+
 def test_checkpoint_roundtrip_typed_keys_ints_and_bfloat16(tmp_path):
     class S(NamedTuple):
         position: jax.Array

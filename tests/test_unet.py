@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from phigen import errors as E
-from phigen.diffusion.unet import UNet, UNetConfig, _apply_conv, apply_batched, count_params, make_unet
+from phigen.diffusion.unet import UNet, UNetConfig, apply_conv, apply_batched, count_params, make_unet
 
 
 def _normal(seed, shape):
@@ -103,7 +103,7 @@ def test_matmul_convolution_equals_circular_conv2d(cin, cout, kernel):
     conv = eqx.nn.Conv2d(cin, cout, kernel, padding=kernel // 2, padding_mode="CIRCULAR", key=jax.random.PRNGKey(8))
     conv = eqx.tree_at(lambda c: c.bias, conv, jnp.asarray(_normal(9, conv.bias.shape)))
     x = jnp.asarray(_normal(10, (cin, 8, 12)))
-    ref, got = jax.jit(lambda c, x: (c(x), _apply_conv(c, x)))(conv, x)
+    ref, got = jax.jit(lambda c, x: (c(x), apply_conv(c, x)))(conv, x)
     assert got.shape == (cout, 8, 12) and float(jnp.abs(ref).max()) > 0.1
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref), atol=1e-5)
 

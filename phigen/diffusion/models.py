@@ -37,14 +37,14 @@ from .train import TrainConfig, train
 from .unet import UNet, UNetConfig, apply_batched, count_params, make_unet
 from ..samplers._rng import standard_normal
 
-__all__ = ["DiffusionModel", "FlowMatchingModel"]
+__all__ = ["DiffusionModel", "FlowMatchingModel", "diffusion_velocity_fn", "DiffusionLoss", "sample_diffusion"]
 
 
 def _diffusion_condition(t):
     return jnp.log(t) / 4.0  # t in [1e-3, 5] -> c in [-1.7, 0.4]
 
 
-def _diffusion_velocity_fn(net):
+def diffusion_velocity_fn(net):
     return lambda x, t: apply_batched(net, x, _diffusion_condition(t))
 
 
@@ -52,11 +52,11 @@ def _velocity_fn(net):
     return lambda x, t: apply_batched(net, x, t)
 
 
-class _DiffusionLoss(eqx.Module):
+class DiffusionLoss(eqx.Module):
     process: OUProcess = eqx.field(static=True)
 
     def __call__(self, net, x0, key):
-        return dsm_loss(_diffusion_velocity_fn(net), x0, key, self.process)
+        return dsm_loss(diffusion_velocity_fn(net), x0, key, self.process)
 
 
 class _FlowLoss(eqx.Module):
@@ -65,8 +65,8 @@ class _FlowLoss(eqx.Module):
 
 
 @eqx.filter_jit
-def _sample_diffusion(net, x_T, key, times, method: str, denoise: bool):
-    score = score_from_velocity(_diffusion_velocity_fn(net))
+def sample_diffusion(net, x_T, key, times, method: str, denoise: bool):
+    score = score_from_velocity(diffusion_velocity_fn(net))
     if method == "sde":
         x, _ = reverse_sde_sample(score, x_T, key, times)
         return tweedie_denoise(score, x, times[-1]) if denoise else x
@@ -211,7 +211,7 @@ class DiffusionModel(_NetworkModel):
             checkpoint=None, checkpoint_every: int | None = None, stop_at: int | None = None):
         """Train on ``fields`` ``(N, H, W)`` by denoising score matching; returns the model."""
         process = OUProcess(float(t_min), float(t_max))
-        return cls._fit(fields, key, progress, _DiffusionLoss(process), {"t_min": process.t_min, "t_max": process.t_max},
+        return cls._fit(fields, key, progress, DiffusionLoss(process), {"t_min": process.t_min, "t_max": process.t_max},
                         dict(width=width, depth=depth, blocks=blocks, max_mult=max_mult, emb_dim=emb_dim, groups=groups),
                         dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate, warmup=warmup,
                              ema_decay=ema_decay, grad_clip=grad_clip, chunk=chunk), checkpoint, checkpoint_every,
@@ -219,7 +219,7 @@ class DiffusionModel(_NetworkModel):
 
     def score(self, x, t):
         """Learned ``∇log p_t`` of the *standardised* fields: ``x`` ``(N, H, W)``, scalar t."""
-        return score_from_velocity(_diffusion_velocity_fn(self.net))(jnp.asarray(x, jnp.float32), t)
+        return score_from_velocity(diffusion_velocity_fn(self.net))(jnp.asarray(x, jnp.float32), t)
 
     def sample(self, n: int, *, key, sampler: str = "ode", nfe: int = 100, time_grid_kind: str = "log",
                denoise: bool = True, t_min: float | None = None):
@@ -237,7 +237,7 @@ class DiffusionModel(_NetworkModel):
         t_lo = float(self.settings.get("t_min", 1e-3) if t_min is None else t_min)
         times = jnp.asarray(time_grid(n_steps, t_lo, float(self.settings.get("t_max", 5.0)), time_grid_kind))
         k_init, k_path = jax.random.split(key)
-        x = _sample_diffusion(self.net, self._noise(n, k_init), k_path, times, sampler, bool(denoise))
+        x = sample_diffusion(self.net, self._noise(n, k_init), k_path, times, sampler, bool(denoise))
         return self.unstandardise(x)
 
 

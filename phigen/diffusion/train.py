@@ -35,7 +35,7 @@ from .._validation import as_fields, check_int_at_least, check_positive
 from ..errors import ModelFileError, ParameterError
 
 __all__ = ["TrainConfig", "TrainState", "TrainResult", "make_optimizer", "init_train_state", "batch_indices",
-           "train", "save_checkpoint", "load_checkpoint", "CHECKPOINT_KIND"]
+           "train", "save_checkpoint", "load_checkpoint", "CHECKPOINT_KIND", "run_train_chunk"]
 
 CHECKPOINT_KIND = "training-checkpoint"
 
@@ -107,7 +107,7 @@ def batch_indices(data_key, step, n_data: int, batch_size: int):
 
 
 @eqx.filter_jit
-def _run_chunk(loss_fn, static, config: TrainConfig, batch_size: int, n_steps: int, state: TrainState, data,
+def run_train_chunk(loss_fn, static, config: TrainConfig, batch_size: int, n_steps: int, state: TrainState, data,
                data_key, noise_key):
     optimizer = make_optimizer(config)
 
@@ -189,7 +189,7 @@ def train(loss_fn: Callable, model, data, config: TrainConfig = TrainConfig(), *
               disable=None if progress is None else not progress) as bar:
         while done < end:
             n_steps = min(config.chunk, end - done)
-            state, chunk_losses = _run_chunk(loss_fn, static, config, batch_size, n_steps, state, data, data_key,
+            state, chunk_losses = run_train_chunk(loss_fn, static, config, batch_size, n_steps, state, data, data_key,
                                              noise_key)
             chunk_losses = np.asarray(chunk_losses)
             if not np.all(np.isfinite(chunk_losses)):

@@ -33,7 +33,7 @@ import numpy as np
 from .._validation import check_int_at_least
 from ..errors import InputError, ParameterError
 
-__all__ = ["UNetConfig", "UNet", "apply_batched", "count_params", "make_unet"]
+__all__ = ["UNetConfig", "UNet", "apply_batched", "count_params", "make_unet", "apply_conv"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def _conv(cin, cout, key, kernel=3):
     return eqx.nn.Conv2d(cin, cout, kernel, padding=kernel // 2, padding_mode="CIRCULAR", key=key)
 
 
-def _apply_conv(conv: eqx.nn.Conv2d, x):
+def apply_conv(conv: eqx.nn.Conv2d, x):
     """``conv`` (stride 1, odd kernel, circular padding) on one field ``(C, H, W)``, as one matmul.
 
     ``y[o,h,w] = b[o] + Σ_{a,b,i} W[o,i,a,b]·x[i, h+a−k//2, w+b−k//2]`` (indices mod H, W): the
@@ -131,10 +131,10 @@ class ResBlock(eqx.Module):
         self.skip = None if cin == cout else _conv(cin, cout, k4, kernel=1)
 
     def __call__(self, x, emb):
-        h = _apply_conv(self.conv1, jax.nn.silu(self.norm1(x)))
+        h = apply_conv(self.conv1, jax.nn.silu(self.norm1(x)))
         h = h + self.emb(emb)[:, None, None]
-        h = _apply_conv(self.conv2, jax.nn.silu(self.norm2(h)))
-        return (x if self.skip is None else _apply_conv(self.skip, x)) + h
+        h = apply_conv(self.conv2, jax.nn.silu(self.norm2(h)))
+        return (x if self.skip is None else apply_conv(self.skip, x)) + h
 
 
 def _pool(x):
@@ -201,7 +201,7 @@ class UNet(eqx.Module):
         phase = freqs * jnp.asarray(c, x.dtype)
         emb = jnp.concatenate([jnp.sin(phase), jnp.cos(phase)])
         emb = self.emb2(jax.nn.silu(self.emb1(emb)))
-        h = _apply_conv(self.conv_in, x[None])
+        h = apply_conv(self.conv_in, x[None])
         skips = []
         for level, blocks in enumerate(self.down):
             for block in blocks:
@@ -215,8 +215,8 @@ class UNet(eqx.Module):
             for block in blocks:
                 h = block(h, emb)
             if i < self.depth - 1:
-                h = _apply_conv(self.upconv[i], _upsample(h))
-        return _apply_conv(self.conv_out, jax.nn.silu(self.norm_out(h)))[0]
+                h = apply_conv(self.upconv[i], _upsample(h))
+        return apply_conv(self.conv_out, jax.nn.silu(self.norm_out(h)))[0]
 
 
 def _is_layer(m) -> bool:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import errors as E
+from .._atomic import atomic_h5
 from .._validation import check_int_at_least
 from ..energies import Phi4
 from ..samplers.adaptation import adapt_step_size
@@ -34,7 +35,7 @@ from ..samplers.mixed import make_hmc_cluster_kernel
 from ..samplers.runner import RunConfig, run_chain
 
 __all__ = ["Phi4SamplerConfig", "Phi4Chains", "warm_up_phi4_chains", "prepare_phi4_chains", "advance_phi4_chains", "sample_phi4",
-           "chain_groups"]
+           "chain_groups", "check_lattice_size"]
 
 SAMPLERS = ("hmc-cluster", "hmc", "mala")
 _TAG_INIT, _TAG_WARMUP, _TAG_BURN, _TAG_PILOT, _TAG_PRODUCTION = range(5)
@@ -97,7 +98,7 @@ def _kernel(energy: Phi4, config: Phi4SamplerConfig, step_size: float, n_leapfro
     return make_kernel("mala", energy, step_size=step_size)
 
 
-def _check_size(size):
+def check_lattice_size(size):
     size = check_int_at_least(size, "size", 4)
     if size % 2:
         raise E.ParameterError(f"phi4 lattice size must be even (checkerboard/wavelet compatible); got {size}")
@@ -111,7 +112,7 @@ def warm_up_phi4_chains(key, size: int, kappa: float, lam: float, config: Phi4Sa
     Returns ``(state, kernel, step_size, n_leapfrog)``; the kernel is ``config.sampler`` closed over
     the adapted step size.
     """
-    size = _check_size(size)
+    size = check_lattice_size(size)
     energy = Phi4(kappa, lam)
     c = config.n_chains
     x0 = config.init_std * jax.random.normal(jax.random.fold_in(key, _TAG_INIT), (c, size, size), jnp.float32)
@@ -206,12 +207,11 @@ def _save_sidecar(path: Path, batch_index: int, chains: Phi4Chains, diag: dict) 
     be bit-identical to an uninterrupted one.
     """
     side = _sidecar(path)
-    tmp = side.with_name(side.name + ".tmp")
     old = {}
     if side.exists():
         with h5py.File(side, "r") as h5:
             old = {k: [h5[k][f][()] for f in sorted(h5[k].keys())] for k in h5.keys() if k.startswith("after_")}
-    with h5py.File(tmp, "w") as h5:
+    with atomic_h5(side) as h5:
         for k, leaves in old.items():
             if int(k.split("_")[1]) >= batch_index - 1:
                 for i, leaf in enumerate(leaves):
@@ -220,7 +220,6 @@ def _save_sidecar(path: Path, batch_index: int, chains: Phi4Chains, diag: dict) 
             h5[f"after_{batch_index}/leaf_{i:03d}"] = np.asarray(leaf)
         for k, v in diag.items():
             h5.attrs[k] = v
-    tmp.replace(side)
 
 
 def _load_sidecar(path: Path, batch_index: int):
@@ -240,7 +239,7 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa: fl
     if kappa is None or lam is None:
         raise E.ParameterError("phi4 needs --kappa and --lam")
     Phi4(kappa, lam)  # validates
-    size = _check_size(size)
+    size = check_lattice_size(size)
     config = Phi4SamplerConfig(sampler=sampler, thin=thin, n_chains=n_chains or min(n, 64))
     key = jax.random.PRNGKey(seed)
     energy = Phi4(kappa, lam)

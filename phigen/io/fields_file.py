@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -21,6 +19,7 @@ import h5py
 import numpy as np
 
 from .. import errors as E
+from .._atomic import atomic_h5
 from .._json import to_json
 from . import _format as F
 
@@ -264,18 +263,8 @@ def open_writer(path, meta: FieldsMeta, *, resume: bool = False, overwrite: bool
             raise E.FileExistsError_(f"a {state} file exists; pass {hint}", path=path)
         return _reopen_for_resume(path, meta)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    h5 = h5py.File(tmp, "w")
-    try:
+    with atomic_h5(path) as h5:  # the file appears only once its header is complete
         _init_file(h5, meta, compression)
-        h5.flush()
-        h5.close()
-        os.replace(tmp, path)  # the file appears only once its header is complete
-    except BaseException:
-        if h5.id.valid:
-            h5.close()
-        tmp.unlink(missing_ok=True)
-        raise
     return FieldWriter(h5py.File(path, "r+"), path, meta)
 
 
@@ -415,20 +404,12 @@ def annotate_groups(path, groups, kind: str, *, overwrite: bool = False, note: s
             old = _attr_str(h5[F.GROUPS].attrs.get(F.GROUP_KIND_ATTR, "?"))
             raise E.FileExistsError_(f"the file already has groups (kind {old!r}); pass overwrite=True to replace "
                                      "them", path=path)
-    tmp = path.with_name(f".{path.name}.groups.tmp")
-    try:
-        shutil.copy2(path, tmp)
-        with h5py.File(tmp, "r+") as h5:
-            if F.GROUPS in h5:
-                del h5[F.GROUPS]
-            ds = _create_groups(h5, n, n, kind, labels)
-            if note:
-                ds.attrs["note"] = note
-        check_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_h5(path, tmp=path.with_name(f".{path.name}.groups.tmp"), copy=True, check=check_file) as h5:
+        if F.GROUPS in h5:
+            del h5[F.GROUPS]
+        ds = _create_groups(h5, n, n, kind, labels)
+        if note:
+            ds.attrs["note"] = note
     return path
 
 

@@ -34,7 +34,6 @@ import hashlib
 import inspect
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
@@ -42,6 +41,7 @@ import h5py
 import numpy as np
 
 from .. import errors as E
+from .._atomic import atomic_h5
 from .._json import to_json
 
 MODEL_FORMAT = "phigen-model"
@@ -185,7 +185,7 @@ def _phigen_version() -> str:
 def write_model_file(path, kind: str, *, config: Mapping[str, Any], arrays: Mapping[str, Any] | None = None,
                      modules: Mapping[str, Any] | None = None, training: Mapping[str, Any] | None = None,
                      overwrite: bool = True) -> Path:
-    """Write a model file atomically (``path.tmp`` then rename): nothing half-written is ever left.
+    """Write a model file atomically (``path.tmp``, fsync, then rename): nothing half-written is ever left.
 
     ``arrays``: name → numpy/JAX array (nested names with ``/`` make groups). ``modules``: name →
     equinox module (or any pytree of arrays), stored as ``tree_serialise_leaves`` bytes.
@@ -196,32 +196,26 @@ def write_model_file(path, kind: str, *, config: Mapping[str, Any], arrays: Mapp
     if path.exists() and not overwrite:
         raise E.FileExistsError_("a model file exists; pass overwrite=True (--overwrite)", path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with h5py.File(tmp, "w") as h5:
-            a = h5.attrs
-            a["format"] = MODEL_FORMAT
-            a["format_version"] = MODEL_FORMAT_VERSION
-            a["model_kind"] = kind
-            a["phigen_version"] = _phigen_version()
-            a["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            a["config"] = to_json(dict(config))
-            training, prov_arrays = _split_provenance(training or {})
-            a["training"] = to_json(training)
-            for name, arr in prov_arrays.items():
-                h5.create_dataset(name, data=arr, fletcher32=arr.size > 0)
-            for name, value in (arrays or {}).items():
-                arr = np.asarray(value)
-                h5.create_dataset(f"arrays/{name}", data=arr, fletcher32=arr.ndim > 0)  # scalars cannot be filtered
-            for name, module in (modules or {}).items():
-                buf = io.BytesIO()
-                eqx.tree_serialise_leaves(buf, module)
-                h5.create_dataset(f"modules/{name}", data=np.frombuffer(buf.getvalue(), dtype=np.uint8),
-                                  fletcher32=True)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_h5(path) as h5:
+        a = h5.attrs
+        a["format"] = MODEL_FORMAT
+        a["format_version"] = MODEL_FORMAT_VERSION
+        a["model_kind"] = kind
+        a["phigen_version"] = _phigen_version()
+        a["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        a["config"] = to_json(dict(config))
+        training, prov_arrays = _split_provenance(training or {})
+        a["training"] = to_json(training)
+        for name, arr in prov_arrays.items():
+            h5.create_dataset(name, data=arr, fletcher32=arr.size > 0)
+        for name, value in (arrays or {}).items():
+            arr = np.asarray(value)
+            h5.create_dataset(f"arrays/{name}", data=arr, fletcher32=arr.ndim > 0)  # scalars cannot be filtered
+        for name, module in (modules or {}).items():
+            buf = io.BytesIO()
+            eqx.tree_serialise_leaves(buf, module)
+            h5.create_dataset(f"modules/{name}", data=np.frombuffer(buf.getvalue(), dtype=np.uint8),
+                              fletcher32=True)
     return path
 
 

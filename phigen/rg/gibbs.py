@@ -37,9 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import DivergenceError, InputError, ParameterError
-from ..samplers.adaptation import DEFAULT_TARGET_ACCEPTANCE, _DualAveraging, dual_averaging_update
+from ..samplers.adaptation import DEFAULT_TARGET_ACCEPTANCE, DualAveragingState, dual_averaging_update
 from ..samplers.mala import MALAState, mala_transition
-from ..wavelets.dwt import _analysis_1d, _inverse_level, _level, wavelet_filters
+from ..wavelets.dwt import analysis_1d, inverse_level, wavelet_level, wavelet_filters
 from ._preconditioner import apply_symbol, mass_matrix_roots, quadratic_symbol
 from .factor import detail_row_norms
 
@@ -202,9 +202,9 @@ def _fine_field(spec: LevelSpec, consts: LevelConstants, y, x_c, matmul: bool = 
 @lru_cache(maxsize=64)
 def _dwt_matrix(wavelet: str, n: int) -> np.ndarray:
     """The periodic one-axis DWT level of length ``n`` as an orthogonal ``(n, n)`` float32 matrix:
-    ``x @ A = [low | high]`` (the taps of :func:`phigen.wavelets.dwt._level`, probed on the identity)."""
+    ``x @ A = [low | high]`` (the taps of :func:`phigen.wavelets.dwt.wavelet_level`, probed on the identity)."""
     with jax.ensure_compile_time_eval():  # a constant, also when first asked for inside a trace
-        low, high = _analysis_1d(np.eye(n, dtype=np.float32), *_filters(wavelet), axis=1)  # row p: response to e_p
+        low, high = analysis_1d(np.eye(n, dtype=np.float32), *_filters(wavelet), axis=1)  # row p: response to e_p
     return np.ascontiguousarray(np.concatenate([np.asarray(low), np.asarray(high)], axis=1), dtype=np.float32)
 
 
@@ -236,12 +236,12 @@ def _filters(wavelet):
 
 def _synthesis(x_c, d, wavelet):
     """x_{j−1} from x_j ``(..., h, w)`` and details ``(..., 3, h, w)`` (traceable, no input checks)."""
-    return _inverse_level(x_c, d, *_filters(wavelet))
+    return inverse_level(x_c, d, *_filters(wavelet))
 
 
 def _analysis(x, wavelet):
     """(x_j, details) of x_{j−1} ``(..., H, W)`` (traceable, no input checks)."""
-    return _level(x, *_filters(wavelet))
+    return wavelet_level(x, *_filters(wavelet))
 
 
 def _z(consts, x_c):
@@ -647,7 +647,7 @@ def sample_level(theta, spec: LevelSpec, consts: LevelConstants, y0, x_c=None, *
 
     state = whiten(y0)  # the chains' position (whitened with a preconditioner)
     log0 = jnp.asarray(math.log(step_size), jnp.float32)
-    da = _DualAveraging(log0, log0, jnp.zeros((), jnp.float32), jnp.log(10.0 * step_size).astype(jnp.float32))
+    da = DualAveragingState(log0, log0, jnp.zeros((), jnp.float32), jnp.log(10.0 * step_size).astype(jnp.float32))
     done, acc_total, flip_total, acc_steps = 0, 0.0, 0.0, 0
     while done < n_steps:
         adapting = done < n_adapt

@@ -37,11 +37,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._validation import as_fields, check_int_at_least
-from ..diffusion.models import DiffusionModel, _diffusion_velocity_fn
+from ..diffusion.models import DiffusionModel, diffusion_velocity_fn
 from ..diffusion.sde import (OUProcess, SamplerInfo, dsm_loss, ou_mean_std, probability_flow_sample,
                              reverse_sde_sample, score_from_velocity, time_grid, tweedie_denoise)
 from ..diffusion.train import TrainConfig, train
-from ..diffusion.unet import UNet, UNetConfig, _apply_conv, count_params
+from ..diffusion.unet import UNet, UNetConfig, apply_conv, count_params
 from ..errors import InputError, ModelFileError, ParameterError
 from ..models._base import read_model_file, register_model, write_model_file
 from ..models.gaussian import GaussianSpectrumModel
@@ -113,7 +113,7 @@ class _ResLayer(eqx.Module):
     def __call__(self, h, emb):
         gamma, beta = jnp.split(self.film(emb), 2)
         u = self.norm(h) * (1.0 + gamma[:, None, None]) + beta[:, None, None]
-        return h + _apply_conv(self.conv, jax.nn.silu(u))
+        return h + apply_conv(self.conv, jax.nn.silu(u))
 
 
 class ConditionalScoreNet(eqx.Module):
@@ -152,10 +152,10 @@ class ConditionalScoreNet(eqx.Module):
         # the same sinusoidal embedding of c as the baseline UNet (fixed frequencies 1 … 1000)
         phase = jnp.asarray(np.geomspace(1.0, 1000.0, self.n_freq), details.dtype) * jnp.asarray(c, details.dtype)
         emb = self.emb2(jax.nn.silu(self.emb1(jnp.concatenate([jnp.sin(phase), jnp.cos(phase)]))))
-        h = _apply_conv(self.conv_in, jnp.concatenate([details, coarse[None]], axis=0))
+        h = apply_conv(self.conv_in, jnp.concatenate([details, coarse[None]], axis=0))
         for block in self.blocks:
             h = block(h, emb)
-        return _apply_conv(self.conv_out, jax.nn.silu(self.norm_out(h)))
+        return apply_conv(self.conv_out, jax.nn.silu(self.norm_out(h)))
 
 
 def make_score_net(config: ScoreNetConfig | None = None, *, key, **overrides) -> ConditionalScoreNet:
@@ -352,7 +352,7 @@ def sample_level(net: ConditionalScoreNet, coarse_normalised, noise, key, times,
 
 @eqx.filter_jit
 def _sample_coarse_unet(net: UNet, noise, key, times, sampler: str, denoise: bool):
-    score = score_from_velocity(_diffusion_velocity_fn(net))
+    score = score_from_velocity(diffusion_velocity_fn(net))
     return reverse_diffusion(score, noise, key, times, sampler, denoise)
 
 

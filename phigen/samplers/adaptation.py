@@ -27,7 +27,7 @@ from .hmc import hmc_init, hmc_step
 from .langevin import _as_position
 from .mala import mala_init, mala_step
 
-__all__ = ["AdaptationInfo", "adapt_step_size", "DEFAULT_TARGET_ACCEPTANCE", "dual_averaging_update"]
+__all__ = ["AdaptationInfo", "adapt_step_size", "DEFAULT_TARGET_ACCEPTANCE", "dual_averaging_update", "DualAveragingState"]
 
 DEFAULT_TARGET_ACCEPTANCE = {"mala": 0.574, "hmc": 0.8}
 
@@ -43,21 +43,21 @@ class AdaptationInfo(NamedTuple):
     target_acceptance: float
 
 
-class _DualAveraging(NamedTuple):
+class DualAveragingState(NamedTuple):
     log_step: jax.Array
     log_step_bar: jax.Array
     h_bar: jax.Array
     mu: jax.Array
 
 
-def dual_averaging_update(da: _DualAveraging, t, acceptance, target):
+def dual_averaging_update(da: DualAveragingState, t, acceptance, target):
     """One dual-averaging update at iteration ``t`` (1-based) given the observed ``acceptance``."""
     eta = 1.0 / (t + _T0)
     h_bar = (1.0 - eta) * da.h_bar + eta * (target - acceptance)
     log_step = da.mu - jnp.sqrt(t) / _GAMMA * h_bar
     w = t ** (-_KAPPA)
     log_step_bar = w * log_step + (1.0 - w) * da.log_step_bar
-    return _DualAveraging(log_step, log_step_bar, h_bar, da.mu)
+    return DualAveragingState(log_step, log_step_bar, h_bar, da.mu)
 
 
 def _n_for_length(step_size, trajectory_length, max_leapfrog):
@@ -72,7 +72,7 @@ def _adapt_core(key, position, *, kind, energy, n_warmup, per_chain, follow_leng
     n_chains = position.shape[0]
     shape = (n_chains,) if per_chain else ()
     log0 = jnp.full(shape, jnp.log(initial_step_size), jnp.float32)
-    da = _DualAveraging(log0, log0, jnp.zeros(shape, jnp.float32), log0 + jnp.log(10.0))
+    da = DualAveragingState(log0, log0, jnp.zeros(shape, jnp.float32), log0 + jnp.log(10.0))
     state = (hmc_init if kind == "hmc" else mala_init)(position, energy)
 
     def one(carry, inputs):

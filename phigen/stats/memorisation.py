@@ -26,7 +26,7 @@ import numpy as np
 from .._validation import as_fields
 from ..errors import InputError, ParameterError
 
-__all__ = ["NearestNeighbours", "nearest_neighbour_distances", "memorisation_check", "SYMMETRIES"]
+__all__ = ["NearestNeighbours", "nearest_neighbour_distances", "memorisation_check", "SYMMETRIES", "dihedral_images", "check_symmetries"]
 
 SYMMETRIES = ("shifts", "dihedral", "sign")
 
@@ -43,7 +43,7 @@ class NearestNeighbours(NamedTuple):
     index: np.ndarray
 
 
-def _check_symmetries(symmetries) -> tuple[str, ...]:
+def check_symmetries(symmetries) -> tuple[str, ...]:
     sym = tuple(symmetries)
     unknown = [s for s in sym if s not in SYMMETRIES]
     if unknown:
@@ -51,7 +51,7 @@ def _check_symmetries(symmetries) -> tuple[str, ...]:
     return sym
 
 
-def _dihedral_images(x, square: bool):
+def dihedral_images(x, square: bool):
     """The images of ``x (M, H, W)`` under the rotations/reflections: (M, G, H, W), G = 8 or 4."""
     imgs = [x, x[:, ::-1, :], x[:, :, ::-1], x[:, ::-1, ::-1]]
     if square:
@@ -89,14 +89,14 @@ def nearest_neighbour_distances(samples, reference, *, symmetries=SYMMETRIES) ->
     (module docstring) and the reference index. All shifts come from one FFT cross-correlation per
     pair; pairs are processed in jitted blocks of bounded memory. Returns :class:`NearestNeighbours`.
     """
-    sym = _check_symmetries(symmetries)
+    sym = check_symmetries(symmetries)
     a = np.asarray(as_fields(samples, name="samples"))
     b = np.asarray(as_fields(reference, name="reference"))
     if a.shape[-2:] != b.shape[-2:]:
         raise InputError(f"samples and reference must have the same field shape; got {a.shape[-2:]} "
                          f"and {b.shape[-2:]}")
     h, w = a.shape[-2:]
-    images = _dihedral_images(b, h == w) if "dihedral" in sym else b[:, None]
+    images = dihedral_images(b, h == w) if "dihedral" in sym else b[:, None]
     g = images.shape[1]
     n, m = a.shape[0], b.shape[0]
     per_pair = g * h * w
@@ -161,7 +161,7 @@ def memorisation_check(samples, train, held_out, *, symmetries=SYMMETRIES, quant
     """
     if not 0.0 < quantile < 1.0:
         raise ParameterError(f"quantile must be in (0, 1); got {quantile}")
-    sym = _check_symmetries(symmetries)
+    sym = check_symmetries(symmetries)
     given = {"samples_to_train": (samples_to_train, samples), "held_out_to_train": (held_out_to_train, held_out)}
     for name, (nn, x) in given.items():
         if nn is not None and len(nn.distance) != len(x):

@@ -66,7 +66,7 @@ def _check_even(shape, name):
         raise InputError(f"{name} must have even height and width for a periodic DWT level; got shape {tuple(shape)}")
 
 
-def _analysis_1d(x, lo, hi, axis):
+def analysis_1d(x, lo, hi, axis):
     """Filter + decimate along ``axis`` (periodic): returns (low, high), each half the length."""
     n = x.shape[axis]
     f = lo.shape[0]
@@ -85,7 +85,7 @@ def _analysis_1d(x, lo, hi, axis):
 
 
 def _synthesis_1d(low, high, lo, hi, axis):
-    """Adjoint of :func:`_analysis_1d` (its inverse for orthogonal filters)."""
+    """Adjoint of :func:`analysis_1d` (its inverse for orthogonal filters)."""
     n = 2 * low.shape[axis]
     f = lo.shape[0]
     shift = f // 2
@@ -104,14 +104,14 @@ def _interleave(c, axis, n):
     return jnp.moveaxis(z, -1, axis)
 
 
-def _level(x, lo, hi):
-    lr, hr = _analysis_1d(x, lo, hi, axis=x.ndim - 2)
-    a, d1 = _analysis_1d(lr, lo, hi, axis=x.ndim - 1)
-    d0, d2 = _analysis_1d(hr, lo, hi, axis=x.ndim - 1)
+def wavelet_level(x, lo, hi):
+    lr, hr = analysis_1d(x, lo, hi, axis=x.ndim - 2)
+    a, d1 = analysis_1d(lr, lo, hi, axis=x.ndim - 1)
+    d0, d2 = analysis_1d(hr, lo, hi, axis=x.ndim - 1)
     return a, jnp.stack([d0, d1, d2], axis=-3)
 
 
-def _inverse_level(a, d, lo, hi):
+def inverse_level(a, d, lo, hi):
     nd = a.ndim
     lr = _synthesis_1d(a, d[..., 1, :, :], lo, hi, axis=nd - 1)
     hr = _synthesis_1d(d[..., 0, :, :], d[..., 2, :, :], lo, hi, axis=nd - 1)
@@ -121,13 +121,13 @@ def _inverse_level(a, d, lo, hi):
 @functools.partial(jax.jit, static_argnames=("wavelet",))
 def _dwt_level_jit(x, wavelet):
     lo, hi = wavelet_filters(wavelet)
-    return _level(x, lo.astype(np.float32), hi.astype(np.float32))
+    return wavelet_level(x, lo.astype(np.float32), hi.astype(np.float32))
 
 
 @functools.partial(jax.jit, static_argnames=("wavelet",))
 def _idwt_level_jit(a, d, wavelet):
     lo, hi = wavelet_filters(wavelet)
-    return _inverse_level(a, d, lo.astype(np.float32), hi.astype(np.float32))
+    return inverse_level(a, d, lo.astype(np.float32), hi.astype(np.float32))
 
 
 def dwt_level(x, wavelet: str = "db4"):
@@ -170,7 +170,7 @@ def _dwt_jit(x, wavelet, J):
     lo, hi = (f.astype(np.float32) for f in wavelet_filters(wavelet))
     details = []
     for _ in range(J):
-        x, d = _level(x, lo, hi)
+        x, d = wavelet_level(x, lo, hi)
         details.append(d)
     return WaveletCoeffs(x, tuple(details))
 
@@ -180,7 +180,7 @@ def _idwt_jit(coeffs, wavelet):
     lo, hi = (f.astype(np.float32) for f in wavelet_filters(wavelet))
     x = coeffs.approx
     for d in reversed(coeffs.details):
-        x = _inverse_level(x, d, lo, hi)
+        x = inverse_level(x, d, lo, hi)
     return x
 
 
