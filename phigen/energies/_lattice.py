@@ -31,7 +31,7 @@ def flat_neighbour_sum(xe, w):
 
     Up/down neighbours are the slices one row before/after; left/right are the slices one site
     before/after, except on the first/last column, where the wrap-around neighbour (W−1 sites
-    away) is selected. Full contiguous rows and two selects vectorise cleanly on XLA:CPU, where 
+    away) is selected. Full contiguous rows and two selects vectorise cleanly on XLA:CPU, where
     62-wide interior slices would leave scalar remainders on every row.
     """
     hw = xe.shape[1] - 2 * w

@@ -38,7 +38,8 @@ class Energy:
     Instances are immutable and hashable, and JAX pytrees: pass them to jitted functions as
     ordinary arguments. A subclass with numeric parameters lists them in ``_parameters`` (pytree
     leaves, traced under ``jit``) and rebuilds its functions from them in ``_bind``; every other
-    field is static (functions rebuilt from the parameters are listed in ``_derived``). Subclasses are registered as pytrees automatically.
+    field is static (functions rebuilt from the parameters are listed in ``_derived``).
+    Subclasses are registered as pytrees automatically.
     """
 
     value: Callable

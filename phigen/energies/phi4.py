@@ -165,7 +165,7 @@ class Phi4(Energy):
 
     def kick(self, x, p, step_size):
         if not self._flat_ok(x):
-            return p - step_size * _grad(x, self.kappa, self.lam)
+            return super().kick(x, p, step_size)
         return _lattice.lattice_kick(self._force, x, p, step_size)
 
     def fused_leapfrog(self, x):

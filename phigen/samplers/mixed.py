@@ -104,7 +104,6 @@ def _cluster_init(energy, position):
 
 
 def _cluster_kernel_step(energy, kappa, step_size, n_leapfrog, jitter, key, state):
-    # kappa was resolved (and checked against the energy's) when the kernel was made
-    if state.position.ndim != 3:
-        raise ParameterError(f"the cluster sweep needs positions of shape (C, L1, L2); got {state.position.shape}")
-    return _hmc_cluster_step(key, state, energy, kappa, step_size, n_leapfrog, jitter)
+    # kappa was checked against the energy's when the kernel was made; here it is traced
+    return hmc_cluster_step(key, state, energy, kappa=kappa, step_size=step_size, n_leapfrog=n_leapfrog,
+                            jitter=jitter)

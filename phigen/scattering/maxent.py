@@ -218,8 +218,8 @@ def _fit_chunk_fn(stats_fn, config: MaxEntConfig):
             value, value_and_grad = _energy_fns(phi_w_raw, theta, target, scale, mean, amplitude)
             energy = Energy(value=value, grad=lambda q: value_and_grad(q)[1], name="maxent-fit",
                             value_and_grad_fn=value_and_grad)
-            eps = jnp.exp(log_eps)
             state = mala_init(z, energy)
+            eps = jnp.exp(log_eps)
 
             def mala(state, s):
                 state, info = mala_step(jax.random.fold_in(jax.random.fold_in(key, t), s), state, energy,
