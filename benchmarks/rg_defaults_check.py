@@ -143,8 +143,8 @@ def main(argv=None):
     if args.quick:
         variants = variants[:2]
         args.n_samples, args.batch, args.wsgm_steps, args.n_splits = 32, 32, 30, 50
-        fit_extra = {"calibrate": 1, "calibrate_fields": 16, "steps": 60, "adapt": 20, "coarse_steps": 200,
-                     "coarse_adapt": 50, "shifts": 2}
+        fit_extra = {"calibrate": 1, "calibrate_fields": 16, "sample_steps": 60, "sample_adapt": 20,
+                     "coarse_sample_steps": 200, "coarse_sample_adapt": 50, "shifts": 2}
     if args.wcrg_steps:
         sample_extra["steps"] = args.wcrg_steps
 

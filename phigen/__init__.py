@@ -5,11 +5,14 @@ The public API, one import away (every CLI verb has its twin here):
 - ``phigen.generate(kind, path, size=, n=, ...)``      — ``phigen generate``
 - ``phigen.info(path)`` / ``phigen.validate(path)``    — ``phigen info`` / ``phigen validate``
 - ``phigen.stats_report(path, ref=, out_dir=)``        — ``phigen stats``
+- ``phigen.check_file(path, out_dir=)``                — ``phigen check``
 - ``phigen.binder_crossing(lam, sizes, kappas)``       — ``phigen critical phi4``
 - ``phigen.fit(kind, data, out=)`` / ``phigen.sample(model, n, out=)`` — ``phigen fit`` / ``phigen sample``
 - ``phigen.compare_models(data, models=, out_dir=)``   — ``phigen compare``
 - ``phigen.generalisation(data, model=, sizes=, out_dir=)`` — ``phigen generalisation``
 - ``phigen.quickstart(out_dir)``                       — ``phigen quickstart``
+
+A new field kind is one module that registers a ``phigen.FieldKind`` (docs/architecture.md).
 
 Subpackages: ``phigen.io`` (HDF5 ensembles), ``phigen.fields`` (generators), ``phigen.energies``,
 ``phigen.samplers`` (MCMC), ``phigen.stats`` (statistics suite), ``phigen.models``, ``phigen.plot``.
@@ -36,6 +39,10 @@ _LAZY = {
     "read_fields": ("phigen.io", "read_fields"),
     "write_fields": ("phigen.io", "write_fields"),
     "stats_report": ("phigen.report", "stats_report"),
+    "check_file": ("phigen.checks", "check_file"),
+    "register_field_kind": ("phigen.fields.kind", "register_field_kind"),
+    "FieldKind": ("phigen.fields.kind", "FieldKind"),
+    "FieldOption": ("phigen.fields.kind", "FieldOption"),
     "compare_fields": ("phigen.stats", "compare"),
     "binder_crossing": ("phigen.critical", "binder_crossing"),
     "fit": ("phigen.models", "fit"),

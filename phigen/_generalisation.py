@@ -19,7 +19,8 @@ Similarity of two fields a, b (ā = a − mean(a), the field minus its own spati
 
 1 for identical fields (modulo G), ≈ the cosine similarity for fields of equal norm. G is the
 field's symmetry group as in the memorisation check (periodic shifts, the rotations/reflections,
-and φ → −φ except for cosmic-web density; :func:`phigen.compare._default_symmetries`), used for
+and φ → −φ except for cosmic-web density: the field kind's ``symmetries``,
+:class:`phigen.fields.kind.FieldKind`), used for
 BOTH similarities so that they are compared on equal terms. Per N the report gives the mean ±
 standard error over the sample pairs of
 
@@ -54,6 +55,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from . import errors as E
+from ._progress import say
 
 __all__ = ["generalisation", "field_similarity"]
 
@@ -287,12 +289,6 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _say(progress, msg):
-    from .compare import _say as say
-
-    say(progress, msg)
-
-
 def generalisation(data, *, model: str = "diffusion", sizes: Sequence[int] = (10, 100, 1000), out_dir,
                    seed: int = 0, n_samples: int = 32, fit_options: Mapping | None = None,
                    sample_options: Mapping | None = None,
@@ -308,11 +304,8 @@ def generalisation(data, *, model: str = "diffusion", sizes: Sequence[int] = (10
     ``files`` (paths).
     """
     from ._json import json_safe
-    from .compare import _default_symmetries, _mean_se
-    from .io import write_fields
-    from .models import fit, get_model_class, sample
-    from .plot import plot_fields, plot_series, save_figure
-    from .stats.memorisation import nearest_neighbour_distances
+    from .fields.kind import kind_symmetries
+    from .models import get_model_class
 
     get_model_class(model)  # unknown kind: a clear error before any reading or fitting
     sizes = _parse_sizes(sizes)
@@ -326,73 +319,131 @@ def generalisation(data, *, model: str = "diffusion", sizes: Sequence[int] = (10
     n_max = sizes[-1]
     x, used, labels, meta = _load(data, n_max, n_samples, seed, sizes)
     set1, set2 = x[:n_max], x[n_max:2 * n_max]
-    symmetries = _default_symmetries(meta["field"])
-    _say(progress, f"generalisation: {model} on {meta['n_fields']} {meta['field']} fields of "
+    symmetries = kind_symmetries(meta["field"])
+    say(progress, f"generalisation: {model} on {meta['n_fields']} {meta['field']} fields of "
                    f"{meta['shape'][0]}×{meta['shape'][1]}; N = {', '.join(map(str, sizes))}; {n_samples} samples")
 
     results, examples, sample_files = [], [], []
     for n in sizes:
         train = (set1[:n], set2[:n])
-        models, samples, fit_s, sample_s = [], [], [], []
-        for k in (0, 1):
-            _say(progress, f"generalisation: N = {n}: fitting model {k + 1}")
-            m = fit(model, train[k], seed=seed, progress=bars, **fit_options)  # same fit key for both
-            fit_s.append(float((getattr(m, "training", None) or {}).get("fit_seconds", float("nan"))))
-            _say(progress, f"generalisation: N = {n}: sampling {n_samples} fields from model {k + 1}")
-            t0 = time.perf_counter()
-            s = np.asarray(sample(m, n_samples, seed=seed + 1, progress=False, **sample_options), np.float32)
-            sample_s.append(time.perf_counter() - t0)
-            if s.shape[1:] != x.shape[1:]:
-                raise E.InputError(f"{model} samples have shape {s.shape[1:]}, the data {x.shape[1:]}")
-            models.append(m)
-            samples.append(s)
-        _say(progress, f"generalisation: N = {n}: similarities")
-        cross = field_similarity(samples[0], samples[1], symmetries=symmetries)
-        cross_id = field_similarity(samples[0], samples[1], symmetries=())
-        nn = [nearest_neighbour_distances(_centred(samples[k]), _centred(train[k]), symmetries=symmetries)
-              for k in (0, 1)]
-        s_train = [1.0 - nn[k].distance ** 2 for k in (0, 1)]
-        pair_train = 0.5 * (s_train[0] + s_train[1])
-        closer = 0.5 * ((s_train[0] > cross).astype(float) + (s_train[1] > cross).astype(float))
-        row = {"N": n, "model_similarity": _mean_se(cross), "model_similarity_identity": _mean_se(cross_id),
-               "train_similarity": _mean_se(pair_train), "train_similarity_model_1": _mean_se(s_train[0]),
-               "train_similarity_model_2": _mean_se(s_train[1]), "closer_to_train": _mean_se(closer),
-               "difference": _mean_se(cross - pair_train), "fit_seconds": fit_s, "sample_seconds": sample_s,
-               "n_params": int(models[0].n_params),
-               "training_indices": [used[:n].tolist(), used[n_max:n_max + n].tolist()],
-               "per_sample": {"model_similarity": cross.tolist(), "train_similarity_model_1": s_train[0].tolist(),
-                              "train_similarity_model_2": s_train[1].tolist(),
-                              "nearest_train_index_model_1": nn[0].index.tolist(),
-                              "nearest_train_index_model_2": nn[1].index.tolist()}}
-        # held-out truth for this N: fields of groups in neither training set, the never-used ones first
-        touched = np.concatenate([labels[:n], labels[n_max:n_max + n]])
-        cand = np.concatenate([np.arange(2 * n_max, len(x)), np.arange(n, n_max), np.arange(n_max + n, 2 * n_max)])
-        truth = x[cand[~np.isin(labels[cand], touched)]][:n_samples]
-        if len(truth) >= 2:
-            t_sim = [1.0 - nearest_neighbour_distances(_centred(truth), _centred(train[k]),
-                                                       symmetries=symmetries).distance ** 2 for k in (0, 1)]
-            row["truth_similarity"] = _mean_se(0.5 * (t_sim[0] + t_sim[1]))
-            row["n_truth"] = int(len(truth))
+        models, samples, fit_s, sample_s = _fit_and_sample_pair(model, train, n, n_samples, seed, fit_options,
+                                                                 sample_options, x.shape[1:], bars, progress)
+        say(progress, f"generalisation: N = {n}: similarities")
+        row, nn = _similarity_row(n, samples, train, symmetries)
+        row.update({"fit_seconds": fit_s, "sample_seconds": sample_s, "n_params": int(models[0].n_params),
+                    "training_indices": [used[:n].tolist(), used[n_max:n_max + n].tolist()]})
+        row.update(_truth_similarity(x, labels, n, n_max, n_samples, train, symmetries))
         row["regime"] = _regime(row)
         results.append(row)
         examples.append((n, samples[0][0], samples[1][0], train[0][nn[0].index[0]]))
-        for k in (0, 1):
-            path = out / "samples" / f"N{n}_model{k + 1}.h5"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_fields(path, samples[k], field=meta["field"], generator=f"phigen.generalisation:{model}",
-                         seed=seed + 1, params=meta["params"], overwrite=True,
-                         config={"model_kind": model, "N": n, "model": k + 1, "fit_seed": seed,
-                                 "training_indices": row["training_indices"][k], "data": meta["path"],
-                                 "fit_options": fit_options, "sample_options": sample_options})
-            sample_files.append(str(path.relative_to(out)))
-        _say(progress, f"generalisation: N = {n}: model vs model {_fmt(row['model_similarity'])}, sample vs "
+        sample_files += _write_pair_samples(out, n, samples, row, meta, model, seed, fit_options, sample_options)
+        say(progress, f"generalisation: N = {n}: model vs model {_fmt(row['model_similarity'])}, sample vs "
                        f"training {_fmt(row['train_similarity'])} ({row['regime']})")
 
     out.mkdir(parents=True, exist_ok=True)
     files = {"json": "generalisation.json", "markdown": "generalisation.md", "plot": "generalisation.png",
              "examples": "generalisation_examples.png", "samples": sample_files}
+    _plot_similarities(results, sizes, model, meta["field"], out / files["plot"])
+    _plot_examples(examples, symmetries, out / files["examples"])
 
-    # similarities versus N
+    report = json_safe({
+        "model": model, "data": meta, "sizes": sizes, "n_samples": n_samples, "seed": seed,
+        "fit_seed": seed, "sample_seed": seed + 1, "symmetries": list(symmetries), "similarity": SIMILARITY,
+        "fit_options": fit_options, "sample_options": sample_options,
+        "results": results, "files": files,
+        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+    })
+    (out / files["json"]).write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
+    (out / files["markdown"]).write_text(_markdown(report))
+    report["report"] = {k: str(out / v) for k, v in files.items() if k != "samples"}
+    say(progress, f"generalisation: report in {out / files['markdown']}")
+    return report
+
+
+# ---- the steps of generalisation ---------------------------------------------------------------------
+def _fit_and_sample_pair(model, train, n, n_samples, seed, fit_options, sample_options, shape, bars, progress):
+    """Fit one model on each of the two training sets (the same fit key) and draw ``n_samples`` from
+    each with the same sampling key: ``(models, samples, fit seconds, sample seconds)``."""
+    from .models import fit, sample
+
+    models, samples, fit_s, sample_s = [], [], [], []
+    for k in (0, 1):
+        say(progress, f"generalisation: N = {n}: fitting model {k + 1}")
+        m = fit(model, train[k], seed=seed, progress=bars, **fit_options)  # same fit key for both
+        fit_s.append(float((getattr(m, "training", None) or {}).get("fit_seconds", float("nan"))))
+        say(progress, f"generalisation: N = {n}: sampling {n_samples} fields from model {k + 1}")
+        t0 = time.perf_counter()
+        s = np.asarray(sample(m, n_samples, seed=seed + 1, progress=False, **sample_options), np.float32)
+        sample_s.append(time.perf_counter() - t0)
+        if s.shape[1:] != tuple(shape):
+            raise E.InputError(f"{model} samples have shape {s.shape[1:]}, the data {tuple(shape)}")
+        models.append(m)
+        samples.append(s)
+    return models, samples, fit_s, sample_s
+
+
+def _similarity_row(n, samples, train, symmetries):
+    """The similarities of one N (model vs model, sample vs nearest training field), mean ± s.e.
+    and per sample; and the nearest neighbours of each model's samples in its training set."""
+    from ._estimates import mean_se
+    from .stats.memorisation import nearest_neighbour_distances
+
+    cross = field_similarity(samples[0], samples[1], symmetries=symmetries)
+    cross_id = field_similarity(samples[0], samples[1], symmetries=())
+    nn = [nearest_neighbour_distances(_centred(samples[k]), _centred(train[k]), symmetries=symmetries)
+          for k in (0, 1)]
+    s_train = [1.0 - nn[k].distance ** 2 for k in (0, 1)]
+    pair_train = 0.5 * (s_train[0] + s_train[1])
+    closer = 0.5 * ((s_train[0] > cross).astype(float) + (s_train[1] > cross).astype(float))
+    row = {"N": n, "model_similarity": mean_se(cross), "model_similarity_identity": mean_se(cross_id),
+           "train_similarity": mean_se(pair_train), "train_similarity_model_1": mean_se(s_train[0]),
+           "train_similarity_model_2": mean_se(s_train[1]), "closer_to_train": mean_se(closer),
+           "difference": mean_se(cross - pair_train),
+           "per_sample": {"model_similarity": cross.tolist(), "train_similarity_model_1": s_train[0].tolist(),
+                          "train_similarity_model_2": s_train[1].tolist(),
+                          "nearest_train_index_model_1": nn[0].index.tolist(),
+                          "nearest_train_index_model_2": nn[1].index.tolist()}}
+    return row, nn
+
+
+def _truth_similarity(x, labels, n, n_max, n_samples, train, symmetries) -> dict:
+    """Held-out truth for this N (fields of groups in neither training set, the never-used ones
+    first) against the nearest training field: ``{"truth_similarity", "n_truth"}`` (empty when
+    fewer than 2 such fields are left)."""
+    from ._estimates import mean_se
+    from .stats.memorisation import nearest_neighbour_distances
+
+    touched = np.concatenate([labels[:n], labels[n_max:n_max + n]])
+    cand = np.concatenate([np.arange(2 * n_max, len(x)), np.arange(n, n_max), np.arange(n_max + n, 2 * n_max)])
+    truth = x[cand[~np.isin(labels[cand], touched)]][:n_samples]
+    if len(truth) < 2:
+        return {}
+    t_sim = [1.0 - nearest_neighbour_distances(_centred(truth), _centred(train[k]),
+                                               symmetries=symmetries).distance ** 2 for k in (0, 1)]
+    return {"truth_similarity": mean_se(0.5 * (t_sim[0] + t_sim[1])), "n_truth": int(len(truth))}
+
+
+def _write_pair_samples(out: Path, n, samples, row, meta, model, seed, fit_options, sample_options) -> list[str]:
+    """The two models' samples as phigen files ``samples/N{n}_model{1,2}.h5``; their relative paths."""
+    from .io import write_fields
+
+    paths = []
+    for k in (0, 1):
+        path = out / "samples" / f"N{n}_model{k + 1}.h5"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_fields(path, samples[k], field=meta["field"], generator=f"phigen.generalisation:{model}",
+                     seed=seed + 1, params=meta["params"], overwrite=True,
+                     config={"model_kind": model, "N": n, "model": k + 1, "fit_seed": seed,
+                             "training_indices": row["training_indices"][k], "data": meta["path"],
+                             "fit_options": fit_options, "sample_options": sample_options})
+        paths.append(str(path.relative_to(out)))
+    return paths
+
+
+def _plot_similarities(results, sizes, model, field, path) -> None:
+    """Both similarities (and the held-out truth's) versus N, log x."""
+    from .plot import plot_series, save_figure
+
     series = {"model 1 vs model 2 (same noise)": [r["model_similarity"]["value"] for r in results],
               "sample vs nearest training field": [r["train_similarity"]["value"] for r in results]}
     errors = {"model 1 vs model 2 (same noise)": [r["model_similarity"]["error"] for r in results],
@@ -406,28 +457,18 @@ def generalisation(data, *, model: str = "diffusion", sizes: Sequence[int] = (10
         errors[label] = [r["truth_similarity"]["error"] for r in with_truth]
     fig = plot_series(xs, series, errors=errors, xlabel="training set size N",
                       ylabel="similarity (1 = identical)", logx=True, marker="o")
-    fig.axes[0].set_title(f"{model} on {meta['field']}: generalisation test", fontsize="medium")
-    save_figure(fig, out / files["plot"])
+    fig.axes[0].set_title(f"{model} on {field}: generalisation test", fontsize="medium")
+    save_figure(fig, path)
 
-    # one row per N (at most 6): the two models' first samples and model 1's nearest training field
+
+def _plot_examples(examples, symmetries, path) -> None:
+    """One row per N (at most 6): the two models' first samples and model 1's nearest training field."""
+    from .plot import plot_fields, save_figure
+
     pick = np.unique(np.linspace(0, len(examples) - 1, min(6, len(examples))).round().astype(int))
-    rows = [examples[i] for i in pick]
     shown, titles = [], []
-    for n, a, b, t in rows:
+    for n, a, b, t in (examples[i] for i in pick):
         shown += [a, b, _align(_centred(a), _centred(t), symmetries) + a.mean()]
         titles += [f"N={n}: model 1", f"N={n}: model 2", f"N={n}: nearest training (model 1)"]
     save_figure(plot_fields(np.stack(shown), titles=titles, ncols=3, max_fields=len(shown),
-                            symmetric="sign" in symmetries), out / files["examples"])
-
-    report = json_safe({
-        "model": model, "data": meta, "sizes": sizes, "n_samples": n_samples, "seed": seed,
-        "fit_seed": seed, "sample_seed": seed + 1, "symmetries": list(symmetries), "similarity": SIMILARITY,
-        "fit_options": fit_options, "sample_options": sample_options,
-        "results": results, "files": files,
-        "machine": {"platform": platform.platform(), "python": platform.python_version()},
-    })
-    (out / files["json"]).write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
-    (out / files["markdown"]).write_text(_markdown(report))
-    report["report"] = {k: str(out / v) for k, v in files.items() if k != "samples"}
-    _say(progress, f"generalisation: report in {out / files['markdown']}")
-    return report
+                            symmetric="sign" in symmetries), path)

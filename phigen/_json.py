@@ -28,13 +28,18 @@ def to_json(obj) -> str:
 
 
 def json_safe(obj):
-    """Strict-JSON copy: numpy → Python, paths → str, non-finite floats → None (``allow_nan=False`` holds)."""
+    """Strict-JSON copy: numpy and JAX arrays → Python, named tuples → dicts, paths → str, non-finite
+    floats → None (``allow_nan=False`` holds)."""
     if isinstance(obj, Mapping):
         return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a NamedTuple result: keep its names
+        return {k: json_safe(v) for k, v in zip(obj._fields, obj)}
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return json_safe(obj.tolist())
+    if hasattr(obj, "__array__") and hasattr(obj, "shape") and not isinstance(obj, (str, bytes)):
+        return json_safe(np.asarray(obj))  # a JAX array
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
     if isinstance(obj, (int, np.integer)):

@@ -38,30 +38,38 @@ def _write_json(path, obj) -> None:
 def _cmd_generate(args) -> int:
     from .generators import generate
 
-    params = {}
-    for name in ("slope", "amplitude", "kappa", "lam", "viscosity", "drag", "box", "omega_m", "sigma8", "n_slabs",
-                 "velocity"):
-        value = getattr(args, name, None)
-        if value is not None:
-            params[name] = value
-    for name in ("omega_m_range", "sigma8_range"):
-        value = getattr(args, name, None)
-        if value is not None:
-            try:
-                lo, hi = (float(v) for v in value.split(":"))
-            except ValueError:
-                raise E.ParameterError(f"--{name.replace('_', '-')} must be LO:HI; got {value!r}") from None
-            params[name] = (lo, hi)
-    extra = {}
-    for name in ("sampler", "thin", "n_chains"):
-        value = getattr(args, name, None)
-        if value is not None:
-            extra[name] = value
+    # only the options given reach the generator, which refuses those its kind does not take
+    given = {name: getattr(args, name) for name in _generate_options() if getattr(args, name, None) is not None}
     path = generate(args.kind, args.output, size=args.size, n=args.count, seed=args.seed, resume=args.resume,
-                    overwrite=args.overwrite, batch_size=args.batch_size, progress=not args.quiet,
-                    **params, **extra)
+                    overwrite=args.overwrite, batch_size=args.batch_size, progress=not args.quiet, **given)
     print(f"wrote {args.count} {args.kind} fields of {args.size}×{args.size} to {path}")
     return 0
+
+
+def _generate_options() -> dict:
+    """``{name: (FieldOption, [kinds])}``: every registered kind's options, merged by name (one
+    ``--name`` flag serves all the kinds that declare it, with the same type)."""
+    from .fields.kind import field_kinds
+
+    merged: dict = {}
+    for kind, spec in sorted(field_kinds().items()):
+        for opt in spec.options:
+            if opt.name in merged and (merged[opt.name][0].type, merged[opt.name][0].choices) != (opt.type, opt.choices):
+                raise E.ParameterError(f"field kinds {merged[opt.name][1][0]!r} and {kind!r} declare option "
+                                       f"{opt.flag} with different types")
+            merged.setdefault(opt.name, (opt, []))[1].append(kind)
+    return merged
+
+
+def _add_generate_options(g) -> None:
+    for name, (opt, kinds) in _generate_options().items():
+        help_ = f"{', '.join(kinds)}: {opt.help}" if opt.help else ", ".join(kinds)
+        if opt.type is bool:
+            g.add_argument(opt.flag, dest=name, action="store_true", default=None, help=help_)
+        elif opt.type == "range":
+            g.add_argument(opt.flag, dest=name, metavar="LO:HI", help=help_)
+        else:
+            g.add_argument(opt.flag, dest=name, type=opt.type, choices=opt.choices, help=help_)
 
 
 def _cmd_info(args) -> int:
@@ -113,6 +121,31 @@ def _cmd_stats(args) -> int:
     result = stats_report(args.file, ref=args.ref, out_dir=args.out, json_path=args.json, progress=not args.quiet)
     for line in result["summary_lines"]:
         print(line)
+    return 0
+
+
+def _scalars(d: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """The numbers of a (nested) result dict, as ``(dotted.key, value)``, arrays left out."""
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out += _scalars(v, f"{prefix}{k}.")
+        elif isinstance(v, (bool, int, float)):
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
+def _cmd_check(args) -> int:
+    from ._json import json_safe
+    from .checks import check_file
+
+    res = check_file(args.file, out_dir=args.out, max_fields=args.max_fields)
+    if args.json:
+        _write_json(args.json, json_safe(res))
+    for key, value in _scalars({k: v for k, v in res.items() if k not in ("params", "figures")}):
+        print(f"  {key:<36} {value:.6g}" if isinstance(value, float) else f"  {key:<36} {value}")
+    for fig in res.get("figures") or []:
+        print(f"figure: {fig}")
     return 0
 
 
@@ -242,9 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    from .models._base import available_models
+
+    kinds = available_models()  # model lists in the help come from the registry, not a hand-kept list
+    for add in _VERB_PARSERS:
+        add(sub, kinds)
+    return p
+
+
+def _parser_generate(sub, kinds) -> None:
+    from .fields.kind import field_kinds
 
     g = sub.add_parser("generate", help="ground-truth ensemble into a phigen HDF5 file")
-    g.add_argument("kind", help="gaussian | phi4 | turbulence | cosmic-web")
+    g.add_argument("kind", help=" | ".join(sorted(field_kinds())))
     g.add_argument("--size", type=int, required=True, help="lattice size N (fields are N×N)")
     g.add_argument("-n", "--count", type=int, required=True, help="number of fields")
     g.add_argument("-o", "--output", required=True, help="output .h5 file")
@@ -253,38 +296,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help="replace an existing file")
     g.add_argument("--batch-size", type=int, default=None, help="fields per flushed batch")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    g.add_argument("--slope", type=float, help="gaussian: P(k) ∝ k^-slope")
-    g.add_argument("--amplitude", type=float, help="gaussian: spectrum amplitude")
-    g.add_argument("--kappa", type=float, help="phi4: hopping parameter κ")
-    g.add_argument("--lam", type=float, help="phi4: quartic coupling λ")
-    g.add_argument("--sampler", choices=["hmc", "hmc-cluster", "mala"], help="phi4: MCMC kernel")
-    g.add_argument("--thin", type=int, help="phi4: steps between saved fields (default: from measured τ_int)")
-    g.add_argument("--n-chains", dest="n_chains", type=int, help="phi4: parallel chains")
-    g.add_argument("--viscosity", type=float, help="turbulence: kinematic viscosity ν (default: resolved for N)")
-    g.add_argument("--drag", type=float, help="turbulence: linear drag α (default 0.1)")
-    g.add_argument("--velocity", action="store_true", default=None,
-                   help="turbulence: also write u_x, u_y as channels")
-    g.add_argument("--box", type=float, help="cosmic-web: box side in Mpc/h")
-    g.add_argument("--omega-m", dest="omega_m", type=float, help="cosmic-web: Ω_m")
-    g.add_argument("--sigma8", type=float, help="cosmic-web: σ₈")
-    g.add_argument("--n-slabs", dest="n_slabs", type=int, help="cosmic-web: slabs per axis")
-    g.add_argument("--omega-m-range", dest="omega_m_range", metavar="LO:HI",
-                   help="cosmic-web: Latin-hypercube draws of Ω_m per simulation")
-    g.add_argument("--sigma8-range", dest="sigma8_range", metavar="LO:HI",
-                   help="cosmic-web: Latin-hypercube draws of σ₈ per simulation")
+    _add_generate_options(g)  # from the field kinds' specs (phigen.fields.kind)
     g.set_defaults(func=_cmd_generate)
 
+
+def _parser_info(sub, kinds) -> None:
     i = sub.add_parser("info", help="describe a phigen file")
     i.add_argument("file")
     i.add_argument("--json", metavar="PATH", help="also write the description as JSON")
     i.add_argument("--as-json", action="store_true", help="print JSON instead of text")
     i.set_defaults(func=_cmd_info)
 
+
+def _parser_validate(sub, kinds) -> None:
     v = sub.add_parser("validate", help="check a phigen file completely (exit 1 on any problem)")
     v.add_argument("file")
     v.add_argument("--json", metavar="PATH")
     v.set_defaults(func=_cmd_validate)
 
+
+def _parser_stats(sub, kinds) -> None:
     s = sub.add_parser("stats", help="statistics suite, distances to a reference, figures")
     s.add_argument("file")
     s.add_argument("--ref", metavar="TRUTH", help="reference (truth) file to compare with")
@@ -293,6 +324,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_cmd_stats)
 
+
+def _parser_check(sub, kinds) -> None:
+    ck = sub.add_parser("check", help="physics checks of a ground-truth file (those its field kind declares)")
+    ck.add_argument("file")
+    ck.add_argument("--out", metavar="DIR", help="directory for the figures")
+    ck.add_argument("--json", metavar="PATH", help="write the checks as JSON")
+    ck.add_argument("--max-fields", type=int, default=None, help="use the first N fields only")
+    ck.set_defaults(func=_cmd_check)
+
+
+def _parser_critical(sub, kinds) -> None:
     c = sub.add_parser("critical", help="κ_c from Binder-cumulant crossings")
     c.add_argument("model", help="phi4")
     c.add_argument("--lam", type=float, required=True, help="quartic coupling λ")
@@ -307,9 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(func=_cmd_critical)
 
-    from .models._base import available_models
 
-    kinds = available_models()  # the registry, not a hand-kept list
+def _parser_fit(sub, kinds) -> None:
     f = sub.add_parser("fit", help="fit a model on a phigen file")
     f.add_argument("model", help=" | ".join(kinds))
     f.add_argument("data", help="training data (phigen .h5)")
@@ -333,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--quiet", action="store_true")
     f.set_defaults(func=_cmd_fit)
 
+
+def _parser_sample(sub, kinds) -> None:
     sp = sub.add_parser("sample", help="new fields from a fitted model into a phigen file")
     sp.add_argument("model_file")
     sp.add_argument("-n", "--count", type=int, required=True)
@@ -347,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=_cmd_sample)
 
+
+def _parser_compare(sub, kinds) -> None:
     cp = sub.add_parser("compare", help="fit, sample and judge models on one dataset; write a report")
     cp.add_argument("data", help="phigen .h5 file (split into training and held-out truth)")
     cp.add_argument("--models", default="gaussian", help="comma-separated model kinds among " + ", ".join(kinds))
@@ -363,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--quiet", action="store_true")
     cp.set_defaults(func=_cmd_compare)
 
+
+def _parser_generalisation(sub, kinds) -> None:
     gz = sub.add_parser("generalisation",
                         help="two models on disjoint training sets, sampled with the same noise: memorise or generalise?")
     gz.add_argument("data", help="phigen .h5 file (needs 2N fields for the largest N)")
@@ -377,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     gz.add_argument("--quiet", action="store_true")
     gz.set_defaults(func=_cmd_generalisation)
 
+
+def _parser_quickstart(sub, kinds) -> None:
     q = sub.add_parser("quickstart", help="the built-in end-to-end run")
     q.add_argument("-o", "--output", default="phigen_quickstart", help="report directory")
     q.add_argument("--fast", action="store_true", help="CI size (32² fields, tiny budgets)")
@@ -386,7 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_cmd_quickstart)
-    return p
+
+
+# one function per verb, in the order ``phigen --help`` lists them
+_VERB_PARSERS = (_parser_generate, _parser_info, _parser_validate, _parser_stats, _parser_check, _parser_critical,
+                 _parser_fit, _parser_sample, _parser_compare, _parser_generalisation, _parser_quickstart)
 
 
 def main(argv=None) -> int:

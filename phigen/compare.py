@@ -14,7 +14,8 @@ samples are closer to the training set than to held-out fields). ``out_dir`` rec
 ``report.html``, ``metrics.json``, ``figures/*.png``, ``samples/<model>.h5`` and the fitted
 ``models/<model>.h5``.
 
-Symmetry-aware fitting: when the field's law is exactly invariant under φ → −φ (φ⁴) and a model's
+Symmetry-aware fitting: when the field's law is exactly invariant under φ → −φ (its field kind is
+``sign_symmetric``: φ⁴) and a model's
 ``fit`` takes a ``sign_symmetric`` option, it is fitted with ``sign_symmetric=True`` unless the
 caller's fit options set it; ``metrics.json`` records the value and who set it.
 """
@@ -25,7 +26,6 @@ import html
 import json
 import math
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
@@ -34,6 +34,8 @@ import numpy as np
 
 from . import errors as E
 from ._json import json_safe
+from ._progress import say
+from .fields.kind import field_kind, kind_symmetries
 
 __all__ = ["compare_models", "scattering_distance", "field_statistics", "write_report", "table_columns", "compare_statistics", "memorisation",
            "memorisation_reference", "MemorisationReference",
@@ -61,66 +63,24 @@ def table_columns(field: str | None = None) -> tuple[tuple[str, str, str], ...]:
                  for d in st.distances if d.table)
 
 
-# Fields whose law is exactly invariant under φ → −φ alone. 2D vorticity is invariant only under
-# φ → −φ combined with a reflection (and a log-density never), so a sign-augmented fit would be wrong there.
-_SIGN_SYMMETRIC_FIELDS = ("phi4",)
-
-
-def _say(progress, msg: str) -> None:
-    if callable(progress):
-        progress(msg)
-    elif progress:
-        print(msg, file=sys.stderr, flush=True)
-
-
-def _mean_se(values) -> dict:
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return {"value": float("nan"), "error": float("nan")}
-    return {"value": float(v.mean()), "error": float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0}
-
-
 def field_statistics(fields, field: str, params: Mapping) -> dict:
-    """Field-specific statistics of an ensemble ``(N, H, W)``: ``{name: {"value", "error"}}``.
+    """Field-specific statistics of an ensemble ``(N, H, W)``: ``{name: {"value", "error"}}``, as the
+    field kind declares them (:class:`phigen.fields.kind.FieldKind` ``statistics``).
 
-    φ⁴ (needs params ``kappa``, ``lam``): Binder ``U4`` and ``chi`` (:func:`phi4_observables`,
+    φ⁴ (needs params ``kappa``, ``lam``): Binder ``U4`` and ``chi`` (:func:`phigen.stats.phi4_observables`,
     the fields read as independent configurations); turbulence: ``flatness_r1`` = S₄/S₂² at the
     smallest separation; cosmic web: ``peaks`` (local maxima per field) and ``peaks_nu_gt_2``
-    (those higher than 2σ). Other fields: empty.
+    (those higher than 2σ). Kinds that declare none, and unknown kinds: empty.
     """
-    x = np.asarray(fields, dtype=np.float32)
-    if field == "phi4" and "kappa" in params and "lam" in params:
-        from .stats.phi4 import phi4_observables
-
-        # The ensembles compared are independent draws (model samples; truth thinned by the
-        # generator), so the jackknife blocks need not be τ_int-sized — and the τ_int estimate of
-        # a few dozen fields is too noisy to size them.
-        obs = phi4_observables(x, float(params["kappa"]), float(params["lam"]), n_bins=min(len(x), 32))
-        return {"U4": {"value": float(obs["binder"].value), "error": float(obs["binder"].error)},
-                "chi": {"value": float(obs["chi"].value), "error": float(obs["chi"].error)}}
-    if field == "turbulence":
-        from .stats.structure import flatness
-
-        r, f = flatness(x)
-        return {"flatness_r1": {**_mean_se(np.asarray(f)[:, 0]), "r": float(np.asarray(r)[0])}}
-    if field == "cosmic-web":
-        from .checks.cosmic_web import peak_counts
-
-        edges, counts = peak_counts(x)
-        counts = np.asarray(counts)
-        high = counts[:, edges[:-1] >= 2.0].sum(axis=1)
-        return {"peaks": _mean_se(counts.sum(axis=1)), "peaks_nu_gt_2": _mean_se(high)}
-    return {}
+    spec = field_kind(field)
+    if spec is None or spec.statistics is None:
+        return {}
+    return spec.statistics(np.asarray(fields, dtype=np.float32), params)
 
 
-_FIELD_LABELS = {"U4": "U₄", "chi": "χ", "flatness_r1": "flatness (r=1)", "peaks": "peaks/field",
-                 "peaks_nu_gt_2": "peaks ν>2"}
-
-
-def _default_symmetries(field: str) -> tuple[str, ...]:
-    # φ → −φ is a symmetry of φ⁴ and (with a reflection) of 2D vorticity, not of a log-density map.
-    return ("shifts", "dihedral") if field == "cosmic-web" else ("shifts", "dihedral", "sign")
+def _field_label(field: str, key: str) -> str:
+    spec = field_kind(field)
+    return (spec.statistic_labels.get(key, key) if spec is not None else key)
 
 
 class MemorisationReference(NamedTuple):
@@ -196,13 +156,11 @@ def memorisation(samples, train, held_out, *, symmetries, z: float = 4.0,
 
 
 def _takes_option(kind: str, name: str) -> bool:
-    """Does model ``kind``'s ``fit`` take the keyword option ``name``? (signature inspection)"""
-    import inspect
-
+    """Does model ``kind``'s ``fit`` take the keyword option ``name``?"""
     from .models import get_model_class
+    from .models._base import model_options
 
-    p = inspect.signature(get_model_class(kind).fit).parameters.get(name)
-    return p is not None and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return name in (model_options(get_model_class(kind), "fit") or ())
 
 
 def _symmetry_fit_options(kind: str, field: str, options: Mapping) -> tuple[dict, dict]:
@@ -213,7 +171,8 @@ def _symmetry_fit_options(kind: str, field: str, options: Mapping) -> tuple[dict
         return opts, {"sign_symmetric": bool(opts["sign_symmetric"]), "set_by": "fit options"}
     if not _takes_option(kind, "sign_symmetric"):
         return opts, {"sign_symmetric": None, "set_by": "model has no sign_symmetric option"}
-    if field not in _SIGN_SYMMETRIC_FIELDS:
+    spec = field_kind(field)
+    if spec is None or not spec.sign_symmetric:
         return opts, {"sign_symmetric": False, "set_by": f"compare ({field!r} fields lack the φ → −φ symmetry)"}
     opts["sign_symmetric"] = True
     return opts, {"sign_symmetric": True, "set_by": f"compare ({field!r} fields have the φ → −φ symmetry)"}
@@ -264,7 +223,7 @@ def _table(metrics: dict) -> tuple[list[str], list[list[str]]]:
     cols = [c for c in table_columns(metrics["data"]["field"])
             if c[0] in next(iter(metrics["models"].values()))["distances"]]
     field_keys = list(metrics["truth"]["field_statistics"])
-    header = (["model"] + [c[2] for c in cols] + ["off / distances"] + [_FIELD_LABELS.get(k, k) for k in field_keys]
+    header = (["model"] + [c[2] for c in cols] + ["off / distances"] + [_field_label(metrics["data"]["field"], k) for k in field_keys]
               + ["memorised?", "parameters", "fit time (s)", "sampling (s/field)"])
     rows = []
     first = next(iter(metrics["models"].values()))["distances"]
@@ -469,13 +428,90 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
     Returns the metrics dict written to ``out_dir/metrics.json`` (with ``timings`` in seconds) plus
     ``report`` (paths, table lines).
     """
-    from .io import open_fields, read_fields
-    from .models import check_training_disjoint, fit, get_model_class, load_model, sample
     from .report import write_figures
-    from .stats import judge, null_reference
-    from .stats.compare import MIN_SPLITS
+    from .stats import null_reference
 
     t_start = time.perf_counter()
+    models, fit_options, sample_options, model_files = _check_compare_request(models, n_splits, fit_options,
+                                                                              sample_options, model_files)
+    out = Path(out_dir)
+    bars = bool(progress) and not callable(progress)
+    split = _split_data(data, test_fraction, seed)
+    held_out, n, field, params = split.held_out, len(split.held_out), split.field, split.params
+    symmetries = kind_symmetries(field)
+    say(progress, f"compare: {len(split.train)} training / {n} held-out {field} fields of "
+                  f"{held_out.shape[1]}×{held_out.shape[2]}")
+    if split.all_groups is None:
+        say(progress, f"compare: {split.path} records no groups; fields are split one by one, as if independent")
+
+    t0 = time.perf_counter()
+    ref = null_reference(held_out, groups=split.held_groups, n_splits=n_splits, seed=seed,
+                         statistics=compare_statistics(field))
+    metrics = _truth_metrics(split, ref, test_fraction=test_fraction, seed=seed, n_splits=n_splits,
+                             symmetries=symmetries, preamble=preamble)
+    # the memorisation distances that depend on the truth only: once, not once per model
+    mem_ref = memorisation_reference(split.train, held_out, symmetries=symmetries)
+    timings: dict = {"truth": time.perf_counter() - t0, "models": {}}
+    fields_by_label = {"truth": held_out}
+    for kind in models:
+        t0 = time.perf_counter()
+        model, model_path, opts_used, symmetry, leak_check = _fitted_model(
+            kind, data, split, out, model_files.get(kind), fit_options.get(kind, {}), test_fraction=test_fraction,
+            seed=seed, bars=bars, progress=progress)
+        t_fit = time.perf_counter() - t0
+        samples, samples_path, sample_seconds = _model_samples(kind, model, n, out, seed, sample_options.get(kind, {}),
+                                                               held_out.shape[1:], bars=bars, progress=progress)
+        say(progress, f"compare: statistics of {kind}")
+        t0 = time.perf_counter()
+        metrics["models"][kind] = {
+            "n_params": int(model.n_params),
+            "fit_seconds": float((getattr(model, "training", None) or {}).get("fit_seconds", float("nan"))),
+            "sample_seconds": sample_seconds, "sample_seconds_per_field": sample_seconds / n,
+            "loaded": kind in model_files, "model_file": str(model_path) if model_path.exists() else None,
+            "samples_file": str(samples_path.relative_to(out)), "leak_check": leak_check,
+            "fit_options": dict(fit_options.get(kind, {})), "fit_options_used": opts_used,
+            "symmetry_fit": symmetry, "sample_options": dict(sample_options.get(kind, {})),
+            **_judged(samples, ref, split, mem_ref, symmetries, seed),
+        }
+        timings["models"][kind] = {"fit": t_fit, "sample": sample_seconds, "statistics": time.perf_counter() - t0}
+        fields_by_label[kind] = samples
+
+    say(progress, "compare: figures")
+    t0 = time.perf_counter()
+    fig_paths = write_figures(fields_by_label, out / "figures", truth="truth",
+                              extra_statistics=compare_statistics(field)[len(COMPARE_STATISTICS):])
+    fig_paths.update(_null_figure(metrics, out / "figures"))
+    metrics["figures"] = {k: str(Path(p).relative_to(out)) for k, p in fig_paths.items()}
+    timings["figures"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+    metrics["timings"] = timings
+    metrics = json_safe(metrics)
+    metrics["report"] = write_report(metrics, out)
+    say(progress, f"compare: report in {out / 'report.md'}")
+    return metrics
+
+
+# ---- the steps of compare_models -------------------------------------------------------------------
+class _Split(NamedTuple):
+    """The data file's deterministic split: training part, held-out truth, their groups."""
+
+    train: np.ndarray
+    held_out: np.ndarray
+    test_idx: np.ndarray
+    all_groups: np.ndarray | None
+    held_groups: np.ndarray | None
+    train_groups: np.ndarray | None
+    group_kind: str | None
+    field: str
+    params: dict
+    path: str
+
+
+def _check_compare_request(models, n_splits, fit_options, sample_options, model_files):
+    """The model list and the per-model option dicts, checked before any time is spent."""
+    from .models import get_model_class
+    from .stats.compare import MIN_SPLITS
+
     models = [m.strip() for m in ([models] if isinstance(models, str) else models) if m.strip()]
     if not models:
         raise E.ParameterError("compare needs at least one model")
@@ -492,9 +528,12 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
             raise E.ParameterError(f"{what} given for models not being compared: {', '.join(extra)}")
     for kind in models:
         if kind not in model_files:
-            get_model_class(kind)  # an unknown kind fails here, before any time is spent
-    out = Path(out_dir)
-    bars = bool(progress) and not callable(progress)
+            get_model_class(kind)  # an unknown kind fails here
+    return models, fit_options, sample_options, model_files
+
+
+def _split_data(data, test_fraction: float, seed: int) -> _Split:
+    from .io import open_fields
 
     with open_fields(data) as ds:
         if len(ds.sample_shape) != 2:
@@ -505,28 +544,26 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
         all_groups = getattr(ds, "groups", None)
         group_kind = getattr(ds, "group_kind", None)
         field, params, path = ds.field, dict(ds.params), str(ds.path)
-    held_groups = None if all_groups is None else np.asarray(all_groups)[test_idx]
-    n = int(held_out.shape[0])
-    if n < 4:
-        raise E.ParameterError(f"the held-out set needs at least 4 fields for the null; got {n}")
-    symmetries = _default_symmetries(field)
-    _say(progress, f"compare: {len(train)} training / {n} held-out {field} fields of {held_out.shape[1]}×{held_out.shape[2]}")
-    if all_groups is None:
-        _say(progress, f"compare: {path} records no groups; fields are split one by one, as if independent")
+    if len(held_out) < 4:
+        raise E.ParameterError(f"the held-out set needs at least 4 fields for the null; got {len(held_out)}")
+    groups = None if all_groups is None else np.asarray(all_groups)
+    return _Split(train, held_out, test_idx, groups, None if groups is None else groups[test_idx],
+                  None if groups is None else groups[train_idx], group_kind, field, params, path)
 
-    t0 = time.perf_counter()
-    ref = null_reference(held_out, groups=held_groups, n_splits=n_splits, seed=seed,
-                         statistics=compare_statistics(field))
+
+def _truth_metrics(split: _Split, ref, *, test_fraction, seed, n_splits, symmetries, preamble) -> dict:
+    """The metrics record before any model: the data, the split, the truth's statistics, the null."""
     groups_info = None
-    if all_groups is not None:
-        groups_info = {"kind": group_kind or "group", "n_train": int(np.unique(np.asarray(all_groups)[train_idx]).size),
-                       "n_held_out": int(np.unique(held_groups).size)}
+    if split.all_groups is not None:
+        groups_info = {"kind": split.group_kind or "group", "n_train": int(np.unique(split.train_groups).size),
+                       "n_held_out": int(np.unique(split.held_groups).size)}
     metrics: dict = {
-        "data": {"path": path, "field": field, "params": params, "shape": list(held_out.shape[1:]),
-                 "n_train": int(len(train)), "n_held_out": n, "test_fraction": test_fraction, "groups": groups_info},
+        "data": {"path": split.path, "field": split.field, "params": split.params,
+                 "shape": list(split.held_out.shape[1:]), "n_train": int(len(split.train)),
+                 "n_held_out": int(len(split.held_out)), "test_fraction": test_fraction, "groups": groups_info},
         "seed": seed, "n_splits": n_splits, "symmetries": list(symmetries),
         "machine": {"platform": platform.platform(), "python": platform.python_version()},
-        "truth": {"field_statistics": field_statistics(held_out, field, params)},
+        "truth": {"field_statistics": field_statistics(split.held_out, split.field, split.params)},
         "null": {"m": ref.m, "n_splits": n_splits, "alpha": 0.05,
                  "distances": {st.name: {d.name: {"label": d.label, "values": ref.null[st.name][d.name].tolist()}
                                          for d in st.distances} for st in ref.statistics}},
@@ -537,78 +574,65 @@ def compare_models(data, *, models: Sequence[str] = ("gaussian",), out_dir, test
         metrics["scattering_spectra"] = {k: scat_axes[k] for k in ("J", "L", "n_stats")}
     if preamble:
         metrics["preamble"] = list(preamble)
-    # the memorisation distances that depend on the truth only: once, not once per model
-    mem_ref = memorisation_reference(train, held_out, symmetries=symmetries)
-    timings: dict = {"truth": time.perf_counter() - t0, "models": {}}
-    fields_by_label = {"truth": held_out}
-    for kind in models:
-        t0 = time.perf_counter()
-        leak_check = None
-        if kind in model_files:
-            _say(progress, f"compare: loading {kind} from {model_files[kind]}")
-            model = load_model(model_files[kind])
-            if model.kind != kind:
-                raise E.ModelFileError(f"is a {model.kind!r} model, not {kind!r}", path=model_files[kind])
-            leak_check = check_training_disjoint(model, held_out, held_out_groups=held_groups, data_path=path,
-                                                 held_out_indices=test_idx, test_fraction=test_fraction,
-                                                 split_seed=seed)
-            model_path = Path(model_files[kind])
-            training = getattr(model, "training", None) or {}
-            opts_used = dict(training.get("options", {}))
-            sym = training.get("sign_symmetric", opts_used.get("sign_symmetric"))
-            symmetry = {"sign_symmetric": None if sym is None else bool(sym), "set_by": "model file"}
-        else:
-            opts_used, symmetry = _symmetry_fit_options(kind, field, fit_options.get(kind, {}))
-            _say(progress, f"compare: fitting {kind}" + (" (sign_symmetric)" if opts_used.get("sign_symmetric") else ""))
-            model_path = out / "models" / f"{kind}.h5"
-            model_path.parent.mkdir(parents=True, exist_ok=True)
-            model = fit(kind, data, out=model_path, seed=seed, test_fraction=test_fraction, split_seed=seed,
-                        progress=bars, **opts_used)
-        t_fit = time.perf_counter() - t0
-        fit_seconds = float((getattr(model, "training", None) or {}).get("fit_seconds", float("nan")))
-        _say(progress, f"compare: sampling {n} fields from {kind}")
-        samples_path = out / "samples" / f"{kind}.h5"
-        samples_path.parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        sample(model, n, out=samples_path, seed=seed + 1, overwrite=True, progress=bars,
-               **dict(sample_options.get(kind, {})))
-        sample_seconds = time.perf_counter() - t0
-        samples = read_fields(samples_path)
-        if samples.shape[1:] != held_out.shape[1:]:
-            raise E.InputError(f"{kind} samples have shape {samples.shape[1:]}, the data {held_out.shape[1:]} "
-                               "(a model file fitted on other data?)")
-        _say(progress, f"compare: statistics of {kind}")
-        t0 = time.perf_counter()
-        comparison = judge(samples, ref, seed=seed)
-        metrics["models"][kind] = {
-            "n_params": int(model.n_params), "fit_seconds": fit_seconds, "sample_seconds": sample_seconds,
-            "sample_seconds_per_field": sample_seconds / n, "loaded": kind in model_files,
-            "model_file": str(model_path) if model_path.exists() else None,
-            "samples_file": str(samples_path.relative_to(out)), "leak_check": leak_check,
-            "fit_options": dict(fit_options.get(kind, {})), "fit_options_used": opts_used,
-            "symmetry_fit": symmetry, "sample_options": dict(sample_options.get(kind, {})),
-            "distances": {st.name: comparison[st.name]["distances"] for st in ref.statistics},
-            "verdict": comparison["verdict"],
-            "comparison": comparison,
-            "field_statistics": field_statistics(samples, field, params),
-            "memorisation": memorisation(samples, train, held_out, symmetries=symmetries, reference=mem_ref),
-        }
-        timings["models"][kind] = {"fit": t_fit, "sample": sample_seconds, "statistics": time.perf_counter() - t0}
-        fields_by_label[kind] = samples
-
-    _say(progress, "compare: figures")
-    t0 = time.perf_counter()
-    fig_paths = write_figures(fields_by_label, out / "figures", truth="truth",
-                              extra_statistics=compare_statistics(field)[len(COMPARE_STATISTICS):])
-    fig_paths.update(_null_figure(metrics, out / "figures"))
-    metrics["figures"] = {k: str(Path(p).relative_to(out)) for k, p in fig_paths.items()}
-    timings["figures"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - t_start
-    metrics["timings"] = timings
-    metrics = json_safe(metrics)
-    metrics["report"] = write_report(metrics, out)
-    _say(progress, f"compare: report in {out / 'report.md'}")
     return metrics
+
+
+def _fitted_model(kind, data, split: _Split, out: Path, model_file, fit_opts, *, test_fraction, seed, bars,
+                  progress):
+    """``(model, model path, options used, symmetry record, leak check)``: the model loaded from
+    ``model_file`` (refused if it saw a held-out field) or fitted on the training split."""
+    from .models import check_training_disjoint, fit, load_model
+
+    if model_file is not None:
+        say(progress, f"compare: loading {kind} from {model_file}")
+        model = load_model(model_file)
+        if model.kind != kind:
+            raise E.ModelFileError(f"is a {model.kind!r} model, not {kind!r}", path=model_file)
+        leak_check = check_training_disjoint(model, split.held_out, held_out_groups=split.held_groups,
+                                             data_path=split.path, held_out_indices=split.test_idx,
+                                             test_fraction=test_fraction, split_seed=seed)
+        training = getattr(model, "training", None) or {}
+        opts_used = dict(training.get("options", {}))
+        sym = training.get("sign_symmetric", opts_used.get("sign_symmetric"))
+        return (model, Path(model_file), opts_used,
+                {"sign_symmetric": None if sym is None else bool(sym), "set_by": "model file"}, leak_check)
+    opts_used, symmetry = _symmetry_fit_options(kind, split.field, fit_opts)
+    say(progress, f"compare: fitting {kind}" + (" (sign_symmetric)" if opts_used.get("sign_symmetric") else ""))
+    model_path = out / "models" / f"{kind}.h5"
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    model = fit(kind, data, out=model_path, seed=seed, test_fraction=test_fraction, split_seed=seed,
+                progress=bars, **opts_used)
+    return model, model_path, opts_used, symmetry, None
+
+
+def _model_samples(kind, model, n, out: Path, seed, sample_opts, shape, *, bars, progress):
+    """``n`` samples of ``model`` written to ``out/samples/<kind>.h5``: ``(samples, path, seconds)``."""
+    from .io import read_fields
+    from .models import sample
+
+    say(progress, f"compare: sampling {n} fields from {kind}")
+    samples_path = out / "samples" / f"{kind}.h5"
+    samples_path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    sample(model, n, out=samples_path, seed=seed + 1, overwrite=True, progress=bars, **dict(sample_opts))
+    seconds = time.perf_counter() - t0
+    samples = read_fields(samples_path)
+    if samples.shape[1:] != tuple(shape):
+        raise E.InputError(f"{kind} samples have shape {samples.shape[1:]}, the data {tuple(shape)} "
+                           "(a model file fitted on other data?)")
+    return samples, samples_path, seconds
+
+
+def _judged(samples, ref, split: _Split, mem_ref, symmetries, seed) -> dict:
+    """A model's samples judged: every distance against the null, field statistics, memorisation."""
+    from .stats import judge
+
+    comparison = judge(samples, ref, seed=seed)
+    return {"distances": {st.name: comparison[st.name]["distances"] for st in ref.statistics},
+            "verdict": comparison["verdict"], "comparison": comparison,
+            "field_statistics": field_statistics(samples, split.field, split.params),
+            "memorisation": memorisation(samples, split.train, split.held_out, symmetries=symmetries,
+                                         reference=mem_ref)}
 
 
 def _null_figure(metrics: dict, fig_dir: Path) -> dict:

@@ -1,6 +1,31 @@
-"""Test-session settings shared by every test file."""
+"""Test-session settings and fixtures shared by every test file.
+
+- Scheduling: ``-n auto`` runs whole files per xdist worker (a module fixture is built once), the
+  longest files first (:data:`_FILE_SECONDS`), so that no worker idles at the end waiting for a long
+  file started late.
+- JAX's persistent compilation cache, shared by the workers of the run (and by later runs in the
+  same checkout): a kernel compiled by one worker, or by an earlier test that built its jitted
+  function anew, is loaded instead of compiled again.
+"""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Seconds per test file on the 2-core CI machine (README test command, 2026-12-06). Only the order
+# matters: a file missing here counts as short. Re-measure with --junitxml when files change a lot.
+_FILE_SECONDS = {
+    "test_rg_wcrg.py": 170, "test_docs.py": 120, "test_scattering_models.py": 95, "test_scattering_single_map.py": 57,
+    "test_rg_score.py": 52, "test_maxent_selection.py": 50, "test_compare.py": 45, "test_samplers.py": 43,
+    "test_quickstart.py": 43, "test_phi4_observables.py": 38, "test_diffusion.py": 35, "test_turbulence.py": 32,
+    "test_scattering_spectra.py": 32, "test_wavelets.py": 26, "test_runner.py": 23, "test_cosmic_web.py": 23,
+    "test_rng.py": 21, "test_cluster.py": 21, "test_cli.py": 20, "test_groups.py": 18, "test_phi4_generate.py": 18,
+    "test_stats.py": 18, "test_numpyro_route.py": 18, "test_generalisation.py": 15, "test_scattering_lbfgs.py": 13,
+}
 
 
 def pytest_configure(config):
@@ -9,3 +34,86 @@ def pytest_configure(config):
     # per worker build each fixture once. An explicit ``--dist`` other than plain load is left alone.
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadfile"
+    if getattr(config.option, "dist", "no") == "loadfile":
+        # xdist would reorder files by their number of tests; ours is by measured time (below)
+        config.option.loadscopereorder = False
+    cache = os.environ.get("PHIGEN_TEST_JAX_CACHE") or str(Path(str(config.rootpath)) / ".jax_cache")
+    if cache != "off":
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", cache)
+        # CPU kernels here compile in 0.1–5 s: cache all but the trivial ones
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    # longest files first (stable: the tests of a file keep their order)
+    items.sort(key=lambda item: -_FILE_SECONDS.get(Path(str(item.fspath)).name, 0))
+
+
+# ---- shared fixtures ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def gaussian_fields():
+    """``make(n, size, slope=2.0, seed=0) -> (n, size, size)`` float32 Gaussian fields with P(k) ∝ k^-slope
+    (the closed-form reference of many statistical tests)."""
+    import jax
+
+    from phigen.fields.gaussian import gaussian_field, power_law_spectrum
+
+    def make(n: int, size: int, slope: float = 2.0, seed: int = 0, **spectrum_kw):
+        return np.asarray(gaussian_field(jax.random.PRNGKey(seed), n, size, power_law_spectrum(slope, **spectrum_kw)))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def host_devices():
+    """``run(code, n_devices, *argv, timeout=300) -> report``: run Python ``code`` in a child process
+    that sees ``n_devices`` CPU devices (``XLA_FLAGS`` must be set before jax is imported, so a
+    child, not this process) with ``argv`` as ``sys.argv[1:]``; the child prints one line
+    ``REPORT{json}``, returned as a dict. A failing child fails the test with its stderr."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    import jax
+
+    def run(code: str, n_devices: int, *argv, timeout: float = 300) -> dict:
+        env = dict(os.environ)
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n_devices}").strip()
+        env["JAX_PLATFORMS"] = "cpu"
+        cache = jax.config.jax_compilation_cache_dir
+        if cache:  # the child shares the run's compilation cache
+            env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, argv)], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT"))
+        return json.loads(line[len("REPORT"):])
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def register_test_model():
+    """``register_test_model(kind)``: the ``register_model(kind)`` decorator for a test-only model
+    (checked against the protocol like any other), removed from the registry after the module."""
+    from phigen.models import MODELS, register_model
+
+    added = []
+
+    def register(kind: str):
+        decorate = register_model(kind)
+
+        def wrapper(cls):
+            out = decorate(cls)
+            added.append(kind)
+            return out
+
+        return wrapper
+
+    yield register
+    for kind in added:
+        MODELS.pop(kind, None)

@@ -135,6 +135,24 @@ def test_every_cli_verb_has_a_python_twin():
     import phigen
 
     for name in ("generate", "info", "validate", "stats_report", "binder_crossing", "fit", "sample", "quickstart",
-                 "compare_models"):
+                 "compare_models", "check_file", "generalisation"):
         assert callable(getattr(phigen, name)), name
     assert phigen.generate.__module__ == "phigen.generators"
+
+
+def test_json_safe_takes_jax_arrays_and_named_tuples():
+    import json
+    from typing import NamedTuple
+
+    import jax.numpy as jnp
+
+    from phigen._json import json_safe
+
+    class Pair(NamedTuple):
+        a: object
+        b: object
+
+    out = json_safe({"x": jnp.arange(3.0), "p": Pair(np.float32(np.inf), [np.int64(2), Path("f.h5")]),
+                     "t": (1, np.bool_(True))})
+    assert out == {"x": [0.0, 1.0, 2.0], "p": {"a": None, "b": [2, "f.h5"]}, "t": [1, True]}
+    json.dumps(out, allow_nan=False)

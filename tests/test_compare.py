@@ -11,7 +11,7 @@ from phigen.cli import main
 from phigen.compare import compare_models, scattering_distance
 from phigen.errors import InputError, ParameterError
 from phigen.io import open_fields, write_fields
-from phigen.models import MODELS, read_model_file, register_model, write_model_file
+from phigen.models import read_model_file, write_model_file
 
 L = 16
 
@@ -25,7 +25,7 @@ class _WhiteNoise:
     n_params = 2
 
     @classmethod
-    def fit(cls, fields, *, key=None, progress=None):
+    def fit(cls, fields, *, key, progress=None):
         x = np.asarray(fields)
         return cls(float(x.mean()), float(x.std()), x.shape[1:])
 
@@ -51,7 +51,7 @@ class _CopyTraining:
         self.fields, self.field_shape, self.training = np.asarray(fields), fields.shape[1:], {}
 
     @classmethod
-    def fit(cls, fields, *, key=None, progress=None):
+    def fit(cls, fields, *, key, progress=None):
         return cls(np.asarray(fields))
 
     def sample(self, n, *, key):
@@ -76,19 +76,16 @@ class _SignAware(_WhiteNoise):
     calls: list = []
 
     @classmethod
-    def fit(cls, fields, *, key=None, progress=None, sign_symmetric: bool = False):
+    def fit(cls, fields, *, key, progress=None, sign_symmetric: bool = False):
         cls.calls.append(sign_symmetric)
-        return super().fit(fields)
+        return super().fit(fields, key=key)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _test_models():
-    register_model("test-white-noise")(_WhiteNoise)
-    register_model("test-copy")(_CopyTraining)
-    register_model("test-sign-aware")(_SignAware)
-    yield
-    for kind in ("test-white-noise", "test-copy", "test-sign-aware"):
-        MODELS.pop(kind, None)
+def _test_models(register_test_model):
+    register_test_model("test-white-noise")(_WhiteNoise)
+    register_test_model("test-copy")(_CopyTraining)
+    register_test_model("test-sign-aware")(_SignAware)
 
 
 @pytest.fixture(scope="module")

@@ -232,7 +232,7 @@ def test_model_file_errors(trained, gauss_data, tmp_path):
     good = trained.save(tmp_path / "m.h5")
     with pytest.raises(E.ModelFileError, match="not a 'flow-matching' model"):
         FlowMatchingModel.load(good)
-    GaussianSpectrumModel.fit(x).save(tmp_path / "g.h5")
+    GaussianSpectrumModel.fit(x, key=jax.random.PRNGKey(0)).save(tmp_path / "g.h5")
     with pytest.raises(E.ModelFileError, match="not a 'diffusion' model"):
         DiffusionModel.load(tmp_path / "g.h5")
     with pytest.raises(E.ModelFileError, match="fields file, not a model"):

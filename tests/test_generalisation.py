@@ -13,7 +13,7 @@ import phigen
 from phigen import errors as E
 from phigen.cli import main
 from phigen._generalisation import _align, field_similarity, generalisation
-from phigen.models._base import MODELS, read_model_file, register_model, write_model_file
+from phigen.models import read_model_file, write_model_file
 from phigen.stats.memorisation import nearest_neighbour_distances
 
 N_FIELDS, SIZE = 80, 16
@@ -33,11 +33,11 @@ def gaussian_report(data, tmp_path_factory):
                           n_samples=16, seed=0)
 
 
-@pytest.fixture
-def memoriser():
+@pytest.fixture(scope="module")
+def memoriser(register_test_model):
     """A test-only model that returns its training fields, randomly shifted, plus tiny noise."""
 
-    @register_model("test-memorise")
+    @register_test_model("test-memorise")
     class Memorise:
         def __init__(self, fields):
             self.fields = np.asarray(fields, np.float32)
@@ -47,7 +47,7 @@ def memoriser():
             return int(self.fields.size)
 
         @classmethod
-        def fit(cls, fields, *, key=None, progress=None):
+        def fit(cls, fields, *, key, progress=None):
             return cls(fields)
 
         def sample(self, n, *, key):
@@ -64,8 +64,7 @@ def memoriser():
         def load(cls, path):
             return cls(read_model_file(path, cls.kind).arrays["fields"])
 
-    yield "test-memorise"
-    MODELS.pop("test-memorise", None)
+    return "test-memorise"
 
 
 def _random_transform(x, rng):

@@ -74,7 +74,7 @@ def test_seed_collision_with_the_generator_is_gone(gfile):
 
 def test_same_kind_same_key_same_noise_and_kinds_differ(gfile):
     _, data = gfile
-    a = GaussianSpectrumModel.fit(data[:8])
+    a = GaussianSpectrumModel.fit(data[:8], key=jax.random.PRNGKey(0))
     b = GaussianSpectrumModel(a.mean + 1.0, a.spectrum * 4.0)
     key = jax.random.PRNGKey(3)
     xa, xb = np.asarray(a.sample(4, key=key)), np.asarray(b.sample(4, key=key))
@@ -84,18 +84,18 @@ def test_same_kind_same_key_same_noise_and_kinds_differ(gfile):
     assert 0 <= sampling_tag("wcrg") < 2**31
 
 
-def test_nested_sampling_is_tagged_once(gfile):
-    from phigen.models._base import MODELS, read_model_file, register_model, tag_sampling_key, write_model_file
+def test_nested_sampling_is_tagged_once(gfile, register_test_model):
+    from phigen.models._base import read_model_file, tag_sampling_key, write_model_file
 
     _, data = gfile
-    inner = GaussianSpectrumModel.fit(data[:8])
+    inner = GaussianSpectrumModel.fit(data[:8], key=jax.random.PRNGKey(0))
 
-    @register_model("test-nested")
+    @register_test_model("test-nested")
     class Outer:  # a model whose sampling calls another model's
         n_params = inner.n_params
 
         @classmethod
-        def fit(cls, fields, *, key=None, progress=None):
+        def fit(cls, fields, *, key, progress=None):
             return cls()
 
         def sample(self, n, *, key):
@@ -109,13 +109,10 @@ def test_nested_sampling_is_tagged_once(gfile):
             read_model_file(path, cls.kind)
             return cls()
 
-    try:
-        key = jax.random.PRNGKey(1)
-        got = np.asarray(Outer().sample(2, key=key))
-        want = np.asarray(GaussianSpectrumModel.sample.__wrapped__(inner, 2, key=tag_sampling_key(key, "test-nested")))
-        np.testing.assert_array_equal(got, want)
-    finally:
-        MODELS.pop("test-nested", None)
+    key = jax.random.PRNGKey(1)
+    got = np.asarray(Outer().sample(2, key=key))
+    want = np.asarray(GaussianSpectrumModel.sample.__wrapped__(inner, 2, key=tag_sampling_key(key, "test-nested")))
+    np.testing.assert_array_equal(got, want)
 
 
 # --- the training record and the leak guard --------------------------------------------------------
@@ -181,7 +178,7 @@ def test_model_fitted_on_an_array_with_held_out_fields_is_refused(gfile, tmp_pat
 
 def test_old_model_without_record_is_refused(gfile, tmp_path):
     _, data = gfile
-    m = GaussianSpectrumModel.fit(data)
+    m = GaussianSpectrumModel.fit(data, key=jax.random.PRNGKey(0))
     # an old-style file: no provenance in its training record; it still loads
     write_model_file(tmp_path / "old.h5", "gaussian", config={"shape": [SIZE, SIZE]},
                      arrays={"mean": np.float32(m.mean), "spectrum": m.spectrum},

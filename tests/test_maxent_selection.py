@@ -80,7 +80,7 @@ def test_maxent_model_with_marginal_statistics_saves_and_loads(data, tmp_path):
 
     m = ScatteringModel.fit(data[:8], key=jax.random.PRNGKey(0), mode="maxent", J=2, steps=3, n_chains=4,
                             steps_per_iteration=2, marginal_bins=6, sample_steps=40, progress=False)
-    assert m.n_stats == m.statistics.n_stats == ScatteringModel.fit(data[:8], J=2, steps=0).statistics.n_stats + 6
+    assert m.n_stats == m.statistics.n_stats == ScatteringModel.fit(data[:8], J=2, steps=0, key=jax.random.PRNGKey(0)).statistics.n_stats + 6
     m2 = load_model(m.save(tmp_path / "me.h5"))
     np.testing.assert_array_equal(np.asarray(m2.marginal.centres), np.asarray(m.marginal.centres))
     assert m2.n_params == m.n_params
@@ -88,7 +88,7 @@ def test_maxent_model_with_marginal_statistics_saves_and_loads(data, tmp_path):
     x = m2.sample(2, key=jax.random.PRNGKey(1), steps=40)
     assert x.shape == (2, 16, 16) and np.all(np.isfinite(x))
     with pytest.raises(E.ParameterError, match="maxent"):
-        ScatteringModel.fit(data[:8], J=2, steps=0, marginal_bins=4)
+        ScatteringModel.fit(data[:8], J=2, steps=0, marginal_bins=4, key=jax.random.PRNGKey(0))
 
 
 def test_theta_prior_shrinks_the_multipliers_to_its_fixed_point(data):

@@ -121,6 +121,13 @@ def test_register_model_checks_the_protocol_and_refuses_a_taken_name():
     with pytest.raises(E.ParameterError, match="keyword-only key="):
         register_model("test-positional-key")(PositionalKey)
 
+    class DefaultKey(NoSample):
+        def sample(self, n, *, key=None):
+            return np.zeros((n, 4, 4))
+
+    with pytest.raises(E.ParameterError, match="key= must be required"):
+        register_model("test-default-key")(DefaultKey)
+
     class Fine(NoSample):
         def sample(self, n, *, key):
             return np.zeros((n, 4, 4))
@@ -131,3 +138,42 @@ def test_register_model_checks_the_protocol_and_refuses_a_taken_name():
     assert "test-no-sample" not in MODELS and "test-positional-key" not in MODELS
     with pytest.raises(E.ParameterError, match="non-empty name"):
         register_model(" ")
+
+
+def test_model_options_come_from_one_frozen_config():
+    """Models with many options declare them as one frozen dataclass (fit_config); the option checks
+    of phigen fit / compare read its fields, a whole config equals the same keywords, and a training
+    'steps' is named apart from a sampling budget."""
+    import dataclasses
+
+    import equinox as eqx
+
+    from phigen.diffusion.models import DiffusionConfig, DiffusionModel
+    from phigen.models import fit as fit_kind, get_model_class, model_options
+    from phigen.rg import WCRGConfig, WSGMConfig
+    from phigen.scattering import ScatteringConfig
+
+    for kind, config in (("wcrg", WCRGConfig), ("wsgm", WSGMConfig), ("diffusion", DiffusionConfig),
+                         ("scattering", ScatteringConfig)):
+        cls = get_model_class(kind)
+        assert cls.fit_config is config and dataclasses.is_dataclass(config)
+        assert model_options(cls) == {f.name for f in dataclasses.fields(config)}, kind
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            config().steps = 3
+    assert "steps" not in model_options(get_model_class("wcrg"))  # WC-RG's fit trains nothing step by step
+    x = np.random.default_rng(0).standard_normal((8, 8, 8)).astype(np.float32)
+    with pytest.raises(E.ParameterError, match="unknown option.*nfe"):
+        fit_kind("diffusion", x, nfe=3)
+    with pytest.raises(E.ParameterError, match="config must be a DiffusionConfig"):
+        DiffusionModel.fit(x, key=jax.random.PRNGKey(0), config={"steps": 2})
+    small = dict(steps=3, batch_size=4, width=4, depth=1, chunk=3)
+    a = DiffusionModel.fit(x, key=jax.random.PRNGKey(1), progress=False, **small)
+    b = DiffusionModel.fit(x, key=jax.random.PRNGKey(1), progress=False,
+                           config=DiffusionConfig(**{**small, "width": 8}), width=4)  # a keyword overrides the record
+    la, lb = jax.tree_util.tree_leaves(eqx.filter(a.net, eqx.is_array)), jax.tree_util.tree_leaves(
+        eqx.filter(b.net, eqx.is_array))
+    assert all(np.array_equal(u, v) for u, v in zip(la, lb)) and np.array_equal(a.losses, b.losses)
+    with pytest.raises(E.ParameterError, match="coarse must be one of"):
+        WSGMConfig(coarse="flow")
+    with pytest.raises(E.ParameterError, match="mode 'maxent' only"):
+        ScatteringConfig(marginal_bins=4)

@@ -11,7 +11,7 @@ from phigen.errors import InputError, ModelFileError, ParameterError
 from phigen.rg import WaveletFactorisation, detail_row_norms, per_scale_std
 from phigen.rg.gibbs import (LevelConstants, LevelSpec, feature_gradients, feature_laplacians, hutchinson_laplacians,
                              level_energy, level_value_and_grad, score_matching_system, solve_score_matching)
-from phigen.rg.wcrg import WCRGModel
+from phigen.rg.wcrg import WCRGConfig, WCRGModel
 from phigen.stats.spectrum import isotropic_average, power_spectrum
 
 
@@ -138,8 +138,8 @@ def phi4_model(request):
         # hence the magnetisation law and U₄, unchanged; J = 2 instead of 3, the same 8×8 coarsest field)
         x = _block_average(x, 2)
     # the CI-size model: k = 1, short chains, a light variance calibration (2 passes, 64 chains)
-    model = WCRGModel.fit(x, key=jax.random.PRNGKey(0), k=1, sign_symmetric=True, check_samples=0, steps=300, adapt=100,
-                          coarse_steps=8000, coarse_adapt=1000, calibrate=2, calibrate_fields=64)
+    model = WCRGModel.fit(x, key=jax.random.PRNGKey(0), k=1, sign_symmetric=True, check_samples=0, sample_steps=300, sample_adapt=100,
+                          coarse_sample_steps=8000, coarse_sample_adapt=1000, calibrate=2, calibrate_fields=64)
     return model, x
 
 
@@ -205,7 +205,7 @@ def test_wcrg_sampling_cost_is_linear_in_pixels(phi4_model):
 
 def test_wcrg_save_load_round_trip_and_sizes(tmp_path):
     x, _ = _gff(32, 32, 0.2, seed=3)
-    model = WCRGModel.fit(x, J=2, k=1, n_bumps=2, check_samples=0, calibrate=0)
+    model = WCRGModel.fit(x, J=2, k=1, n_bumps=2, check_samples=0, calibrate=0, key=jax.random.PRNGKey(0))
     path = model.save(tmp_path / "m.h5")
     back = WCRGModel.load(path)
     assert back.n_params == model.n_params and back.J == model.J
@@ -232,7 +232,7 @@ def test_wcrg_skips_magnetisation_terms_when_the_mean_is_fixed():
     x, _ = _gff(32, 16, 0.2, seed=5)
     x = x - x.mean(axis=(1, 2), keepdims=True)
     model = WCRGModel.fit(x, key=jax.random.PRNGKey(0), J=1, k=1, n_bumps=2, check_samples=0, calibrate=2,
-                          calibrate_fields=32, steps=150, adapt=50, coarse_steps=600, coarse_adapt=150)
+                          calibrate_fields=32, sample_steps=150, sample_adapt=50, coarse_sample_steps=600, coarse_sample_adapt=150)
     assert np.all(model.magnetisation == 0)
     assert any("does not fluctuate" in n for n in model.training["calibration_notes"])
     s = np.asarray(model.sample(32, key=jax.random.PRNGKey(1), steps=150, coarse_steps=600))
@@ -245,17 +245,41 @@ def test_wcrg_bad_input():
     bad = x.copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        WCRGModel.fit(bad, check_samples=0)
+        WCRGModel.fit(bad, check_samples=0, key=jax.random.PRNGKey(0))
     with pytest.raises(ParameterError, match="neighbourhood"):
-        WCRGModel.fit(x, J=2, k=2, k_coarse=5, check_samples=0)
+        WCRGModel.fit(x, J=2, k=2, k_coarse=5, check_samples=0, key=jax.random.PRNGKey(0))
     with pytest.raises(InputError, match="multiples"):
-        WCRGModel.fit(x[:, :30, :30], J=3, check_samples=0)
+        WCRGModel.fit(x[:, :30, :30], J=3, check_samples=0, key=jax.random.PRNGKey(0))
     with pytest.raises(ParameterError, match="one integer or 2"):
-        WCRGModel.fit(x, J=2, k=(1, 1, 1), check_samples=0)
+        WCRGModel.fit(x, J=2, k=(1, 1, 1), check_samples=0, key=jax.random.PRNGKey(0))
     with pytest.raises(ParameterError, match="calibrate"):
-        WCRGModel.fit(x, J=2, calibrate=-1, check_samples=0)
+        WCRGModel.fit(x, J=2, calibrate=-1, check_samples=0, key=jax.random.PRNGKey(0))
     with pytest.raises(ParameterError, match="shifts"):
-        WCRGModel.fit(x, J=2, shifts=0, check_samples=0)
+        WCRGModel.fit(x, J=2, shifts=0, check_samples=0, key=jax.random.PRNGKey(0))
+    # fit's sampling budget is named apart from training steps; the old names say so
+    with pytest.raises(ParameterError, match="'coarse_steps' are now 'coarse_sample_steps'"):
+        WCRGModel.fit(x, J=2, coarse_steps=100, key=jax.random.PRNGKey(0))
+    with pytest.raises(ParameterError, match="unknown option.*learning_rate"):
+        WCRGModel.fit(x, J=2, learning_rate=1e-3, key=jax.random.PRNGKey(0))
+    with pytest.raises(ParameterError, match="sample_adapt"):
+        WCRGConfig(sample_steps=10, sample_adapt=10)
+    with pytest.raises(ParameterError, match="WCRGConfig"):
+        WCRGModel.fit(x, config={"J": 2}, key=jax.random.PRNGKey(0))
+
+
+def test_wcrg_config_is_one_frozen_record():
+    import dataclasses
+
+    from phigen.models import model_options
+
+    cfg = WCRGConfig(k=[2, 1], calibrate=0)
+    assert cfg.k == (2, 1) and hash(cfg) == hash(WCRGConfig(k=(2, 1), calibrate=0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.k = 3
+    assert WCRGConfig.from_options(cfg, {"ridge": 1e-3}) == dataclasses.replace(cfg, ridge=1e-3)
+    # the model's options are the config's fields: phigen fit and compare check against them
+    opts = model_options(WCRGModel, "fit")
+    assert opts == {f.name for f in dataclasses.fields(WCRGConfig)} and "sign_symmetric" in opts
 
 
 def test_wcrg_through_the_cli(tmp_path):
@@ -344,7 +368,7 @@ def test_sampling_runs_the_calibration_chain_batches(tmp_path):
     # calibration's count when n is at least half of it, and a larger n runs in batches of it
     x, _ = _gff(24, 16, 0.2, seed=7)
     model = WCRGModel.fit(x, key=jax.random.PRNGKey(0), J=1, k=1, n_bumps=2, check_samples=0, calibrate=1,
-                          calibrate_fields=8, steps=40, adapt=10, coarse_steps=80, coarse_adapt=20)
+                          calibrate_fields=8, sample_steps=40, sample_adapt=10, coarse_sample_steps=80, coarse_sample_adapt=20)
     chains = model.sampling["chains"]
     assert len(chains) == model.J + 1 and all(c >= 8 for c in chains)
     c = chains[0]

@@ -191,19 +191,8 @@ print("REPORT" + json.dumps({"max_diff": float(np.abs(one[0] - two[0]).max()),
 """
 
 
-def test_sharded_hmc_matches_one_device_without_communication():
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run([sys.executable, "-c", _SHARDED_CHILD], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    report = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT"))[6:])
+def test_sharded_hmc_matches_one_device_without_communication(host_devices):
+    report = host_devices(_SHARDED_CHILD, 2)
     assert report["same_accepts"], report
     assert report["max_diff"] < 1e-5, report
     assert report["collectives"] == [], report

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from phigen.errors import InputError, ParameterError
-from phigen.fields.gaussian import gaussian_field, power_law_spectrum
 from phigen.scattering import ClassicScattering, ScatteringSpectra, classic_scattering, scattering_spectra
 from phigen.wavelets import filter_bank, littlewood_paley
 
@@ -25,10 +24,6 @@ def ss():
 @pytest.fixture(scope="module")
 def ss_aniso():
     return ScatteringSpectra((N, N), J, L, isotropic=False)
-
-
-def _grf(n, size, slope=2.0, seed=0):
-    return np.asarray(gaussian_field(jax.random.PRNGKey(seed), n, size, power_law_spectrum(slope)))
 
 
 def _direct(x, bank):
@@ -91,9 +86,9 @@ def _flat_from_direct(entries, coeffs, L):
     return np.array(out)
 
 
-def test_matches_definitions(ss, ss_aniso):
+def test_matches_definitions(ss, ss_aniso, gaussian_fields):
     """Coefficients and the flat vector (iso and not) equal the spatial-domain definitions."""
-    x = _grf(2, N, slope=1.0, seed=1) + 0.3 * np.abs(_grf(2, N, slope=3.0, seed=2))  # non-Gaussian, non-zero mean
+    x = gaussian_fields(2, N, slope=1.0, seed=1) + 0.3 * np.abs(gaussian_fields(2, N, slope=3.0, seed=2))  # non-Gaussian, non-zero mean
     bank = filter_bank((N, N), J, L)
     c = ss.coefficients(x)
     for i in range(2):
@@ -128,17 +123,17 @@ def test_number_of_statistics(Jc):
     assert ScatteringSpectra((64, 64), 6, 4, strict_scales=True).n_stats == 1013  # ≈ the reference's 1,000
 
 
-def test_translation_invariance(ss):
-    x = _grf(3, N, seed=3) ** 2
+def test_translation_invariance(ss, gaussian_fields):
+    x = gaussian_fields(3, N, seed=3) ** 2
     base = np.asarray(ss(x))
     for shift in [(1, 0), (0, 7), (13, 29)]:
         np.testing.assert_allclose(np.asarray(ss(np.roll(x, shift, axis=(1, 2)))), base, atol=3e-5, rtol=1e-4)
 
 
-def test_rotation_by_90_degrees_isotropic_real_parts(ss):
+def test_rotation_by_90_degrees_isotropic_real_parts(ss, gaussian_fields):
     """L = 4: a quarter turn maps orientation l to l + 2; isotropic moduli-based entries are invariant
     (imaginary parts of C01/C11 flip sign where the rotation wraps an orientation past π)."""
-    x = _grf(2, N, seed=4) ** 2
+    x = gaussian_fields(2, N, seed=4) ** 2
     a, b = np.asarray(ss(x)), np.asarray(ss(np.rot90(x, axes=(1, 2))))
     real = np.array([e.get("part", "re") == "re" for e in ss.describe()])
     np.testing.assert_allclose(b[:, real], a[:, real], atol=3e-5, rtol=1e-4)
@@ -169,13 +164,13 @@ def test_s2_sum_and_littlewood_paley():
     assert np.all(s2sum >= lp[band].min() * var_band)
 
 
-def test_c01_vanishes_for_gaussian_fields():
+def test_c01_vanishes_for_gaussian_fields(gaussian_fields):
     """x -> −x flips C01 (odd in x) and leaves the Gaussian law unchanged: E C01 = 0. A lognormal
     field of the same spectrum is a positive control: its C01 is many standard errors away from 0."""
     n, Jc, nf = 64, 4, 48
     model = ScatteringSpectra((n, n), Jc, L)
     c01 = np.array([e["type"] == "C01" for e in model.describe()])
-    g = _grf(nf, n, slope=2.5, seed=9)
+    g = gaussian_fields(nf, n, slope=2.5, seed=9)
     phi = np.asarray(model(g))[:, c01]
     z = phi.mean(0) / (phi.std(0, ddof=1) / np.sqrt(nf))
     assert np.abs(z).max() < 5.0, np.abs(z).max()     # 80 entries; |z| > 5 has probability ~5e-5 in all
@@ -185,8 +180,8 @@ def test_c01_vanishes_for_gaussian_fields():
     assert np.abs(z_ln).max() > 20
 
 
-def test_gradients_finite_and_correct(ss):
-    x = jnp.asarray(_grf(2, N, seed=5))
+def test_gradients_finite_and_correct(ss, gaussian_fields):
+    x = jnp.asarray(gaussian_fields(2, N, seed=5))
     w = jnp.asarray(np.random.default_rng(0).normal(size=ss.n_stats), jnp.float32)
     f = lambda y: jnp.sum(ss(y) * w)  # noqa: E731
     g = jax.grad(f)(x)
@@ -200,8 +195,8 @@ def test_gradients_finite_and_correct(ss):
     assert np.all(np.isfinite(np.asarray(g0)))
 
 
-def test_jit_pytree_batching_and_reference(ss):
-    x = _grf(5, N, seed=6) + 1.0
+def test_jit_pytree_batching_and_reference(ss, gaussian_fields):
+    x = gaussian_fields(5, N, seed=6) + 1.0
     base = np.asarray(ss(x))
     np.testing.assert_allclose(np.asarray(jax.jit(lambda m, y: m(y))(ss, jnp.asarray(x))), base, atol=1e-5)
     np.testing.assert_allclose(np.asarray(ss(x, batch_size=2)), base, atol=1e-5)
@@ -259,16 +254,16 @@ def test_bad_input(ss):
         ClassicScattering((16, 16), 5)
 
 
-def test_non_square_fields_supported():
+def test_non_square_fields_supported(gaussian_fields):
     model = ScatteringSpectra((32, 64), 3, 4)
-    x = _grf(1, 64, seed=7)[:, :32] ** 2
+    x = gaussian_fields(1, 64, seed=7)[:, :32] ** 2
     a = np.asarray(model(x))
     assert a.shape == (1, model.n_stats) and np.all(np.isfinite(a))
     np.testing.assert_allclose(np.asarray(model(np.roll(x, (5, 11), (1, 2)))), a, atol=3e-5, rtol=1e-4)
 
 
-def test_classic_scattering_kymatio():
-    x = _grf(2, 32, seed=2) + 0.5
+def test_classic_scattering_kymatio(gaussian_fields):
+    x = gaussian_fields(2, 32, seed=2) + 0.5
     out = np.asarray(classic_scattering(x, 2, L=4))
     assert out.shape == (2, 1 + 2 * 4 + 16 * 2 * 1 // 2)
     assert ClassicScattering((32, 32), 2, 4).n_coefficients == out.shape[1]

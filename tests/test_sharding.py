@@ -7,12 +7,6 @@ before jax is imported, so the multi-device half runs in a subprocess and writes
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -76,17 +70,10 @@ print("REPORT" + json.dumps(report))
 
 
 @pytest.fixture(scope="module")
-def four_devices(tmp_path_factory):
+def four_devices(tmp_path_factory, host_devices):
     tmp = tmp_path_factory.mktemp("shard")
     out, ck = tmp / "four.npz", tmp / "ck.h5"
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(CHILD), str(out), str(ck)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT"))
-    return json.loads(line[len("REPORT"):]), dict(np.load(out)), ck
+    return host_devices(CHILD, 4, out, ck), dict(np.load(out)), ck
 
 
 def _one_device_run(n_steps=N_STEPS, path=None):

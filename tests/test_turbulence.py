@@ -137,6 +137,12 @@ def test_generate_turbulence_file(tmp_path):
     assert a["param_decorrelation_time"] > 0 and a["param_spin_up_time"] > 0
     assert abs(budget["residual"]) < 0.05
     assert phigen.io.validate(path).ok
+    # the kind's declared physics checks (phigen check) are the turbulence file checks
+    from phigen.checks import check_file, check_turbulence_file
+
+    res, direct = check_file(path, max_fields=8), check_turbulence_file(path, max_fields=8)
+    assert res["slope"] == direct["slope"] and res["budget"]["residual"] == direct["budget"]["residual"]
+    assert np.isfinite(res["slope"]) and res["slope"] < 0
 
 
 def test_generate_turbulence_with_velocity_channels(tmp_path):

@@ -12,16 +12,18 @@ both are stored in the model file and samples are returned as ``m + σ·x``.
 - ``flow-matching``: velocity v̂ on the linear noise→data path (:mod:`phigen.diffusion.flow`),
   conditioned on ``c = t``. Sampling: ``sampler="ode"``/``"heun"`` (Heun) or ``"euler"``.
 
-Both sample with the EMA weights. Options of ``fit`` (all keyword-only, so ``phigen fit … --steps
---batch-size --set width=32``): the :class:`~phigen.diffusion.train.TrainConfig` fields, the
-:class:`~phigen.diffusion.unet.UNetConfig` fields, and ``checkpoint`` / ``checkpoint_every`` for
-resumable training (``stop_at`` ends a call early, e.g. to fit a job's time limit; the next call
-with the same ``checkpoint`` continues where it stopped).
+Both sample with the EMA weights. Options of ``fit``: the fields of :class:`NetworkFitConfig`
+(:class:`DiffusionConfig` adds the diffusion times), given as one ``config=`` or as keywords
+(``phigen fit … --steps --batch-size --set width=32``): the
+:class:`~phigen.diffusion.train.TrainConfig` fields, the :class:`~phigen.diffusion.unet.UNetConfig`
+fields, and ``checkpoint`` / ``checkpoint_every`` for resumable training (``stop_at`` ends a call
+early, e.g. to fit a job's time limit; the next call with the same ``checkpoint`` continues where it
+stopped).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields as dataclass_fields
 
 import equinox as eqx
 import jax
@@ -30,14 +32,54 @@ import numpy as np
 
 from .._validation import as_fields, check_int_at_least
 from ..errors import InputError, ModelFileError, ParameterError
-from ..models._base import read_model_file, register_model, write_model_file
+from ..models._base import config_from_options, read_model_file, register_model, write_model_file
 from .flow import flow_matching_loss, flow_sample, flow_time_grid
 from .sde import OUProcess, dsm_loss, ou_mean_std, reverse_sde_sample, score_from_velocity, time_grid, tweedie_denoise
 from .train import TrainConfig, train
 from .unet import UNet, UNetConfig, apply_batched, count_params, make_unet
 from ..samplers._rng import standard_normal
 
-__all__ = ["DiffusionModel", "FlowMatchingModel", "diffusion_velocity_fn", "DiffusionLoss", "sample_diffusion"]
+__all__ = ["DiffusionModel", "FlowMatchingModel", "NetworkFitConfig", "DiffusionConfig", "diffusion_velocity_fn",
+           "DiffusionLoss", "sample_diffusion"]
+
+
+@dataclass(frozen=True)
+class NetworkFitConfig:
+    """Options of the flow-matching fit (and, with the diffusion times, of the diffusion fit): the
+    training settings (:class:`~phigen.diffusion.train.TrainConfig`, same defaults), the network's
+    shape (:class:`~phigen.diffusion.unet.UNetConfig`; a narrower default width, 16) and resumable
+    training (``checkpoint`` path, ``checkpoint_every`` steps, ``stop_at`` total steps)."""
+
+    steps: int = TrainConfig.steps
+    batch_size: int = TrainConfig.batch_size
+    learning_rate: float = TrainConfig.learning_rate
+    warmup: int = TrainConfig.warmup
+    ema_decay: float = TrainConfig.ema_decay
+    grad_clip: float = TrainConfig.grad_clip
+    chunk: int = TrainConfig.chunk
+    width: int = 16
+    depth: int = UNetConfig.depth
+    blocks: int = UNetConfig.blocks
+    max_mult: int = UNetConfig.max_mult
+    emb_dim: int | None = UNetConfig.emb_dim
+    groups: int = UNetConfig.groups
+    checkpoint: str | None = None
+    checkpoint_every: int | None = None
+    stop_at: int | None = None
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclass_fields(TrainConfig)})
+
+    def unet_config(self) -> UNetConfig:
+        return UNetConfig(**{f.name: getattr(self, f.name) for f in dataclass_fields(UNetConfig)})
+
+
+@dataclass(frozen=True)
+class DiffusionConfig(NetworkFitConfig):
+    """:class:`NetworkFitConfig` and the OU process's time range [``t_min``, ``t_max``]."""
+
+    t_min: float = 1e-3
+    t_max: float = 5.0
 
 
 def _diffusion_condition(t):
@@ -150,22 +192,23 @@ class _NetworkModel:
 
     # --- fitting ---------------------------------------------------------------------------------
     @classmethod
-    def _fit(cls, fields, key, progress, loss, settings, unet_kw, train_kw, checkpoint, checkpoint_every, stop_at):
+    def _fit(cls, fields, key, progress, loss, settings, cfg: NetworkFitConfig):
         x = as_fields(fields, name="training fields")
         if x.shape[0] < 2:
             raise InputError(f"need at least 2 training fields; got {x.shape[0]}")
         mean, std = float(np.mean(x, dtype=np.float64)), float(np.std(x, dtype=np.float64))
         if not std > 0:
             raise InputError("training fields are constant (zero standard deviation)")
-        unet_config = UNetConfig(**unet_kw)
+        unet_config = cfg.unet_config()
         unet_config.check_shape(x.shape[1:])
-        config = TrainConfig(**train_kw)
+        config = cfg.train_config()
         k_net, k_train = jax.random.split(key)
         net = make_unet(unet_config, key=k_net)
         fingerprint = {"kind": cls.kind, "unet": unet_config.to_dict(), "shape": list(x.shape), "mean": mean,
                        "std": std, "settings": settings}
-        result = train(loss, net, (x - mean) / std, config, key=k_train, progress=progress, checkpoint=checkpoint,
-                       checkpoint_every=checkpoint_every, stop_at=stop_at, fingerprint=fingerprint, desc=f"fit {cls.kind}")
+        result = train(loss, net, (x - mean) / std, config, key=k_train, progress=progress, checkpoint=cfg.checkpoint,
+                       checkpoint_every=cfg.checkpoint_every, stop_at=cfg.stop_at, fingerprint=fingerprint,
+                       desc=f"fit {cls.kind}")
         losses = result.losses
         head, tail = losses[: max(1, len(losses) // 20)], losses[-max(1, len(losses) // 20):]
         training = {"train_config": asdict(config), "initial_loss": float(head.mean()),
@@ -203,19 +246,16 @@ class _NetworkModel:
 class DiffusionModel(_NetworkModel):
     """Score diffusion (OU process, v-predicting periodic UNet) on standardised fields."""
 
+    fit_config = DiffusionConfig  # fit(..., config=None, **options): every field is an option
+
     @classmethod
-    def fit(cls, fields, *, key, progress=None, steps: int = 2000, batch_size: int = 32,
-            learning_rate: float = 2e-3, warmup: int = 100, ema_decay: float = 0.999, grad_clip: float = 1.0,
-            chunk: int = 50, width: int = 16, depth: int = 3, blocks: int = 1, max_mult: int = 2,
-            emb_dim: int | None = None, groups: int = 8, t_min: float = 1e-3, t_max: float = 5.0,
-            checkpoint=None, checkpoint_every: int | None = None, stop_at: int | None = None):
-        """Train on ``fields`` ``(N, H, W)`` by denoising score matching; returns the model."""
-        process = OUProcess(float(t_min), float(t_max))
+    def fit(cls, fields, *, key, progress=None, config: DiffusionConfig | None = None, **options):
+        """Train on ``fields`` ``(N, H, W)`` by denoising score matching; returns the model.
+        ``config`` / ``options``: :class:`DiffusionConfig` (options override its fields)."""
+        cfg = config_from_options(DiffusionConfig, config, options, "fit diffusion")
+        process = OUProcess(float(cfg.t_min), float(cfg.t_max))
         return cls._fit(fields, key, progress, DiffusionLoss(process), {"t_min": process.t_min, "t_max": process.t_max},
-                        dict(width=width, depth=depth, blocks=blocks, max_mult=max_mult, emb_dim=emb_dim, groups=groups),
-                        dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate, warmup=warmup,
-                             ema_decay=ema_decay, grad_clip=grad_clip, chunk=chunk), checkpoint, checkpoint_every,
-                        stop_at)
+                        cfg)
 
     def score(self, x, t):
         """Learned ``∇log p_t`` of the *standardised* fields: ``x`` ``(N, H, W)``, scalar t."""
@@ -245,17 +285,14 @@ class DiffusionModel(_NetworkModel):
 class FlowMatchingModel(_NetworkModel):
     """Flow matching (linear noise→data path, velocity-predicting periodic UNet) on standardised fields."""
 
+    fit_config = NetworkFitConfig  # fit(..., config=None, **options): every field is an option
+
     @classmethod
-    def fit(cls, fields, *, key, progress=None, steps: int = 2000, batch_size: int = 32,
-            learning_rate: float = 2e-3, warmup: int = 100, ema_decay: float = 0.999, grad_clip: float = 1.0,
-            chunk: int = 50, width: int = 16, depth: int = 3, blocks: int = 1, max_mult: int = 2,
-            emb_dim: int | None = None, groups: int = 8, checkpoint=None, checkpoint_every: int | None = None, stop_at: int | None = None):
-        """Train on ``fields`` ``(N, H, W)`` by conditional flow matching; returns the model."""
+    def fit(cls, fields, *, key, progress=None, config: NetworkFitConfig | None = None, **options):
+        """Train on ``fields`` ``(N, H, W)`` by conditional flow matching; returns the model.
+        ``config`` / ``options``: :class:`NetworkFitConfig` (options override its fields)."""
         return cls._fit(fields, key, progress, _FlowLoss(), {},
-                        dict(width=width, depth=depth, blocks=blocks, max_mult=max_mult, emb_dim=emb_dim, groups=groups),
-                        dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate, warmup=warmup,
-                             ema_decay=ema_decay, grad_clip=grad_clip, chunk=chunk), checkpoint, checkpoint_every,
-                        stop_at)
+                        config_from_options(NetworkFitConfig, config, options, "fit flow-matching"))
 
     def velocity(self, x, t):
         """Learned velocity of the *standardised* fields: ``x`` ``(N, H, W)``, scalar t in [0, 1]."""

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .._chunks import run_chunks
 from .._validation import as_fields, check_int_at_least, check_positive
 from ..errors import ModelFileError, ParameterError
 
@@ -170,8 +171,6 @@ def train(loss_fn: Callable, model, data, config: TrainConfig = TrainConfig(), *
     the call after that many total steps (an interruption that can be resumed). ``progress``: tqdm
     bar (None: only on a terminal). Returns a :class:`TrainResult`.
     """
-    from tqdm.auto import tqdm
-
     data = jnp.asarray(as_fields(data, name="training fields"))
     n = int(data.shape[0])
     batch_size = min(config.batch_size, n)  # a tiny dataset is one batch per epoch
@@ -183,26 +182,25 @@ def train(loss_fn: Callable, model, data, config: TrainConfig = TrainConfig(), *
     end = config.steps if stop_at is None else min(int(stop_at), config.steps)
     every = config.chunk if checkpoint_every is None else check_int_at_least(checkpoint_every, "checkpoint_every", 1)
     done = int(state.step)
-    last_saved = done
     history = [losses[:done]]
-    with tqdm(total=config.steps, initial=done, desc=desc, unit="step",
-              disable=None if progress is None else not progress) as bar:
-        while done < end:
-            n_steps = min(config.chunk, end - done)
-            state, chunk_losses = run_train_chunk(loss_fn, static, config, batch_size, n_steps, state, data, data_key,
-                                             noise_key)
-            chunk_losses = np.asarray(chunk_losses)
-            if not np.all(np.isfinite(chunk_losses)):
-                from ..errors import DivergenceError
 
-                raise DivergenceError(f"training loss became NaN/inf between steps {done} and {done + n_steps}; "
-                                      f"lower learning_rate ({config.learning_rate}) or grad_clip")
-            history.append(chunk_losses)
-            done += n_steps
-            bar.update(n_steps)
-            bar.set_postfix(loss=f"{float(chunk_losses.mean()):.4f}")
-            if checkpoint is not None and (done - last_saved >= every or done == end):
-                save_checkpoint(checkpoint, state, np.concatenate(history), config, fingerprint)
-                last_saved = done
+    def advance(done, n_steps):
+        nonlocal state
+        state, chunk_losses = run_train_chunk(loss_fn, static, config, batch_size, n_steps, state, data, data_key,
+                                              noise_key)
+        chunk_losses = np.asarray(chunk_losses)
+        if not np.all(np.isfinite(chunk_losses)):
+            from ..errors import DivergenceError
+
+            raise DivergenceError(f"training loss became NaN/inf between steps {done} and {done + n_steps}; "
+                                  f"lower learning_rate ({config.learning_rate}) or grad_clip")
+        history.append(chunk_losses)
+        return {"loss": f"{float(chunk_losses.mean()):.4f}"}
+
+    def save(done):
+        save_checkpoint(checkpoint, state, np.concatenate(history), config, fingerprint)
+
+    run_chunks(advance, start=done, stop=max(done, end), chunk=config.chunk, desc=desc, total=config.steps,
+               progress=progress, save=None if checkpoint is None else save, save_every=every)
     losses = np.concatenate(history)
     return TrainResult(eqx.combine(state.params, static), eqx.combine(state.ema, static), state, losses)

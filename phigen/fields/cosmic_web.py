@@ -320,18 +320,9 @@ def simulation_table(seed: int, n_simulations: int, cosmology: Cosmology, *, ome
 
 
 def _parse_range(value, name):
-    if value is None:
-        return None
-    if isinstance(value, str):
-        parts = value.replace(",", ":").split(":")
-        if len(parts) != 2:
-            raise E.ParameterError(f"{name} range must be 'lo:hi'; got {value!r}")
-        value = parts
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise E.ParameterError(f"{name} range must be a pair (lo, hi); got {value!r}") from None
-    return (lo, hi)
+    from .kind import parse_range
+
+    return None if value is None else parse_range(value, f"{name} range")
 
 
 def _build_cosmic_web(size: int, seed: int, *, n: int, path, progress, box: float | None = None,
@@ -394,13 +385,51 @@ def generate_cosmic_web(path, *, size: int, n: int, seed: int = 0, resume: bool 
                           diagnostics=diagnostics)
 
 
-def _register():
-    from ..generators import GeneratorSpec, register_generator
+def _field_statistics(fields, params) -> dict:
+    """Peak counts per map (``peaks``) and those higher than 2σ (``peaks_nu_gt_2``), mean ± s.e."""
+    from .._estimates import mean_se
+    from ..checks.cosmic_web import peak_counts
 
-    register_generator(GeneratorSpec(
+    edges, counts = peak_counts(np.asarray(fields, dtype=np.float32))
+    counts = np.asarray(counts)
+    high = counts[:, edges[:-1] >= 2.0].sum(axis=1)
+    return {"peaks": mean_se(counts.sum(axis=1)), "peaks_nu_gt_2": mean_se(high)}
+
+
+def _groups(n: int, batch_size: int, config) -> tuple[np.ndarray, str, str]:
+    per = int(config["maps_per_simulation"])
+    if batch_size != min(n, per):
+        raise E.ParameterError(f"cosmic-web writes one simulation per batch: batch_size {batch_size} does not "
+                               f"match maps_per_simulation = {per}")
+    return simulation_groups(n, per), "simulation", f"simulation index i // {per} (maps_per_simulation)"
+
+
+def _checks(path, *, out_dir=None, max_fields=None) -> dict:
+    from ..checks.cosmic_web import check_cosmic_web_file
+
+    return check_cosmic_web_file(path, out_dir=out_dir, max_fields=max_fields)
+
+
+def _register():
+    from .kind import FieldKind, FieldOption, register_field_kind
+
+    register_field_kind(FieldKind(
         "cosmic-web", _build_cosmic_web, 12,
         "log(1+δ) slab projections of ΛCDM PM N-body simulations (jaxpm + jax-cosmo), 3·n_slabs maps per simulation",
-        batch_size=_batch_size))
+        batch_size=_batch_size,
+        options=(FieldOption("box", float, "box side in Mpc/h"),
+                 FieldOption("omega_m", float, "Ω_m"),
+                 FieldOption("sigma8", float, "σ₈"),
+                 FieldOption("h", float, "reduced Hubble constant h"),
+                 FieldOption("n_s", float, "spectral index n_s"),
+                 FieldOption("n_slabs", int, "slabs per axis"),
+                 FieldOption("omega_m_range", "range", "Latin-hypercube draws of Ω_m per simulation"),
+                 FieldOption("sigma8_range", "range", "Latin-hypercube draws of σ₈ per simulation")),
+        groups=_groups,
+        # a log-density map is not invariant under φ → −φ
+        symmetries=("shifts", "dihedral"), sign_symmetric=False,
+        statistics=_field_statistics, statistic_labels={"peaks": "peaks/field", "peaks_nu_gt_2": "peaks ν>2"},
+        checks=_checks))
 
 
 _register()

@@ -290,12 +290,45 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa: fl
     return make_batch, params, cfg, diagnostics
 
 
-def _register():
-    from ..generators import GeneratorSpec, register_generator
+def _field_statistics(fields, params) -> dict:
+    """Binder ``U4`` and susceptibility ``chi`` of an ensemble of configurations (needs params ``kappa``,
+    ``lam``; else none), jackknife errors."""
+    if "kappa" not in params or "lam" not in params:
+        return {}
+    from ..stats.phi4 import phi4_observables
 
-    register_generator(GeneratorSpec(
+    x = np.asarray(fields, dtype=np.float32)
+    # The ensembles compared are independent draws (model samples; truth thinned by the generator),
+    # so the jackknife blocks need not be τ_int-sized — and the τ_int estimate of a few dozen fields
+    # is too noisy to size them.
+    obs = phi4_observables(x, float(params["kappa"]), float(params["lam"]), n_bins=min(len(x), 32))
+    return {"U4": {"value": float(obs["binder"].value), "error": float(obs["binder"].error)},
+            "chi": {"value": float(obs["chi"].value), "error": float(obs["chi"].error)}}
+
+
+def _groups(n: int, batch_size: int, config) -> tuple[np.ndarray, str, str]:
+    c = int(config["n_chains"])
+    if batch_size != min(n, c):
+        raise E.ParameterError(f"phi4 writes one configuration per chain per batch: batch_size {batch_size} "
+                               f"does not match n_chains = {c}")
+    return chain_groups(n, c), "chain", f"chain index i mod n_chains, n_chains = {c}"
+
+
+def _register():
+    from .kind import FieldKind, FieldOption, register_field_kind
+
+    register_field_kind(FieldKind(
         "phi4", _build_phi4, 64, "lattice φ⁴ (hopping form) by HMC + cluster updates, thinned by τ_int",
-        batch_size=lambda n, params: min(n, params.get("n_chains") or 64)))
+        batch_size=lambda n, params: min(n, params.get("n_chains") or 64),
+        options=(FieldOption("kappa", float, "hopping parameter κ"),
+                 FieldOption("lam", float, "quartic coupling λ"),
+                 FieldOption("sampler", str, "MCMC kernel", choices=("hmc", "hmc-cluster", "mala")),
+                 FieldOption("thin", int, "steps between saved fields (default: from measured τ_int)"),
+                 FieldOption("n_chains", int, "parallel chains")),
+        groups=_groups,
+        # the lattice action is even in φ: φ → −φ alone is an exact symmetry
+        symmetries=("shifts", "dihedral", "sign"), sign_symmetric=True,
+        statistics=_field_statistics, statistic_labels={"U4": "U₄", "chi": "χ"}))
 
 
 _register()

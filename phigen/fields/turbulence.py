@@ -562,12 +562,46 @@ def generate_turbulence(path, *, size: int, n: int, seed: int = 0, velocity: boo
 __all__.append("generate_turbulence")
 
 
-def _register():
-    from ..generators import GeneratorSpec, register_generator
+def _field_statistics(fields, params) -> dict:
+    """``flatness_r1`` = S₄/S₂² of the increments at the smallest separation, mean ± s.e. over fields."""
+    from .._estimates import mean_se
+    from ..stats.structure import flatness
 
-    register_generator(GeneratorSpec(
+    r, f = flatness(np.asarray(fields, dtype=np.float32))
+    return {"flatness_r1": {**mean_se(np.asarray(f)[:, 0]), "r": float(np.asarray(r)[0])}}
+
+
+def _groups(n: int, batch_size: int, config) -> tuple[np.ndarray, str, str]:
+    s = int(config["sampler"]["snapshots_per_run"])
+    r = -(-batch_size // s)
+    return (run_groups(n, batch_size, s), "run",
+            f"run index b*{r} + j//{s} of sample j of batch b (batch_size {batch_size}, snapshots_per_run {s})")
+
+
+def _checks(path, *, out_dir=None, max_fields=None) -> dict:
+    from ..checks.turbulence import check_turbulence_file
+
+    return check_turbulence_file(path, out_dir=out_dir, max_fields=max_fields)
+
+
+def _register():
+    from .kind import FieldKind, FieldOption, register_field_kind
+
+    register_field_kind(FieldKind(
         "turbulence", _build_turbulence, 64,
-        "forced 2D Navier–Stokes vorticity (Kolmogorov flow k_f=4, drag 0.1), spun up, decorrelated snapshots"))
+        "forced 2D Navier–Stokes vorticity (Kolmogorov flow k_f=4, drag 0.1), spun up, decorrelated snapshots",
+        options=(FieldOption("viscosity", float, "kinematic viscosity ν (default: resolved for N)"),
+                 FieldOption("drag", float, "linear drag α (default 0.1)"),
+                 FieldOption("dt", float, "time step (default: CFL-safe for N)"),
+                 FieldOption("forcing_wavenumber", int, "forcing wavenumber k_f (default 4)"),
+                 FieldOption("forcing_amplitude", float, "forcing amplitude (default 1)"),
+                 FieldOption("snapshots_per_run", int, "decorrelated snapshots kept per run (default 8)"),
+                 FieldOption("velocity", bool, "also write u_x, u_y as channels")),
+        groups=_groups,
+        # 2D vorticity is invariant under φ → −φ combined with a reflection (in the dihedral group), not alone
+        symmetries=("shifts", "dihedral", "sign"), sign_symmetric=False,
+        statistics=_field_statistics, statistic_labels={"flatness_r1": "flatness (r=1)"},
+        checks=_checks))
 
 
 _register()

@@ -107,6 +107,45 @@ class GenerativeModel(Protocol):
     def load(cls, path) -> "GenerativeModel": ...
 
 
+def model_options(cls_or_model, method: str = "fit") -> frozenset[str] | None:
+    """The keyword options ``cls.<method>`` takes (``key`` and ``progress`` aside): its keyword-only
+    parameters, plus the fields of the configuration dataclass a model declares for it
+    (``fit_config = WCRGConfig``: ``fit(..., config=None, **options)`` takes each field as an
+    option). None when the method takes arbitrary ``**options`` without declaring them. The one
+    place phigen asks what a model accepts (``phigen fit``/``sample`` option checks, ``compare``)."""
+    import dataclasses
+
+    fn = getattr(cls_or_model, method)
+    params = inspect.signature(fn).parameters
+    names = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY} - {"key", "progress"}
+    config = getattr(cls_or_model, f"{method}_config", None)
+    if config is not None:
+        names = (names - {"config"}) | {f.name for f in dataclasses.fields(config)}
+    elif any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return frozenset(names)
+
+
+def config_from_options(config_cls, config, options, what: str, renamed=None):
+    """``config`` (a ``config_cls`` instance; default: ``config_cls()``) with ``options`` (its field
+    names) replacing fields: how a model's ``fit(..., config=None, **options)`` reads its options. An
+    unknown option, or one in ``renamed`` (old name → new name), is a ParameterError naming the right
+    ones."""
+    import dataclasses
+
+    options = dict(options or {})
+    if config is not None and not isinstance(config, config_cls):
+        raise E.ParameterError(f"{what}: config must be a {config_cls.__name__}; got {type(config).__name__}")
+    moved = sorted(set(options) & set(renamed or {}))
+    if moved:
+        raise E.ParameterError(f"{what}: option(s) " + ", ".join(f"{o!r} are now {renamed[o]!r}" for o in moved))
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise E.ParameterError(f"{what}: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
+    return dataclasses.replace(config if config is not None else config_cls(), **options)
+
+
 def _check_model_class(cls, kind: str) -> None:
     """Refuse a class that does not follow :class:`GenerativeModel` (naming what is missing)."""
     where = f"model class {cls.__module__}.{cls.__qualname__} (kind {kind!r})"
@@ -118,6 +157,9 @@ def _check_model_class(cls, kind: str) -> None:
         params = inspect.signature(getattr(cls, name)).parameters
         if "key" not in params or params["key"].kind is not inspect.Parameter.KEYWORD_ONLY:
             raise E.ParameterError(f"{where}: {name}() must take the random key as keyword-only key=")
+        if params["key"].default is not inspect.Parameter.empty:
+            # a hidden default key makes two "independent" fits or samplings silently identical
+            raise E.ParameterError(f"{where}: {name}()'s key= must be required (no default)")
 
 
 def register_model(kind: str) -> Callable[[type], type]:

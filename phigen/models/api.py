@@ -10,20 +10,17 @@ import numpy as np
 
 from .. import errors as E
 from ..io import FieldsMeta, open_fields, write_ensemble
-from ._base import get_model_class, load_model
+from ._base import get_model_class, load_model, model_options
 from ._provenance import training_provenance
 
 __all__ = ["fit", "sample", "load_training_fields"]
 
 
-def _check_options(fn, options: dict, what: str) -> None:
+def _check_options(obj, method: str, options: dict, what: str) -> None:
     """Unknown options are a clear ParameterError, not a TypeError deep inside."""
-    import inspect
-
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    allowed = model_options(obj, method)
+    if allowed is None:
         return
-    allowed = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY} - {"key", "progress"}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise E.ParameterError(f"{what}: unknown option(s) {', '.join(unknown)}; "
@@ -78,7 +75,7 @@ def fit(kind: str, data, *, out=None, seed: int = 0, test_fraction: float = 0.0,
     import jax
 
     cls = get_model_class(kind)
-    _check_options(cls.fit, options, f"fit {kind}")
+    _check_options(cls, "fit", options, f"fit {kind}")
     x, record = load_training_fields(data, test_fraction=test_fraction, split_seed=split_seed,
                                      max_fields=max_fields)
     t0 = time.perf_counter()
@@ -108,7 +105,7 @@ def sample(model, n: int, *, out=None, seed: int = 0, batch_size: int = 64, over
         model = load_model(model)
     if int(n) != n or n < 1:
         raise E.ParameterError(f"n must be a positive integer; got {n!r}")
-    _check_options(model.sample, options, f"sample {model.kind}")
+    _check_options(model, "sample", options, f"sample {model.kind}")
     key = jax.random.PRNGKey(seed)
     bs = int(min(n, batch_size))
 

@@ -36,7 +36,7 @@ class GaussianSpectrumModel:
         return h * (w // 2 + 1) + 1
 
     @classmethod
-    def fit(cls, fields, *, key=None, progress=None):
+    def fit(cls, fields, *, key, progress=None):
         x = np.asarray(fields, dtype=np.float64)
         mean = float(x.mean())
         xh = np.fft.fft2(x - mean)

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import DivergenceError, InputError, ParameterError
+from .._chunks import run_chunks
 from ..samplers.adaptation import DEFAULT_TARGET_ACCEPTANCE, DualAveragingState, dual_averaging_update
 from ..samplers.mala import MALAState, mala_transition
 from ..wavelets.dwt import analysis_1d, inverse_level, wavelet_level, wavelet_filters
@@ -648,12 +649,13 @@ def sample_level(theta, spec: LevelSpec, consts: LevelConstants, y0, x_c=None, *
     state = whiten(y0)  # the chains' position (whitened with a preconditioner)
     log0 = jnp.asarray(math.log(step_size), jnp.float32)
     da = DualAveragingState(log0, log0, jnp.zeros((), jnp.float32), jnp.log(10.0 * step_size).astype(jnp.float32))
-    done, acc_total, flip_total, acc_steps = 0, 0.0, 0.0, 0
-    while done < n_steps:
+    acc_total, flip_total, acc_steps = 0.0, 0.0, 0
+
+    def advance(done, m):
+        # chunks end at the end of the warm-up; their length is traced, so every chunk of a level runs
+        # the same compiled kernel
+        nonlocal state, da, acc_total, flip_total, acc_steps
         adapting = done < n_adapt
-        # chunks of ``chunk`` steps, the warm-up ending at a chunk boundary (the length is traced: every
-        # chunk of a level runs the same compiled kernel)
-        m = min(chunk, (n_adapt if adapting else n_steps) - done)
         state, da, acc_sum, flip_sum = _mala_chunk(theta, spec, consts, x_c, state, da, jax.random.fold_in(key, done),
                                                    jnp.asarray(done, jnp.int32), n_steps=m,
                                                    adapt=jnp.asarray(adapting), flip=flip, target=target, glob=glob,
@@ -666,9 +668,8 @@ def sample_level(theta, spec: LevelSpec, consts: LevelConstants, y0, x_c=None, *
             acc_total += float(acc_sum)
             acc_steps += m
         flip_total += float(flip_sum)
-        done += m
-        if bar is not None:
-            bar.update(m)
+
+    run_chunks(advance, stop=n_steps, chunk=chunk, boundaries=(n_adapt,), bar=bar, progress=False)
     y = position(state)
     if not np.all(np.isfinite(np.asarray(y))):  # on the host: no per-shape compilation
         raise DivergenceError("WC-RG level sampling produced NaN/inf; the fitted energy may not be confining "

@@ -43,13 +43,13 @@ from ..diffusion.sde import (OUProcess, SamplerInfo, dsm_loss, ou_mean_std, prob
 from ..diffusion.train import TrainConfig, train
 from ..diffusion.unet import UNet, UNetConfig, apply_conv, count_params
 from ..errors import InputError, ModelFileError, ParameterError
-from ..models._base import read_model_file, register_model, write_model_file
+from ..models._base import config_from_options, read_model_file, register_model, write_model_file
 from ..models.gaussian import GaussianSpectrumModel
 from ._shifts import level_shifts, shifted_fields
 from .factor import WaveletFactorisation, per_scale_std
 from ..samplers._rng import standard_normal
 
-__all__ = ["ScoreNetConfig", "ConditionalScoreNet", "make_score_net", "apply_score_net", "level_loss",
+__all__ = ["WSGMConfig", "ScoreNetConfig", "ConditionalScoreNet", "make_score_net", "apply_score_net", "level_loss",
            "level_training_data", "train_level", "shift_augment", "sampling_times", "dpm_solver_sample",
            "reverse_diffusion", "nfe_steps", "sample_level", "WSGMModel", "COARSE_MODELS", "SAMPLERS", "TIME_GRIDS"]
 
@@ -394,6 +394,74 @@ def _parse_shape(shape) -> tuple[int, int]:
 
 
 # --- the registered model ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WSGMConfig:
+    """Options of :meth:`WSGMModel.fit` (docs/rg_wsgm.md).
+
+    ``J``, ``wavelet``: the factorisation. Training of each level's score network (``steps`` training
+    steps per level, ``batch_size`` fields per batch at the finest level — level j uses
+    ``batch_size · 4^{j−1}`` so every step sees as many coefficients —, ``learning_rate``, ``warmup``,
+    ``ema_decay``, ``grad_clip``, ``chunk``: :class:`~phigen.diffusion.train.TrainConfig`); ``shifts``:
+    level j is trained on the fields under min(4^(j−1), shifts) periodic shifts (1: off; without them
+    the coarse levels overfit their few small fields). The network: ``width``, ``layers``, ``groups``,
+    ``emb_dim`` (:class:`ScoreNetConfig`); the diffusion times ``t_min``, ``t_max``. The coarse model
+    ``coarse``: ``"diffusion"`` (a UNet of ``coarse_width`` and ``coarse_depth`` — default the deepest
+    that fits x_J, at most 3 — trained ``coarse_steps`` steps, default 3·``steps``, batch
+    ``coarse_batch_size``, on up to ``coarse_augment`` periodic shifts of the training x_J, 0: none)
+    or ``"gaussian"`` (the stationary Gaussian of x_J's 2D spectrum).
+    """
+
+    J: int | None = None
+    wavelet: str = "db4"
+    steps: int = 500
+    batch_size: int = 8
+    learning_rate: float = 2e-3
+    warmup: int = 50
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    chunk: int = 50
+    shifts: int = 16
+    width: int = 32
+    layers: int = 6
+    groups: int = 8
+    emb_dim: int | None = None
+    t_min: float = 1e-3
+    t_max: float = 5.0
+    coarse: str = "diffusion"
+    coarse_steps: int | None = None
+    coarse_batch_size: int = 32
+    coarse_width: int = 16
+    coarse_depth: int | None = None
+    coarse_augment: int = 16384
+
+    def __post_init__(self):
+        if self.coarse not in COARSE_MODELS:
+            raise ParameterError(f"coarse must be one of {', '.join(COARSE_MODELS)}; got {self.coarse!r}")
+        TrainConfig(batch_size=self.batch_size, **self.train_base())  # validate every option before any training
+        check_int_at_least(self.shifts, "shifts", 1)
+        check_int_at_least(self.coarse_augment, "coarse_augment", 0)
+        if self.coarse == "diffusion":
+            TrainConfig(**{**self.train_base(), "steps": self.coarse_train_steps,
+                           "batch_size": self.coarse_batch_size})
+
+    def train_base(self) -> dict:
+        """The TrainConfig fields shared by every level (all but the batch size)."""
+        return dict(steps=self.steps, learning_rate=self.learning_rate, warmup=self.warmup, ema_decay=self.ema_decay,
+                    grad_clip=self.grad_clip, chunk=self.chunk)
+
+    @property
+    def coarse_train_steps(self) -> int:
+        return 3 * self.steps if self.coarse_steps is None else self.coarse_steps
+
+    def coarse_unet_depth(self, coarse_shape) -> int | None:
+        """The coarse UNet's depth for x_J of ``coarse_shape`` (checked to fit), None for a Gaussian coarse model."""
+        if self.coarse != "diffusion":
+            return None
+        depth = _coarse_depth(coarse_shape) if self.coarse_depth is None else self.coarse_depth
+        UNetConfig(width=self.coarse_width, depth=depth).check_shape(coarse_shape)
+        return depth
+
+
 @register_model("wsgm")
 class WSGMModel:
     """Wavelet score-based generative model: a conditional score network per wavelet level and a coarse
@@ -433,84 +501,72 @@ class WSGMModel:
         return OUProcess(float(self.settings.get("t_min", 1e-3)), float(self.settings.get("t_max", 5.0)))
 
     # --- fitting ---------------------------------------------------------------------------------
-    @classmethod
-    def fit(cls, fields, *, key, progress=None, J: int | None = None, wavelet: str = "db4", steps: int = 500,
-            batch_size: int = 8, learning_rate: float = 2e-3, warmup: int = 50, ema_decay: float = 0.999,
-            grad_clip: float = 1.0, chunk: int = 50, width: int = 32, layers: int = 6, groups: int = 8,
-            emb_dim: int | None = None, t_min: float = 1e-3, t_max: float = 5.0, coarse: str = "diffusion",
-            coarse_steps: int | None = None, coarse_batch_size: int = 32, coarse_width: int = 16,
-            coarse_depth: int | None = None, coarse_augment: int = 16384, shifts: int = 16):
-        """Fit on ``fields`` ``(N, H, W)``: wavelet statistics, one network per level, the coarse model.
+    fit_config = WSGMConfig  # fit(..., config=None, **options): every field of WSGMConfig is an option
 
-        ``steps``: training steps per level; ``batch_size``: fields per batch at the finest level —
-        level j uses ``batch_size · 4^{j−1}`` fields (at most its number of training pairs) so that every
-        step sees the same number of detail coefficients and costs the same at every level. ``shifts``: level j is trained on the
-        fields under min(4^(j−1), shifts) distinct periodic shifts (new coefficients of the same law, as
-        WC-RG's fit; 1: off) — without them the coarse levels' networks see only N small fields and
-        overfit them (measured on 128 fields of critical φ⁴ 64²: the level-3 training loss 0.47 without
-        shifts, memorised, 0.88 with them; the whole model's power-spectrum χ² at nfe 16 per level 4.73
-        without, 1.53 with, against a floor of 0.78). ``width``, ``layers``, ``groups``,
-        ``emb_dim``: :class:`ScoreNetConfig`. ``coarse``: ``diffusion`` (a UNet of ``coarse_width`` and
-        ``coarse_depth`` — default the deepest that fits x_J, at most 3 — trained ``coarse_steps`` steps,
-        default ``3·steps``: it carries the global, most non-Gaussian structure and its steps are cheap,
-        on periodic shifts of the training x_J, up to ``coarse_augment`` fields (0: none), see
-        :func:`shift_augment`) or ``gaussian`` (the stationary Gaussian of x_J's 2D spectrum).
-        """
-        if coarse not in COARSE_MODELS:
-            raise ParameterError(f"coarse must be one of {', '.join(COARSE_MODELS)}; got {coarse!r}")
+    @classmethod
+    def fit(cls, fields, *, key, progress=None, config: "WSGMConfig | None" = None, **options):
+        """Fit on ``fields`` ``(N, H, W)``: wavelet statistics, one score network per level
+        (:meth:`_train_levels`), then the coarse model (:meth:`_fit_coarse`). ``config`` /
+        ``options``: :class:`WSGMConfig` (options override its fields)."""
+        cfg = config_from_options(WSGMConfig, config, options, "fit wsgm")
         x = as_fields(fields, name="training fields")
         if x.ndim != 3:
             raise InputError(f"wsgm is fitted on fields (N, H, W); got shape {x.shape}")
-        factor = WaveletFactorisation.fit(x, wavelet=wavelet, J=J)
-        net_config = ScoreNetConfig(width=width, layers=layers, groups=groups, emb_dim=emb_dim)
-        process = OUProcess(float(t_min), float(t_max))
-        base = dict(steps=steps, learning_rate=learning_rate, warmup=warmup, ema_decay=ema_decay,
-                    grad_clip=grad_clip, chunk=chunk)
-        TrainConfig(batch_size=batch_size, **base)  # validate every option before any training
-        shifts = check_int_at_least(shifts, "shifts", 1)
-        coarse_steps = 3 * steps if coarse_steps is None else coarse_steps
-        coarse_augment = check_int_at_least(coarse_augment, "coarse_augment", 0)
+        factor = WaveletFactorisation.fit(x, wavelet=cfg.wavelet, J=cfg.J)
+        net_config = ScoreNetConfig(width=cfg.width, layers=cfg.layers, groups=cfg.groups, emb_dim=cfg.emb_dim)
+        process = OUProcess(float(cfg.t_min), float(cfg.t_max))
         x_J = np.asarray(factor.normalise_coarse(factor.coarse(x), factor.J))
-        if coarse == "diffusion":
-            depth = _coarse_depth(x_J.shape[1:]) if coarse_depth is None else coarse_depth
-            UNetConfig(width=coarse_width, depth=depth).check_shape(x_J.shape[1:])
-            TrainConfig(**{**base, "steps": coarse_steps, "batch_size": coarse_batch_size})
+        depth = cfg.coarse_unet_depth(x_J.shape[1:])  # checked before any training
         k_levels, k_coarse = jax.random.split(key)
-        nets, losses, levels = [], [], []
-        for j in range(1, factor.J + 1):
-            n_pairs = x.shape[0] * len(level_shifts(j, shifts))
-            config = TrainConfig(batch_size=min(n_pairs, batch_size * 4 ** (j - 1)), **base)
-            t0 = time.perf_counter()
-            result = train_level(factor, x, j, net_config, config, key=jax.random.fold_in(k_levels, j),
-                                 process=process, progress=progress, shifts=shifts)
-            seconds = time.perf_counter() - t0
-            nets.append(result.ema_model)
-            losses.append(result.losses)
-            levels.append({"level": j, "shape": list(factor.level_shape(x.shape, j)), "batch_size": config.batch_size,
-                           "n_train": n_pairs,
-                           **_loss_summary(result.losses), "seconds": seconds})
-        t0 = time.perf_counter()
-        if coarse == "diffusion":
-            k_aug, k_coarse = jax.random.split(k_coarse)
-            x_train = shift_augment(x_J, k_aug, coarse_augment) if coarse_augment else x_J
-            coarse_model = DiffusionModel.fit(x_train, key=k_coarse, progress=progress, steps=coarse_steps,
-                                              batch_size=coarse_batch_size, learning_rate=learning_rate,
-                                              warmup=warmup, ema_decay=ema_decay, grad_clip=grad_clip, chunk=chunk,
-                                              width=coarse_width, depth=depth, t_min=t_min, t_max=t_max)
-            coarse_record = {"kind": "diffusion", **_loss_summary(coarse_model.losses), "n_train": len(x_train),
-                             "n_params": coarse_model.n_params, "unet": coarse_model.unet_config.to_dict()}
-        else:
-            coarse_model = GaussianSpectrumModel.fit(x_J)
-            coarse_record = {"kind": "gaussian", "n_params": coarse_model.n_params}
-        coarse_record["seconds"] = time.perf_counter() - t0
-        coarse_record["shape"] = list(x_J.shape[1:])
+        nets, losses, levels = cls._train_levels(factor, x, net_config, process, cfg, k_levels, progress)
+        coarse_model, coarse_record = cls._fit_coarse(x_J, depth, cfg, k_coarse, progress)
         settings = {"t_min": process.t_min, "t_max": process.t_max}
         training = {"levels": levels, "coarse": coarse_record,
-                    "train_config": {**base, "batch_size": batch_size, "shifts": shifts},
+                    "train_config": {**cfg.train_base(), "batch_size": cfg.batch_size, "shifts": cfg.shifts},
                     "net": net_config.to_dict(), "n_params_per_level": count_params(nets[0]),
                     "per_scale_std_truth": _std_record(per_scale_std(x, factor.wavelet, factor.J)),
                     "std_growth_truth": [float(g) for g in factor.std_growth]}
         return cls(factor, nets, net_config, coarse_model, x.shape[1:], settings, losses, training)
+
+    @staticmethod
+    def _train_levels(factor, x, net_config, process, cfg: "WSGMConfig", key, progress):
+        """One conditional score network per level (finest first): ``(EMA nets, losses, records)``.
+        Level j trains on ``batch_size · 4^{j−1}`` fields per batch (at most its pairs)."""
+        nets, losses, levels = [], [], []
+        for j in range(1, factor.J + 1):
+            n_pairs = x.shape[0] * len(level_shifts(j, cfg.shifts))
+            config = TrainConfig(batch_size=min(n_pairs, cfg.batch_size * 4 ** (j - 1)), **cfg.train_base())
+            t0 = time.perf_counter()
+            result = train_level(factor, x, j, net_config, config, key=jax.random.fold_in(key, j),
+                                 process=process, progress=progress, shifts=cfg.shifts)
+            seconds = time.perf_counter() - t0
+            nets.append(result.ema_model)
+            losses.append(result.losses)
+            levels.append({"level": j, "shape": list(factor.level_shape(x.shape, j)), "batch_size": config.batch_size,
+                           "n_train": n_pairs, **_loss_summary(result.losses), "seconds": seconds})
+        return nets, losses, levels
+
+    @staticmethod
+    def _fit_coarse(x_J, depth, cfg: "WSGMConfig", key, progress):
+        """The model of the normalised coarse field x_J and its record: a diffusion UNet on periodic
+        shifts of the training x_J, or the Gaussian of its 2D spectrum."""
+        t0 = time.perf_counter()
+        if cfg.coarse == "diffusion":
+            k_aug, k_coarse = jax.random.split(key)
+            x_train = shift_augment(x_J, k_aug, cfg.coarse_augment) if cfg.coarse_augment else x_J
+            coarse_model = DiffusionModel.fit(x_train, key=k_coarse, progress=progress, steps=cfg.coarse_train_steps,
+                                              batch_size=cfg.coarse_batch_size, learning_rate=cfg.learning_rate,
+                                              warmup=cfg.warmup, ema_decay=cfg.ema_decay, grad_clip=cfg.grad_clip,
+                                              chunk=cfg.chunk, width=cfg.coarse_width, depth=depth, t_min=cfg.t_min,
+                                              t_max=cfg.t_max)
+            record = {"kind": "diffusion", **_loss_summary(coarse_model.losses), "n_train": len(x_train),
+                      "n_params": coarse_model.n_params, "unet": coarse_model.unet_config.to_dict()}
+        else:
+            coarse_model = GaussianSpectrumModel.fit(x_J, key=key)
+            record = {"kind": "gaussian", "n_params": coarse_model.n_params}
+        record["seconds"] = time.perf_counter() - t0
+        record["shape"] = list(x_J.shape[1:])
+        return coarse_model, record
 
     # --- sampling --------------------------------------------------------------------------------
     def check_shape(self, shape=None) -> tuple[int, int]:

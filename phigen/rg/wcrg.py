@@ -18,6 +18,7 @@ and the coarse-field energy are those of the training size.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from functools import partial
 
 import jax
@@ -26,13 +27,13 @@ import numpy as np
 
 from .._validation import as_fields, check_int_at_least, check_positive
 from ..errors import InputError, ModelFileError, ParameterError
-from ..models._base import read_model_file, register_model, write_model_file
+from ..models._base import config_from_options, read_model_file, register_model, write_model_file
 from ..samplers._rng import standard_normal
 from .factor import WaveletFactorisation, per_scale_std
 from ._shifts import level_shifts, shifted_fields
 from .gibbs import (LevelConstants, LevelSpec, score_matching_system, sample_level, solve_score_matching)
 
-__all__ = ["WCRGModel"]
+__all__ = ["WCRGModel", "WCRGConfig"]
 
 
 def _per_level(value, J: int, name: str) -> tuple[int, ...]:
@@ -43,6 +44,94 @@ def _per_level(value, J: int, name: str) -> tuple[int, ...]:
     if len(vals) != J:
         raise ParameterError(f"{name} must be one integer or {J} integers (one per level, finest first); got {value!r}")
     return vals
+
+
+# Fit options renamed so that "steps" means training steps in every model's fit.
+_RENAMED = {"steps": "sample_steps", "adapt": "sample_adapt", "coarse_steps": "coarse_sample_steps",
+            "coarse_adapt": "coarse_sample_adapt"}
+
+
+@dataclass(frozen=True)
+class WCRGConfig:
+    """Options of :meth:`WCRGModel.fit` (docs/rg.md: what each does and the measurements behind
+    the defaults, on critical 64² φ⁴).
+
+    Energies: ``J`` DWT levels (default: coarsest side ≈ 8) of wavelet ``wavelet``; ``k`` the
+    neighbourhood half-width of the quadratic couplings per conditional level (an int, or J ints,
+    finest first); ``k_coarse`` that of the coarsest energy; ``n_bumps`` Gaussian bumps of the scalar
+    potential on [−``bump_range``, ``bump_range``] (normalised units) at the conditional levels,
+    ``coarse_bumps`` at the coarsest; ``quartic``: add t⁴/24.
+
+    Score matching: ``ridge`` / ``coarse_ridge`` the relative ridge of the preconditioned normal
+    equations at the conditional levels / the coarsest; ``validation_fraction`` of the fields held
+    out to report the loss out of sample; ``sign_symmetric``: the law is invariant under x → −x, fit
+    on the fields and their negatives (odd coefficients exactly zero); ``shifts``: level l is fitted
+    on up to ``min(4^(l−1), shifts)`` periodic shifts of the training fields (1: off); ``chunk``:
+    fields per accumulation chunk of the normal equations (memory only).
+
+    Calibration (moment matching after score matching): ``calibrate`` passes of each conditional
+    level's same-channel quadratic couplings towards the data's detail spectra (0: off), with
+    ``calibrate_fields`` chains at the finest level; ``calibrate_coarsest``: also match the coarsest
+    field's variance; ``magnetisation_terms``: add n·(a M² + b M⁴) of the coarsest field's mean M to
+    its energy, (a, b) by moment matching.
+
+    Sampling (stored with the model; ``sample`` can override): ``sample_steps`` MALA steps per
+    conditional level with ``sample_adapt`` of warm-up, ``coarse_sample_steps`` /
+    ``coarse_sample_adapt`` at the coarsest level (small but critical: it needs the longer chain);
+    ``precondition``: every chain runs with the level's Fourier mass matrix. ``check_samples``: draw
+    this many fields after fitting and record the std per scale against the data (0: skip).
+    """
+
+    J: int | None = None
+    wavelet: str = "db4"
+    k: int | tuple = 3
+    k_coarse: int = 2
+    n_bumps: int = 5
+    bump_range: float = 3.0
+    coarse_bumps: int = 0
+    quartic: bool = True
+    ridge: float = 1e-2
+    coarse_ridge: float = 1e-2
+    validation_fraction: float = 0.1
+    sign_symmetric: bool = False
+    shifts: int = 16
+    chunk: int = 16
+    calibrate: int = 3
+    calibrate_fields: int = 128
+    calibrate_coarsest: bool = False
+    magnetisation_terms: bool = True
+    sample_steps: int = 500
+    sample_adapt: int = 200
+    coarse_sample_steps: int = 8000
+    coarse_sample_adapt: int = 1000
+    precondition: bool = False
+    check_samples: int = 16
+
+    def __post_init__(self):
+        if np.ndim(self.k) == 0:
+            check_int_at_least(self.k, "k", 0)
+        else:  # a list from JSON or the CLI: a hashable tuple
+            object.__setattr__(self, "k", tuple(check_int_at_least(v, "k", 0) for v in self.k))
+        for name in ("k_coarse", "n_bumps", "coarse_bumps", "calibrate", "check_samples"):
+            check_int_at_least(getattr(self, name), name, 0)
+        for name in ("shifts", "chunk", "calibrate_fields"):
+            check_int_at_least(getattr(self, name), name, 1)
+        for name in ("bump_range", "ridge", "coarse_ridge"):
+            check_positive(getattr(self, name), name)
+        if not 0 <= self.validation_fraction < 1:
+            raise ParameterError(f"validation_fraction must be in [0, 1); got {self.validation_fraction!r}")
+        for steps, adapt in (("sample_steps", "sample_adapt"), ("coarse_sample_steps", "coarse_sample_adapt")):
+            s, a = getattr(self, steps), getattr(self, adapt)
+            check_int_at_least(s, steps, 1)
+            if int(a) != a or not 0 <= a < s:
+                raise ParameterError(f"{adapt} (the warm-up of {steps}) must be an integer in [0, {steps}); got {a!r}")
+
+    @classmethod
+    def from_options(cls, config: "WCRGConfig | None" = None, options=None) -> "WCRGConfig":
+        """``config`` (default: the defaults) with ``options`` (field names) replacing its fields;
+        an unknown option, or a renamed one, is a ParameterError that names the right one."""
+        return config_from_options(cls, config, options, "fit wcrg (in every fit, 'steps' means training steps; "
+                                   "WC-RG's MALA steps at sampling are named apart)", renamed=_RENAMED)
 
 
 @register_model("wcrg")
@@ -86,166 +175,121 @@ class WCRGModel:
                                           f.coarse_std[level], f.coarse_mean[level - 1], f.coarse_std[level - 1])
 
     # --- fitting ---------------------------------------------------------------------------------
+    fit_config = WCRGConfig  # fit(..., config=None, **options): every field of WCRGConfig is an option
+
     @classmethod
-    def fit(cls, fields, *, key=None, progress=None, J: int | None = None, wavelet: str = "db4", k=3,
-            k_coarse: int = 2, n_bumps: int = 5, bump_range: float = 3.0, coarse_bumps: int = 0,
-            quartic: bool = True, ridge: float = 1e-2, coarse_ridge: float = 1e-2, validation_fraction: float = 0.1, sign_symmetric: bool = False,
-            check_samples: int = 16, shifts: int = 16, calibrate: int = 3, calibrate_fields: int = 128,
-            calibrate_coarsest: bool = False, magnetisation_terms: bool = True,
-            steps: int = 500, adapt: int = 200, coarse_steps: int = 8000, coarse_adapt: int = 1000,
-            precondition: bool = False, chunk: int = 16):
-        """Fit on ``fields`` ``(N, H, W)``.
+    def fit(cls, fields, *, key, progress=None, config: "WCRGConfig | None" = None, **options):
+        """Fit on ``fields`` ``(N, H, W)``: per level, the closed-form score-matching θ, then the
+        spectral calibration and the magnetisation terms, then a check draw.
 
-        J: DWT levels (default: coarsest side ≈ 8); k: neighbourhood half-width per conditional level
-        (int or J ints, finest first; 3, a 7×7 neighbourhood, by default: on 128 fields of critical
-        64² φ⁴ it brings the power-spectrum χ² from 1.63 (k = 2) to 1.28 against a truth-vs-truth
-        floor of 0.78, with 1,149 parameters; calibration passes or chains do not: 6 passes give 1.76,
-        4× the chains 1.70); k_coarse: for the coarsest energy (2: couplings over a 5×5
-        neighbourhood of the 8×8 coarsest field; chosen on a held-out half and re-checked on fresh
-        truth (docs/rg.md): on critical 64² φ⁴, 1 loses the magnetisation law, 3 is consistent on the
-        pixel PDF and Minkowski functionals but off on the spectrum, where 2 is consistent);
-        n_bumps/bump_range: the
-        potential's Gaussian bumps on [−range, range] (normalised units) at the conditional levels,
-        coarse_bumps at the coarsest (its potential is t⁴ alone by default: bumps there let score
-        matching fit the pixel histogram's wiggles and spoil the magnetisation law); quartic: add t⁴/24;
-        ridge / coarse_ridge: relative ridge of the preconditioned normal equations at the conditional
-        levels / the coarsest one (10⁻² there keeps the magnetisation law; on fresh critical φ⁴ truth
-        10⁻³ loses it and 10⁻¹ trades the spectrum for the pixel PDF, docs/rg.md); validation_fraction: fields
-        held out to report the score-matching loss out of sample; sign_symmetric: the law is
-        invariant under x → −x (φ⁴): fit on the fields and their negatives, which makes every odd
-        coefficient exactly zero; shifts: the law of stationary periodic fields is invariant under
-        translations, but the DWT is not: the wavelet coefficients of a field shifted by s pixels
-        (s not a multiple of 2^level) are new samples of the same joint law of (coarse, details).
-        Level ``l`` is fitted on the training fields under up to ``min(4^(l−1), shifts)`` distinct
-        shifts out of its (2^l)² (the coarsest field like level J), so every level sees about as many
-        coefficients as the finest one; 1 switches this off; calibrate: after score matching, this
-        many maximum-likelihood (moment-matching) corrections of each conditional level's same-channel
-        quadratic coefficients θ(Σ y_c(s) y_c(s+δ)), coarse to fine, so that the power spectrum of every
-        detail channel of the model's own samples matches the data's (score matching's estimate of a
-        misspecified energy is biased, and errors at coarse scales feed the levels below; 0: off);
-        calibrate_coarsest: also match the coarsest field's variance (off by default: it sharpens the
-        magnetisation law); magnetisation_terms: with ``calibrate``, add to the coarsest energy the
-        global terms n·(a M² + b M⁴) of its mean M and fit (a, b) by moment matching of E[nM²] and
-        E[nM⁴] (at least 3 Newton steps, with the mean of the model's and the data's covariance of the
-        two statistics, whatever ``calibrate`` is): the law of the
-        magnetisation, hence U₄ and χ, is then the data's rather than whatever the local features imply; calibrate_fields: chains used by the calibration at the finest level, up
-        to 4× more at the small coarse ones (the cost is about (calibrate + 2)/2 draws of this many
-        fields); check_samples: draw this many
-        fields after fitting and record the std per scale against the training data (0: skip);
-        steps/adapt, coarse_steps/coarse_adapt: MALA steps (and warm-up) per level at sampling (the
-        coarsest field is small but critical, so its chain runs longer: 8000 steps converge the
-        magnetisation law of 64² φ⁴ where 2000 do not); precondition: every MALA chain (calibration
-        and sampling) runs with the Fourier mass matrix of :func:`~phigen.rg.gibbs.level_preconditioner`
-        (the level's quadratic couplings plus the potential's mean curvature), for strongly correlated
-        levels whose plain chains crawl.
+        ``config``: a :class:`WCRGConfig` (default: the defaults); ``options``: any of its fields,
+        which override it (``WCRGModel.fit(x, key=k, J=3, ridge=1e-3)``). The steps, each a method:
+        :meth:`_level_specs` (one feature spec per level), :meth:`_fit_level` (score matching on the
+        level's shifted coefficients), :func:`_calibrate_spectra` (moment matching), then
+        ``check_samples`` draws judged by :meth:`scale_report`.
         """
-        from tqdm.auto import tqdm
-
+        cfg = WCRGConfig.from_options(config, options)
         x = as_fields(fields, name="training fields")
         if x.shape[0] < 2:
             raise InputError(f"need at least 2 training fields; got {x.shape[0]}")
-        check_int_at_least(n_bumps, "n_bumps", 0)
-        check_positive(bump_range, "bump_range")
-        check_positive(ridge, "ridge")
-        check_positive(coarse_ridge, "coarse_ridge")
-        if not 0 <= validation_fraction < 1:
-            raise ParameterError(f"validation_fraction must be in [0, 1); got {validation_fraction!r}")
-        for name, (s, a) in {"steps": (steps, adapt), "coarse_steps": (coarse_steps, coarse_adapt)}.items():
-            check_int_at_least(s, name, 1)
-            if int(a) != a or not 0 <= a < s:
-                raise ParameterError(f"the warm-up for {name} must be an integer in [0, {name}); got {a!r}")
         t_start = time.perf_counter()
         truth = x
-        n_val = int(round(validation_fraction * x.shape[0])) if x.shape[0] >= 20 else 0
-        if sign_symmetric:  # augment train and validation parts separately (no leakage between them)
+        n_val = int(round(cfg.validation_fraction * x.shape[0])) if x.shape[0] >= 20 else 0
+        if cfg.sign_symmetric:  # augment train and validation parts separately (no leakage between them)
             tr, va = x[: len(x) - n_val], x[len(x) - n_val:]
             x = np.concatenate([tr, -tr, va, -va])
             n_val *= 2
-        fact = WaveletFactorisation.fit(x, wavelet=wavelet, J=J)
-        ks = _per_level(k, fact.J, "k")
-        check_int_at_least(k_coarse, "k_coarse", 0)
-        check_int_at_least(coarse_bumps, "coarse_bumps", 0)
-        check_int_at_least(shifts, "shifts", 1)
-        check_int_at_least(calibrate, "calibrate", 0)
-        check_int_at_least(calibrate_fields, "calibrate_fields", 1)
+        fact = WaveletFactorisation.fit(x, wavelet=cfg.wavelet, J=cfg.J)
+        specs = cls._level_specs(cfg, fact, x.shape[-2:])
+        model = cls(fact, tuple(specs), (), x.shape[1:],
+                    {"steps": cfg.sample_steps, "adapt": cfg.sample_adapt, "coarse_steps": cfg.coarse_sample_steps,
+                     "coarse_adapt": cfg.coarse_sample_adapt, "precondition": bool(cfg.precondition)})
+        thetas, levels = [], []
+        from tqdm.auto import tqdm
+
+        with tqdm(total=fact.J + 1, desc="fit wcrg", unit="level", disable=None if progress is None else not progress) as bar:
+            for lvl in range(1, fact.J + 2):
+                theta, rec = model._fit_level(lvl, x, n_val, cfg)
+                thetas.append(theta)
+                levels.append(rec)
+                bar.update(1)
+        model.thetas = tuple(np.asarray(t, np.float32) for t in thetas)
+        cal = {}
+        if cfg.calibrate:
+            t0 = time.perf_counter()
+            cal = _calibrate_spectra(model, x[: len(x) - n_val], n_iter=cfg.calibrate, n_fields=cfg.calibrate_fields,
+                                     calibrate_coarsest=bool(cfg.calibrate_coarsest),
+                                     magnetisation_terms=bool(cfg.magnetisation_terms),
+                                     key=jax.random.fold_in(key, 1000))
+            for rec in levels:
+                rec["calibration"] = cal.get(rec["level"])
+            levels[-1]["calibration_seconds"] = time.perf_counter() - t0
+        model.training = {"levels": levels, "std_growth": fact.std_growth.tolist(), "ridge": cfg.ridge,
+                          "coarse_ridge": cfg.coarse_ridge,
+                          "sign_symmetric": bool(cfg.sign_symmetric), "shifts": int(cfg.shifts),
+                          "calibrate": int(cfg.calibrate), "magnetisation": model.magnetisation.tolist(),
+                          "calibration_notes": list(cal.get("skipped", [])),
+                          "n_validation": n_val, "fit_seconds_solve": time.perf_counter() - t_start}
+        if cfg.check_samples:
+            samples = model.sample(int(cfg.check_samples), key=jax.random.fold_in(key, 1), progress=progress)
+            model.training["check"] = model.scale_report(samples, truth)
+        return model
+
+    @staticmethod
+    def _level_specs(cfg: "WCRGConfig", fact: WaveletFactorisation, shape) -> list:
+        """The feature spec of each conditional level (finest first), then of the coarsest energy;
+        refuses a neighbourhood wider than its level."""
+        ks = _per_level(cfg.k, fact.J, "k")
 
         def bumps(n):
-            centres = tuple(np.round(np.linspace(-bump_range, bump_range, n), 6).tolist()) if n else ()
-            return centres, (2.0 * bump_range / (n - 1)) if n > 1 else float(bump_range)
+            centres = tuple(np.round(np.linspace(-cfg.bump_range, cfg.bump_range, n), 6).tolist()) if n else ()
+            return centres, (2.0 * cfg.bump_range / (n - 1)) if n > 1 else float(cfg.bump_range)
 
-        centres, width = bumps(n_bumps)
-        specs = [LevelSpec(3, True, k=kj, centres=centres, width=width, quartic=quartic, wavelet=wavelet) for kj in ks]
-        centres, width = bumps(coarse_bumps)
-        specs.append(LevelSpec(1, False, k=int(k_coarse), centres=centres, width=width, quartic=quartic,
-                               wavelet=wavelet))
-        h, w = x.shape[-2:]
+        centres, width = bumps(cfg.n_bumps)
+        specs = [LevelSpec(3, True, k=kj, centres=centres, width=width, quartic=cfg.quartic, wavelet=cfg.wavelet)
+                 for kj in ks]
+        centres, width = bumps(cfg.coarse_bumps)
+        specs.append(LevelSpec(1, False, k=int(cfg.k_coarse), centres=centres, width=width, quartic=cfg.quartic,
+                               wavelet=cfg.wavelet))
+        h, w = shape
         for lvl, spec in enumerate(specs, start=1):
             side = min(h, w) // 2 ** min(lvl, fact.J)
             if side < spec.min_side():
                 raise ParameterError(f"level {lvl} is {side} pixels wide, smaller than its neighbourhood 2k+1 = "
                                      f"{spec.min_side()}; use a smaller k (or fewer levels J)")
+        return specs
 
-        model = cls(fact, tuple(specs), (), x.shape[1:],
-                    {"steps": steps, "adapt": adapt, "coarse_steps": coarse_steps, "coarse_adapt": coarse_adapt,
-                     "precondition": bool(precondition)})
-        thetas, levels = [], []
-        xj = jnp.asarray(x)
-        with tqdm(total=fact.J + 1, desc="fit wcrg", unit="level", disable=None if progress is None else not progress) as bar:
-            for lvl in range(1, fact.J + 2):
-                t0 = time.perf_counter()
-                spec, consts = specs[lvl - 1], model.level_constants(lvl)
-                if lvl <= fact.J:
-                    xc, y = fact.split(xj, lvl)
-                    cond = xc
-                else:
-                    xc = None
-                    y = fact.normalise_coarse(xj, fact.J)[:, None]
-                    cond = None
-                train_y, val_y = y[: len(y) - n_val], y[len(y) - n_val:]
-                train_c = None if cond is None else cond[: len(y) - n_val]
-                n_shift = level_shifts(min(lvl, fact.J), shifts)
-                if len(n_shift) > 1:  # the same law, new coefficients: refit on shifted training fields
-                    train_c, train_y = _shifted_level_data(fact, x[: len(x) - n_val], lvl, n_shift)
-                M, b, n = score_matching_system(spec, consts, train_y, train_c, chunk=chunk)
-                sol = solve_score_matching(M, b, n, ridge=ridge if lvl <= fact.J else coarse_ridge)
-                dof = int(np.prod(y.shape[1:]))
-                rec = {"level": lvl, "kind": "conditional" if lvl <= fact.J else "coarse", "shape": list(y.shape[1:]),
-                       "n_params": spec.n_features, "k": spec.k, "condition_number": sol.condition_number,
-                       "preconditioned_condition_number": sol.preconditioned_condition_number,
-                       "score_matching_loss_per_dof": sol.loss / dof}
-                if n_val:
-                    Mv, bv, nv = score_matching_system(spec, consts, val_y, None if cond is None else cond[len(y) - n_val:],
-                                                       chunk=chunk)
-                    th = sol.theta
-                    rec["validation_loss_per_dof"] = float((0.5 * th @ (Mv / nv) @ th - th @ (bv / nv)) / dof)
-                # reference: the loss of the unit Gaussian energy ½|y|² (−½ per dof); lower is better
-                rec["fit_seconds"] = time.perf_counter() - t0
-                thetas.append(sol.theta)
-                levels.append(rec)
-                if lvl <= fact.J:
-                    xj = xc
-                bar.update(1)
-        model.thetas = tuple(np.asarray(t, np.float32) for t in thetas)
-        if calibrate:
-            t0 = time.perf_counter()
-            cal = _calibrate_spectra(model, x[: len(x) - n_val], n_iter=calibrate, n_fields=calibrate_fields,
-                                       calibrate_coarsest=bool(calibrate_coarsest),
-                                       magnetisation_terms=bool(magnetisation_terms),
-                                       key=jax.random.fold_in(jax.random.PRNGKey(0) if key is None else key, 1000))
-            for rec in levels:
-                rec["calibration"] = cal.get(rec["level"])
-            levels[-1]["calibration_seconds"] = time.perf_counter() - t0
-        model.training = {"levels": levels, "std_growth": fact.std_growth.tolist(), "ridge": ridge,
-                          "coarse_ridge": coarse_ridge,
-                          "sign_symmetric": bool(sign_symmetric), "shifts": int(shifts), "calibrate": int(calibrate),
-                          "magnetisation": model.magnetisation.tolist(),
-                          "calibration_notes": list(cal.get("skipped", [])) if calibrate else [],
-                          "n_validation": n_val, "fit_seconds_solve": time.perf_counter() - t_start}
-        if check_samples:
-            key = jax.random.PRNGKey(0) if key is None else key
-            samples = model.sample(int(check_samples), key=jax.random.fold_in(key, 1), progress=progress)
-            model.training["check"] = model.scale_report(samples, truth)
-        return model
+    def _fit_level(self, lvl: int, x, n_val: int, cfg: "WCRGConfig") -> tuple[np.ndarray, dict]:
+        """Score-matching θ of level ``lvl`` (1 … J conditional, J+1 the coarsest) on the training part
+        of ``x`` (its last ``n_val`` fields are the validation part), and the level's record."""
+        t0 = time.perf_counter()
+        fact = self.factorisation
+        spec, consts = self.specs[lvl - 1], self.level_constants(lvl)
+        if lvl <= fact.J:  # (x_lvl, normalised details of lvl): the pairs of the conditional p̄(x̄_lvl | x_lvl)
+            cond, y = fact.level_data(x, lvl)
+        else:
+            cond, y = None, fact.normalise_coarse(fact.coarse(x, fact.J), fact.J)[:, None]
+        n_tr = len(y) - n_val
+        train_y, val_y = y[:n_tr], y[n_tr:]
+        train_c = None if cond is None else cond[:n_tr]
+        n_shift = level_shifts(min(lvl, fact.J), cfg.shifts)
+        if len(n_shift) > 1:  # the same law, new coefficients: refit on shifted training fields
+            train_c, train_y = _shifted_level_data(fact, x[:n_tr], lvl, n_shift)
+        M, b, n = score_matching_system(spec, consts, train_y, train_c, chunk=cfg.chunk)
+        sol = solve_score_matching(M, b, n, ridge=cfg.ridge if lvl <= fact.J else cfg.coarse_ridge)
+        dof = int(np.prod(y.shape[1:]))
+        rec = {"level": lvl, "kind": "conditional" if lvl <= fact.J else "coarse", "shape": list(y.shape[1:]),
+               "n_params": spec.n_features, "k": spec.k, "condition_number": sol.condition_number,
+               "preconditioned_condition_number": sol.preconditioned_condition_number,
+               "score_matching_loss_per_dof": sol.loss / dof}
+        if n_val:
+            Mv, bv, nv = score_matching_system(spec, consts, val_y, None if cond is None else cond[n_tr:],
+                                               chunk=cfg.chunk)
+            th = sol.theta
+            rec["validation_loss_per_dof"] = float((0.5 * th @ (Mv / nv) @ th - th @ (bv / nv)) / dof)
+        # reference: the loss of the unit Gaussian energy ½|y|² (−½ per dof); lower is better
+        rec["fit_seconds"] = time.perf_counter() - t0
+        return sol.theta, rec
 
     # --- sampling --------------------------------------------------------------------------------
     def _check_sample_shape(self, shape) -> tuple[int, int]:

@@ -32,6 +32,7 @@ import numpy as np
 from jax import lax
 from jax.tree_util import Partial
 
+from .._chunks import run_chunks
 from .._validation import check_int_at_least
 from ..errors import DivergenceError, ParameterError
 from ._checkpoint import (fingerprint_mismatches, load_checkpoint, read_fingerprint, save_checkpoint,
@@ -358,8 +359,6 @@ def run_chain(key, kernel_step, state, config: RunConfig, *, observables: Callab
     if a chunk contains a divergent transition or non-finite state and ``config.stop_on_divergence``;
     nothing from that chunk is saved, so a checkpoint never holds a diverged state.
     """
-    from tqdm.auto import tqdm
-
     if not isinstance(config, RunConfig):
         raise ParameterError(f"config must be a RunConfig; got {type(config).__name__}")
     key = _check_key(key)
@@ -387,80 +386,91 @@ def run_chain(key, kernel_step, state, config: RunConfig, *, observables: Callab
     path = None if config.checkpoint_path is None else os.fspath(config.checkpoint_path)
     fingerprint = _fingerprint(key, step_fn, state, obs_struct, config, step_size) if path else None
 
-    n_done = 0
-    trace_parts = {name: [] for name in obs_struct}
-    acc_sum = np.zeros(n_chains, np.float64)
-    n_bad = np.zeros(n_chains, np.int64)
-    if path is not None and resume and os.path.exists(path):
-        mismatches = fingerprint_mismatches(read_fingerprint(path), fingerprint)
-        if mismatches:
-            raise ParameterError("checkpoint belongs to a different run (" + "; ".join(mismatches)
-                                 + "); pass resume=False to start over and overwrite it", path=path)
-        ck = load_checkpoint(path, state)
-        if ck.n_done > config.n_steps:
-            raise ParameterError(f"checkpoint is at step {ck.n_done}, past n_steps={config.n_steps}; "
-                                 f"ask for at least {ck.n_done} steps or pass resume=False", path=path)
-        state, n_done, acc_sum, n_bad = ck.state, ck.n_done, ck.acceptance_sum, ck.n_divergent
-        for name in obs_struct:
-            trace_parts[name].append(np.asarray(ck.trace[name]))
+    state, n_done, acc_sum, n_bad, trace_parts = _start_or_resume(path, resume, fingerprint, state, config,
+                                                                   obs_struct, n_chains)
     state = place(state)
 
     chunk_fn = functools.partial(_chunk_function(observables, config.chunk_size, config.thin, config.burn_in,
                                                  has_acc), _as_pytree_step(step_fn))
-    bar = tqdm(total=config.n_steps, initial=n_done, desc=desc or "mcmc", unit="step",
-               disable=None if config.progress else True, dynamic_ncols=True, leave=False)
-    chunks_since_save = 0
-    saved_at = n_done if n_done else None
-    try:
-        while n_done < config.n_steps:
-            n_valid = min(config.chunk_size, config.n_steps - n_done)
-            new_state, records, n_rec, acc_c, bad_c, first_bad, finite = chunk_fn(
-                key, state, jnp.int32(n_done), jnp.int32(n_valid))
-            first_bad = int(first_bad)
-            bad_c = np.asarray(bad_c, np.int64)
-            finite = np.asarray(finite, bool)
-            # NaN/inf in a leaf the per-step screen does not read: known only to the chunk
-            unseen = ~finite & (bad_c == 0)
-            bad_c[unseen] += 1
-            if (first_bad >= 0 or unseen.any()) and config.stop_on_divergence:
-                chains = np.flatnonzero(bad_c)
-                shown = ", ".join(map(str, chains[:8])) + (", …" if chains.size > 8 else "")
-                ss = "" if step_size is None else f" with step size {_format_step_size(step_size)}"
-                where = (f"at step {first_bad}" if first_bad >= 0
-                         else f"between steps {n_done} and {n_done + n_valid - 1}")
-                err = DivergenceError(
-                    f"MCMC diverged {where}{ss}: divergent transition or non-finite state "
-                    f"in chain(s) {shown} of {n_chains}; reduce the step size"
-                    + (f"; the checkpoint holds step {saved_at}" if saved_at is not None else ""))
-                err.step = first_bad if first_bad >= 0 else n_done
-                err.chains = chains
-                raise err
-            state = place(new_state)
-            n_rec = int(n_rec)
-            for name in obs_struct:
-                trace_parts[name].append(np.asarray(records[name])[:n_rec])
-            acc_sum += np.asarray(acc_c, np.float64)
-            n_bad += bad_c
-            n_done += n_valid
-            bar.update(n_valid)
-            if has_acc:
-                bar.set_postfix(acc=f"{acc_sum.mean() / n_done:.3f}", div=int(n_bad.sum()), refresh=False)
-            chunks_since_save += 1
-            if path is not None and (chunks_since_save >= config.checkpoint_every_chunks
-                                     or n_done == config.n_steps):
-                if finite.all():
-                    joined = _join(trace_parts, obs_struct)
-                    trace_parts = {name: [arr] for name, arr in joined.items()}  # join each chunk once
-                    save_checkpoint(path, state=state, n_done=n_done, trace=joined,
-                                    acceptance_sum=acc_sum, n_divergent=n_bad, fingerprint=fingerprint)
-                    chunks_since_save, saved_at = 0, n_done
-                else:
-                    warnings.warn(f"step {n_done}: the state holds NaN/inf; checkpoint not updated", stacklevel=2)
-    finally:
-        bar.close()
+    saved_at = n_done if n_done else None  # for the divergence message
+    last_finite = None
+
+    def advance(done, n_valid):
+        nonlocal state, trace_parts, acc_sum, n_bad, last_finite
+        new_state, records, n_rec, acc_c, bad_c, first_bad, finite = chunk_fn(
+            key, state, jnp.int32(done), jnp.int32(n_valid))
+        first_bad = int(first_bad)
+        bad_c = np.asarray(bad_c, np.int64)
+        finite = np.asarray(finite, bool)
+        # NaN/inf in a leaf the per-step screen does not read: known only to the chunk
+        unseen = ~finite & (bad_c == 0)
+        bad_c[unseen] += 1
+        if (first_bad >= 0 or unseen.any()) and config.stop_on_divergence:
+            raise _divergence(first_bad, bad_c, done, n_valid, n_chains, step_size, saved_at)
+        state = place(new_state)
+        n_rec = int(n_rec)
+        for name in obs_struct:
+            trace_parts[name].append(np.asarray(records[name])[:n_rec])
+        acc_sum += np.asarray(acc_c, np.float64)
+        n_bad += bad_c
+        last_finite = finite
+        if has_acc:
+            return {"acc": f"{acc_sum.mean() / (done + n_valid):.3f}", "div": int(n_bad.sum())}
+        return None
+
+    def save(done):
+        nonlocal trace_parts, saved_at
+        if not last_finite.all():
+            warnings.warn(f"step {done}: the state holds NaN/inf; checkpoint not updated", stacklevel=3)
+            return False
+        joined = _join(trace_parts, obs_struct)
+        trace_parts = {name: [arr] for name, arr in joined.items()}  # join each chunk once
+        save_checkpoint(path, state=state, n_done=done, trace=joined, acceptance_sum=acc_sum, n_divergent=n_bad,
+                        fingerprint=fingerprint)
+        saved_at = done
+        return True
+
+    n_done = run_chunks(advance, start=n_done, stop=config.n_steps, chunk=config.chunk_size, desc=desc or "mcmc",
+                        progress=None if config.progress else False, leave=False,
+                        save=None if path is None else save,
+                        save_every=config.checkpoint_every_chunks * config.chunk_size)
 
     mean_acc = acc_sum / n_done if (has_acc and n_done) else np.full(n_chains, np.nan)
     return RunResult(state, _join(trace_parts, obs_struct), InfoSummary(mean_acc, n_bad, n_done), n_done)
+
+
+def _start_or_resume(path, resume: bool, fingerprint, state, config: RunConfig, obs_struct: dict, n_chains: int):
+    """``(state, n_done, acceptance sums, divergence counts, trace parts)``: a fresh start, or the
+    checkpoint at ``path`` when ``resume`` and it belongs to this run (same fingerprint)."""
+    trace_parts = {name: [] for name in obs_struct}
+    acc_sum, n_bad = np.zeros(n_chains, np.float64), np.zeros(n_chains, np.int64)
+    if path is None or not resume or not os.path.exists(path):
+        return state, 0, acc_sum, n_bad, trace_parts
+    mismatches = fingerprint_mismatches(read_fingerprint(path), fingerprint)
+    if mismatches:
+        raise ParameterError("checkpoint belongs to a different run (" + "; ".join(mismatches)
+                             + "); pass resume=False to start over and overwrite it", path=path)
+    ck = load_checkpoint(path, state)
+    if ck.n_done > config.n_steps:
+        raise ParameterError(f"checkpoint is at step {ck.n_done}, past n_steps={config.n_steps}; "
+                             f"ask for at least {ck.n_done} steps or pass resume=False", path=path)
+    for name in obs_struct:
+        trace_parts[name].append(np.asarray(ck.trace[name]))
+    return ck.state, ck.n_done, ck.acceptance_sum, ck.n_divergent, trace_parts
+
+
+def _divergence(first_bad: int, bad_c, done: int, n_valid: int, n_chains: int, step_size, saved_at):
+    """The DivergenceError of a chunk with a divergent transition or a non-finite state."""
+    chains = np.flatnonzero(bad_c)
+    shown = ", ".join(map(str, chains[:8])) + (", …" if chains.size > 8 else "")
+    ss = "" if step_size is None else f" with step size {_format_step_size(step_size)}"
+    where = f"at step {first_bad}" if first_bad >= 0 else f"between steps {done} and {done + n_valid - 1}"
+    err = DivergenceError(f"MCMC diverged {where}{ss}: divergent transition or non-finite state "
+                          f"in chain(s) {shown} of {n_chains}; reduce the step size"
+                          + (f"; the checkpoint holds step {saved_at}" if saved_at is not None else ""))
+    err.step = first_bad if first_bad >= 0 else done
+    err.chains = chains
+    return err
 
 
 def _join(parts: dict, obs_struct: dict) -> dict:

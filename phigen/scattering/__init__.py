@@ -4,4 +4,4 @@ microcanonical and maximum-entropy models. One import line per module."""
 from .spectra import TYPES, ScatteringSpectra, SpectraCoefficients, scattering_spectra, scattering_spectra_describe
 from .classic import ClassicScattering, classic_scattering
 from .marginal import ConcatenatedStatistics, MarginalStatistics
-from .models import ScatteringModel, default_J
+from .models import ScatteringConfig, ScatteringModel, default_J

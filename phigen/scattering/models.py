@@ -30,6 +30,7 @@ Command line: ``phigen fit scattering DATA.h5 --J 4 --L 4 --mode micro|maxent -o
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -37,16 +38,49 @@ import numpy as np
 
 from .._validation import as_fields, check_int_at_least
 from ..errors import InputError, ParameterError
-from ..models._base import read_model_file, register_model, write_model_file
+from ..models._base import config_from_options, read_model_file, register_model, write_model_file
 from .marginal import ConcatenatedStatistics, MarginalStatistics
 from .maxent import MaxEntConfig, MaxEntParams, fit_maxent, maxent_energy, moment_residual, sample_maxent
 from .spectra import ScatteringSpectra
 from .synthesis import (SynthesisConfig, band_power, has_spread, outside_nyquist_circle, statistics_loss,
                         statistics_scales, synthesize)
 
-__all__ = ["ScatteringModel", "default_J"]
+__all__ = ["ScatteringModel", "ScatteringConfig", "default_J"]
 
 MODES = ("micro", "maxent")
+
+
+@dataclass(frozen=True)
+class ScatteringConfig:
+    """Options of :meth:`ScatteringModel.fit` (docs/scattering.md). ``J`` scales (default
+    :func:`default_J`), ``L`` orientations, ``isotropic``, ``strict_scales``; ``mode`` ``"micro"``
+    (``steps`` L-BFGS iterations per sample, default 300; ``batch_size`` fields synthesised together)
+    or ``"maxent"`` (``steps`` moment-matching updates, default 200, with ``n_chains``,
+    ``steps_per_iteration``, ``learning_rate``, ``selection``, ``patience``, ``theta_prior`` and
+    ``marginal_bins``: :class:`~phigen.scattering.maxent.MaxEntConfig`; ``sample_steps`` MALA steps
+    per sampling run)."""
+
+    J: int | None = None
+    L: int = 4
+    mode: str = "micro"
+    isotropic: bool = True
+    strict_scales: bool = False
+    steps: int | None = None
+    sample_steps: int = 500
+    n_chains: int = 64
+    steps_per_iteration: int = 10
+    learning_rate: float = 0.5
+    batch_size: int | None = None
+    selection: str = "best"
+    patience: int | None = 4
+    marginal_bins: int = 0
+    theta_prior: float = 0.0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ParameterError(f"mode must be one of {MODES}; got {self.mode!r}")
+        if self.marginal_bins and self.mode != "maxent":
+            raise ParameterError("marginal_bins (pixel-PDF statistics) is an option of mode 'maxent' only")
 
 
 def default_J(shape) -> int:
@@ -121,14 +155,12 @@ class ScatteringModel:
         h, w = self._shape
         return n + jl + h * (w // 2 + 1) + 1 + (0 if self.marginal is None else 2 * self.marginal.n_stats)
 
+    fit_config = ScatteringConfig  # fit(..., config=None, **options): every field is an option
+
     @classmethod
-    def fit(cls, fields, *, key=None, progress=None, J: int | None = None, L: int = 4, mode: str = "micro",
-            isotropic: bool = True, strict_scales: bool = False, steps: int | None = None, sample_steps: int = 500,
-            n_chains: int = 64,
-            steps_per_iteration: int = 10, learning_rate: float = 0.5, batch_size: int | None = None,
-            selection: str = "best", patience: int | None = 4, marginal_bins: int = 0,
-            theta_prior: float = 0.0):
-        """Fit on ``fields`` (N, H, W).
+    def fit(cls, fields, *, key, progress=None, config: "ScatteringConfig | None" = None, **options):
+        """Fit on ``fields`` (N, H, W). ``config`` / ``options``: :class:`ScatteringConfig` (options
+        override its fields).
 
         ``J`` scales (default :func:`default_J`), ``L`` orientations, ``isotropic`` reduction,
         ``strict_scales`` (j1 < j2 < j3 only: the compact set of the reference code, 1013 statistics
@@ -144,10 +176,11 @@ class ScatteringModel:
         :class:`~phigen.scattering.maxent.MaxEntConfig`); ``marginal_bins`` = B > 0 adds B pixel-PDF statistics (a smoothed CDF at the data's quantiles,
         :class:`~phigen.scattering.marginal.MarginalStatistics`) to Φ.
         """
-        if mode not in MODES:
-            raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
-        if marginal_bins and mode != "maxent":
-            raise ParameterError("marginal_bins (pixel-PDF statistics) is an option of mode 'maxent' only")
+        cfg = config_from_options(ScatteringConfig, config, options, "fit scattering")
+        J, L, mode, isotropic, strict_scales = cfg.J, cfg.L, cfg.mode, cfg.isotropic, cfg.strict_scales
+        steps, sample_steps, n_chains, batch_size = cfg.steps, cfg.sample_steps, cfg.n_chains, cfg.batch_size
+        steps_per_iteration, learning_rate, selection = cfg.steps_per_iteration, cfg.learning_rate, cfg.selection
+        patience, marginal_bins, theta_prior = cfg.patience, cfg.marginal_bins, cfg.theta_prior
         x = np.asarray(as_fields(fields, name="training fields"))
         shape = tuple(x.shape[1:])
         if not float(np.std(x)) > 0:
@@ -159,7 +192,6 @@ class ScatteringModel:
                              f"use J <= {int(math.log2(min(shape)))}")
         if batch_size is not None:
             batch_size = check_int_at_least(batch_size, "batch_size", 1)
-        key = jax.random.PRNGKey(0) if key is None else key
         base = _statistics(shape, J, L, isotropic, None, strict_scales)
         reference_s2 = base.power(x) if mode == "micro" else None
         stats = base if reference_s2 is None else _statistics(shape, J, L, isotropic, reference_s2, strict_scales)

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._chunks import run_chunks
 from .._validation import check_int_at_least
 from ..errors import InputError, ParameterError
 from .lbfgs import lbfgs_init, lbfgs_step
@@ -309,7 +310,6 @@ def minimize_fields(loss: Callable, x0, config: SynthesisConfig = SynthesisConfi
         preconditioner = jnp.asarray(preconditioner)
     bs = n if config.batch_size is None else min(n, config.batch_size)
     init, chunk = _compiled(loss, config)
-    n_chunks = -(-config.steps // config.chunk_size)
     t0 = time.perf_counter()
     out_x, out_loss, out_init, out_acc, history = [], [], [], [], []
     bar = tqdm(total=config.steps * n, desc="L-BFGS synthesis", unit="field-it", disable=(
@@ -322,15 +322,14 @@ def minimize_fields(loss: Callable, x0, config: SynthesisConfig = SynthesisConfi
                 x = jnp.concatenate([x, x0[:bs - used]])
             state = init(x, preconditioner)
             hist = [np.asarray(state.value)[:used]]
-            done = 0
-            for _ in range(n_chunks):
-                n_valid = min(config.chunk_size, config.steps - done)
+
+            def advance(done, n_valid):
+                nonlocal state
                 state = chunk(state, jnp.int32(n_valid), preconditioner, shape)
-                done += n_valid
-                v = np.asarray(state.value)[:used]
-                hist.append(v)
-                bar.update(n_valid * used)
-                bar.set_postfix(median_loss=f"{np.median(v):.3g}")
+                hist.append(np.asarray(state.value)[:used])
+                return {"median_loss": f"{np.median(hist[-1]):.3g}"}
+
+            run_chunks(advance, stop=config.steps, chunk=config.chunk_size, bar=bar, bar_scale=used)
             out_x.append(np.asarray(state.x).reshape((-1,) + shape)[:used])
             out_acc.append(np.asarray(state.accepted)[:used])
             out_loss.append(hist[-1])
