@@ -68,6 +68,8 @@ def _add_generate_options(g) -> None:
             g.add_argument(opt.flag, dest=name, action="store_true", default=None, help=help_)
         elif opt.type == "range":
             g.add_argument(opt.flag, dest=name, metavar="LO:HI", help=help_)
+        elif opt.type == "grid":
+            g.add_argument(opt.flag, dest=name, metavar="X|START:STOP:NUM", help=help_)
         else:
             g.add_argument(opt.flag, dest=name, type=opt.type, choices=opt.choices, help=help_)
 

@@ -12,7 +12,7 @@ import phigen
 from phigen import errors as E
 from phigen.cli import build_parser, main
 from phigen.fields.kind import (FieldKind, FieldOption, build_parameters, field_kind, field_kinds, kind_symmetries,
-                                parse_range, register_field_kind)
+                                parse_grid, parse_range, register_field_kind)
 
 
 def _build(size, seed, *, n, path, progress, batch_size, level=1.0, copies=3, _private=None):
@@ -53,6 +53,11 @@ def test_cli_generate_options_come_from_the_specs():
     for bad in ("0.4", "a:b", "0.5:0.1", 3):
         with pytest.raises(E.ParameterError, match="r"):
             parse_range(bad, "r")
+    assert parse_grid("0.34", "g") == 0.34 and parse_grid(0.3, "g") == 0.3 and parse_grid([0.3], "g") == 0.3
+    assert parse_grid("0.25:0.40:4", "g") == (0.25, 0.3, 0.35, 0.4) and parse_grid("0.1,0.2", "g") == (0.1, 0.2)
+    for bad in ("0.2:0.3", "0.2:0.3:1", "x", []):
+        with pytest.raises(E.ParameterError, match="g"):
+            parse_grid(bad, "g")
 
 
 def test_spec_is_validated():

@@ -22,6 +22,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+import numpy as np
+
 from .. import errors as E
 
 __all__ = ["FieldKind", "FieldOption", "register_field_kind", "field_kind", "field_kinds", "FIELD_MODULES",
@@ -59,12 +61,38 @@ def parse_range(value, name: str) -> tuple[float, float]:
     return lo, hi
 
 
+def parse_grid(value, name: str):
+    """A number (returned as a float), or a grid of them: ``"START:STOP:NUM"`` (``NUM`` ≥ 2 evenly
+    spaced values, both ends included), ``"a,b,c"`` or a sequence (a tuple of floats)."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        if isinstance(value, str):
+            if ":" in value:
+                parts = value.split(":")
+                if len(parts) != 3:
+                    raise ValueError
+                start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+                if num < 2:
+                    raise ValueError
+                return tuple(float(v) for v in np.round(np.linspace(start, stop, num), 10))
+            items = [float(v) for v in value.split(",") if v.strip()]
+        else:
+            items = [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise E.ParameterError(f"{name} must be a number, START:STOP:NUM (NUM >= 2) or a list; got {value!r}") from None
+    if not items:
+        raise E.ParameterError(f"{name}: empty grid")
+    return items[0] if len(items) == 1 else tuple(items)
+
+
 @dataclass(frozen=True)
 class FieldOption:
     """One generator parameter, as ``phigen generate --<name>`` (underscores become dashes).
 
-    ``type``: ``float``, ``int``, ``str``, ``bool`` (a flag) or ``"range"`` (``LO:HI``, passed on as a
-    pair of floats); ``choices``: the allowed values of a ``str`` option.
+    ``type``: ``float``, ``int``, ``str``, ``bool`` (a flag), ``"range"`` (``LO:HI``, passed on as a
+    pair of floats) or ``"grid"`` (a number, or ``START:STOP:NUM`` / a list: a tuple of floats, as
+    ``phigen generate phi4 --kappa 0.25:0.40:11``); ``choices``: the allowed values of a ``str`` option.
     """
 
     name: str
@@ -73,8 +101,8 @@ class FieldOption:
     choices: tuple | None = None
 
     def __post_init__(self):
-        if self.type not in (float, int, str, bool, "range"):
-            raise E.ParameterError(f"option {self.name!r}: type must be float, int, str, bool or 'range'; "
+        if self.type not in (float, int, str, bool, "range", "grid"):
+            raise E.ParameterError(f"option {self.name!r}: type must be float, int, str, bool, 'range' or 'grid'; "
                                    f"got {self.type!r}")
 
     @property
@@ -85,6 +113,8 @@ class FieldOption:
         """The value as the generator receives it (a CLI string or a Python value)."""
         if self.type == "range":
             return parse_range(value, self.flag)
+        if self.type == "grid":
+            return parse_grid(value, self.flag)
         return value
 
 

@@ -14,6 +14,7 @@ embedded Ising signs per step, which beats critical slowing down), ``"hmc"`` or 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -199,7 +200,7 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".chains")
 
 
-def _save_sidecar(path: Path, batch_index: int, chains: Phi4Chains, diag: dict) -> None:
+def _save_sidecar(path: Path, batch_index: int, chains: Phi4Chains, diag: dict, per_kappa: dict | None = None) -> None:
     """Keep the chain states after the last two batches (the writer may lag by one).
 
     The whole state (position, energy, gradient) is stored, not just the position: recomputing the
@@ -220,6 +221,17 @@ def _save_sidecar(path: Path, batch_index: int, chains: Phi4Chains, diag: dict) 
             h5[f"after_{batch_index}/leaf_{i:03d}"] = np.asarray(leaf)
         for k, v in diag.items():
             h5.attrs[k] = v
+        if per_kappa is not None:  # a κ grid: the diagnostics of every κ done so far
+            h5.attrs["per_kappa"] = json.dumps({k: {f: (v.item() if hasattr(v, "item") else v) for f, v in d.items()}
+                                                for k, d in per_kappa.items()})
+
+
+def _load_per_kappa(path: Path) -> dict:
+    side = _sidecar(path)
+    if not side.exists():
+        return {}
+    with h5py.File(side, "r") as h5:
+        return json.loads(h5.attrs["per_kappa"]) if "per_kappa" in h5.attrs else {}
 
 
 def _load_sidecar(path: Path, batch_index: int):
@@ -230,71 +242,108 @@ def _load_sidecar(path: Path, batch_index: int):
         name = f"after_{batch_index}"
         if name not in h5:
             return None
-        return [np.asarray(h5[name][f][()]) for f in sorted(h5[name].keys())], dict(h5.attrs)
+        return ([np.asarray(h5[name][f][()]) for f in sorted(h5[name].keys())],
+                {k: v for k, v in h5.attrs.items() if k != "per_kappa"})
 
 
-def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa: float | None = None,
+def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=None,
                 lam: float | None = None, sampler: str = "hmc-cluster", thin: int | None = None,
                 n_chains: int | None = None):
+    """One κ: ``n`` configurations, one per chain per batch (chain = group). A grid of K values of κ
+    (``kappa`` a sequence; CLI ``--kappa START:STOP:NUM``): ``n / K`` configurations per κ, κ after κ
+    (κ-major), each κ with chains of its own (warm-up, step size, τ_int, thinning), κ in the
+    ``conditions`` and group ``k · n_chains + chain`` for the k-th κ. Every κ runs the same compiled
+    kernels (κ is traced)."""
     if kappa is None or lam is None:
         raise E.ParameterError("phi4 needs --kappa and --lam")
-    Phi4(kappa, lam)  # validates
+    kappas = (float(kappa),) if np.ndim(kappa) == 0 else tuple(float(k) for k in kappa)
+    for k in kappas:
+        Phi4(k, lam)  # validates
     size = check_lattice_size(size)
-    config = Phi4SamplerConfig(sampler=sampler, thin=thin, n_chains=n_chains or min(n, 64))
-    key = jax.random.PRNGKey(seed)
-    energy = Phi4(kappa, lam)
+    grid = len(kappas) > 1
+    per_kappa = n // len(kappas)
+    if grid and (n % len(kappas) or per_kappa < 1):
+        raise E.ParameterError(f"a grid of {len(kappas)} κ values needs n to be a multiple of {len(kappas)} "
+                               f"(the same number of configurations at every κ); got n = {n}")
+    config = Phi4SamplerConfig(sampler=sampler, thin=thin, n_chains=n_chains or min(per_kappa, 64))
+    if grid and per_kappa % config.n_chains:
+        raise E.ParameterError(f"{per_kappa} configurations per κ are not a whole number of batches of "
+                               f"n_chains = {config.n_chains}; choose n_chains dividing {per_kappa} "
+                               f"(or n = {len(kappas)} × a multiple of {config.n_chains})")
+    batches_per_kappa = -(-per_kappa // config.n_chains)
+    root = jax.random.PRNGKey(seed)
     box: dict = {}
 
+    def at(b):
+        """(κ index, its key, its energy) of batch ``b``; one κ: the run's own key, as before grids."""
+        i = b // batches_per_kappa
+        return i, (root if not grid else jax.random.fold_in(root, 1_000_003 + i)), Phi4(kappas[i], lam)
+
     def prepared(batch_index):
-        """Chains as they were after batch ``batch_index - 1`` (fresh, or from the sidecar on resume)."""
+        """Chains as they were after batch ``batch_index - 1`` (fresh at a new κ, or from the sidecar on resume)."""
+        i, key, energy = at(batch_index)
+        if not batch_index % batches_per_kappa:  # the first batch of a κ: fresh chains at that κ
+            return prepare_phi4_chains(key, size, kappas[i], lam, config, progress=progress)
         if "chains" in box and box["next"] == batch_index:
             return box["chains"]
-        if batch_index > 0:
-            saved = _load_sidecar(path, batch_index - 1)
-            if saved is None:
-                raise E.TruncatedFileError(f"cannot resume at batch {batch_index}: the chain checkpoint "
-                                           f"{_sidecar(path).name} is missing or older; rerun with --overwrite", path=path)
-            leaves, diag = saved
-            kernel = _kernel(energy, config, float(diag["step_size"]), int(diag["n_leapfrog"]))
-            template = kernel.init(jnp.asarray(leaves[0]))
-            treedef = jax.tree_util.tree_structure(template)
-            if treedef.num_leaves != len(leaves):
-                raise E.TruncatedFileError(f"chain checkpoint {_sidecar(path).name} does not match the sampler", path=path)
-            state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(v) for v in leaves])
-            chains = Phi4Chains(state, kernel.step, float(diag["step_size"]),
-                                int(diag["n_leapfrog"]), int(diag["thin"]), float(diag["tau_int_abs_m"]),
-                                float(diag["tau_int_abs_m_err"]), float(diag["tau_int_energy"]),
-                                float(diag["tau_int_energy_err"]), float(diag["acceptance"]))
-        else:
-            chains = prepare_phi4_chains(key, size, kappa, lam, config, progress=progress)
-        return chains
+        # within a κ, after an interruption: the chains of the batch before, from the sidecar
+        saved = _load_sidecar(path, batch_index - 1)
+        if saved is None:
+            raise E.TruncatedFileError(f"cannot resume at batch {batch_index}: the chain checkpoint "
+                                       f"{_sidecar(path).name} is missing or older; rerun with --overwrite", path=path)
+        return _chains_from_sidecar(saved, energy, config, path)
 
-    def make_batch(b, count):  # one configuration per chain: group = chain index
+    def make_batch(b, count):  # one configuration per chain: group = chain index (offset per κ)
+        i, key, _ = at(b)
         chains = advance_phi4_chains(key, prepared(b), b)
         diag = chains_diagnostics(chains, config)
-        _save_sidecar(path, b, chains, diag)
-        box.update(chains=chains, next=b + 1, diag=diag)
-        return np.asarray(chains.state.position)[:count], None, chain_groups(count, config.n_chains)
+        per = dict(box["per_kappa"] if "per_kappa" in box else (_load_per_kappa(path) if grid and b else {}))
+        per[f"{kappas[i]:.10g}"] = diag
+        _save_sidecar(path, b, chains, diag, per_kappa=per if grid else None)
+        box.update(chains=chains, next=b + 1, diag=diag, per_kappa=per)
+        groups = chain_groups(count, config.n_chains) + i * config.n_chains
+        cond = np.full((count, 1), kappas[i], np.float32) if grid else None
+        return np.asarray(chains.state.position)[:count], cond, groups
 
     def diagnostics():
-        diag = box.get("diag")
+        diag, per = box.get("diag"), box.get("per_kappa")
         if diag is None:  # resumed after the last batch was written
             saved = _load_sidecar(path, -(-n // config.n_chains) - 1)
             diag = saved[1] if saved else {}
+            per = _load_per_kappa(path)
         _sidecar(path).unlink(missing_ok=True)
-        return {"sampling": {k: (v.item() if hasattr(v, "item") else v) for k, v in diag.items()}}
+        out = {"sampling": {k: (v.item() if hasattr(v, "item") else v) for k, v in diag.items() if k != "per_kappa"}}
+        if grid:
+            out["sampling_per_kappa"] = {k: {f: (v.item() if hasattr(v, "item") else v) for f, v in d.items()}
+                                         for k, d in (per or {}).items()}
+        return out
 
-    params = {"kappa": float(kappa), "lam": float(lam)}
+    params = {"kappa": list(kappas) if grid else kappas[0], "lam": float(lam)}
     cfg = {"kind": "phi4", "size": size, "action": "hopping: sum -2k phi_x phi_x+mu + phi^2 + lam (phi^2-1)^2",
            **params, **asdict(config), "group_kind": "chain"}
+    if grid:
+        cfg.update(condition_names=["kappa"], kappa_grid=list(kappas), per_kappa=per_kappa)
     return make_batch, params, cfg, diagnostics
+
+
+def _chains_from_sidecar(saved, energy: Phi4, config: Phi4SamplerConfig, path: Path) -> Phi4Chains:
+    leaves, diag = saved
+    kernel = _kernel(energy, config, float(diag["step_size"]), int(diag["n_leapfrog"]))
+    template = kernel.init(jnp.asarray(leaves[0]))
+    treedef = jax.tree_util.tree_structure(template)
+    if treedef.num_leaves != len(leaves):
+        raise E.TruncatedFileError(f"chain checkpoint {_sidecar(path).name} does not match the sampler", path=path)
+    state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(v) for v in leaves])
+    return Phi4Chains(state, kernel.step, float(diag["step_size"]), int(diag["n_leapfrog"]), int(diag["thin"]),
+                      float(diag["tau_int_abs_m"]), float(diag["tau_int_abs_m_err"]), float(diag["tau_int_energy"]),
+                      float(diag["tau_int_energy_err"]), float(diag["acceptance"]))
 
 
 def _field_statistics(fields, params) -> dict:
     """Binder ``U4`` and susceptibility ``chi`` of an ensemble of configurations (needs params ``kappa``,
     ``lam``; else none), jackknife errors."""
-    if "kappa" not in params or "lam" not in params:
-        return {}
+    if "kappa" not in params or "lam" not in params or np.ndim(params["kappa"]) != 0:
+        return {}  # a κ grid: per-condition statistics are not defined here
     from ..stats.phi4 import phi4_observables
 
     x = np.asarray(fields, dtype=np.float32)
@@ -306,11 +355,22 @@ def _field_statistics(fields, params) -> dict:
             "chi": {"value": float(obs["chi"].value), "error": float(obs["chi"].error)}}
 
 
+def _batch_size(n: int, params) -> int:
+    """One configuration per chain per batch; with a κ grid, chains default to min(n / K, 64)."""
+    k = 1 if np.ndim(params.get("kappa")) == 0 else max(1, len(params["kappa"]))
+    return min(n, params.get("n_chains") or min(max(1, n // k), 64))
+
+
 def _groups(n: int, batch_size: int, config) -> tuple[np.ndarray, str, str]:
     c = int(config["n_chains"])
     if batch_size != min(n, c):
         raise E.ParameterError(f"phi4 writes one configuration per chain per batch: batch_size {batch_size} "
                                f"does not match n_chains = {c}")
+    if "kappa_grid" in config:  # κ-major: the chains of the k-th κ are groups k·c … k·c + c − 1
+        per = int(config["per_kappa"])
+        i = np.arange(int(n), dtype=np.int64)
+        return ((i // per) * c + (i % per) % c, "chain",
+                f"chain index (i mod {per}) mod n_chains + n_chains · (i // {per}) over the κ grid, n_chains = {c}")
     return chain_groups(n, c), "chain", f"chain index i mod n_chains, n_chains = {c}"
 
 
@@ -319,8 +379,9 @@ def _register():
 
     register_field_kind(FieldKind(
         "phi4", _build_phi4, 64, "lattice φ⁴ (hopping form) by HMC + cluster updates, thinned by τ_int",
-        batch_size=lambda n, params: min(n, params.get("n_chains") or 64),
-        options=(FieldOption("kappa", float, "hopping parameter κ"),
+        batch_size=_batch_size,
+        options=(FieldOption("kappa", "grid", "hopping parameter κ, or a grid START:STOP:NUM (one file, κ in "
+                             "the conditions, the same number of configurations per κ)"),
                  FieldOption("lam", float, "quartic coupling λ"),
                  FieldOption("sampler", str, "MCMC kernel", choices=("hmc", "hmc-cluster", "mala")),
                  FieldOption("thin", int, "steps between saved fields (default: from measured τ_int)"),
