@@ -2,6 +2,7 @@
 
     python scripts/make_reference_data.py [--only turbulence|cosmic-web] [--out data]
     python scripts/make_reference_data.py --only turbulence-128|cosmic-web-128 [--n-simulations 8] [--out data]
+    python scripts/make_reference_data.py --only phi4-kappa-32|phi4-kappa-64|cosmic-web-lhs [--out DIR]
     python scripts/make_reference_data.py --annotate-groups [--out data]
 
 Without ``--only`` it makes the two 64² files (a few minutes on a 2-core CPU). The 128² files are
@@ -261,9 +262,69 @@ def make_cosmic_web_128(out: Path, n_simulations: int | None = None) -> dict:
             "groups": _group_layout(path)}
 
 
+# Conditional training sets (κ-conditioned φ⁴, cosmology-conditioned cosmic web): made only when
+# named, written to --out (not shipped in data/: 6–23 MB each), each with the numbers of its card.
+PHI4_KAPPA_GRID = {"kappa": "0.25:0.40:11", "lam": 1.0, "per_kappa": 128, "n_chains": 64, "seed": 0}
+COSMIC_WEB_LHS = {"size": 64, "n_simulations": 32, "seed": 0, "box": 128.0, "n_slabs": 4,
+                  "omega_m_range": (0.2, 0.4), "sigma8_range": (0.6, 1.0)}
+
+
+def make_phi4_kappa_grid(out: Path, size: int) -> dict:
+    """φ⁴ over 11 κ in [0.25, 0.40] at λ = 1 (κ_c = 0.3403): 128 configurations per κ from 64 chains,
+    κ in the conditions. The card: per κ, the thinning, τ_int and U₄, χ, ⟨|m|⟩ with jackknife errors."""
+    from phigen.generators import generate
+    from phigen.io import open_fields
+    from phigen.stats import phi4_observables
+
+    c = PHI4_KAPPA_GRID
+    path = out / f"phi4_kappa_grid_{size}.h5"
+    n_kappa = int(c["kappa"].split(":")[2])
+    t0 = time.perf_counter()
+    # phigen generate phi4 --size SIZE --kappa 0.25:0.40:11 --lam 1 -n 1408 --n-chains 64 --seed 0
+    generate("phi4", path, size=size, n=n_kappa * c["per_kappa"], seed=c["seed"], kappa=c["kappa"], lam=c["lam"],
+             n_chains=c["n_chains"], overwrite=True, progress=True)
+    seconds = time.perf_counter() - t0
+    with open_fields(path) as ds:
+        x, kappas, diag = ds[:], ds.params["kappa"], ds.diagnostics()["sampling_per_kappa"]
+    rows = []
+    for i, k in enumerate(kappas):  # κ-major blocks of per_kappa configurations
+        obs = phi4_observables(x[i * c["per_kappa"]:(i + 1) * c["per_kappa"]], k, c["lam"], n_bins=32)
+        d = diag[f"{k:.10g}"]
+        rows.append({"kappa": k, "U4": [float(obs["binder"].value), float(obs["binder"].error)],
+                     "chi": [float(obs["chi"].value), float(obs["chi"].error)],
+                     "abs_m": [float(obs["abs_m"].value), float(obs["abs_m"].error)],
+                     "thin": int(d["thin"]), "tau_int_abs_m": float(d["tau_int_abs_m"]),
+                     "acceptance": float(d["acceptance"])})
+    return {"file": str(path), "seconds": seconds, "bytes": path.stat().st_size, "per_kappa": rows,
+            "groups": _group_layout(path)}
+
+
+def make_cosmic_web_lhs(out: Path) -> dict:
+    """64² cosmic-web maps of 32 simulations over a Latin hypercube in (Ω_m, σ₈), 12 maps each."""
+    from phigen.fields.cosmic_web import generate_cosmic_web
+    from phigen.io import open_fields
+
+    c = COSMIC_WEB_LHS
+    path = out / "cosmic_web_lhs_64.h5"
+    per = 3 * c["n_slabs"]
+    t0 = time.perf_counter()
+    generate_cosmic_web(path, size=c["size"], n=c["n_simulations"] * per, seed=c["seed"], box=c["box"],
+                        n_slabs=c["n_slabs"], omega_m_range=c["omega_m_range"], sigma8_range=c["sigma8_range"],
+                        overwrite=True, progress=True)
+    seconds = time.perf_counter() - t0
+    with open_fields(path) as ds:
+        cond, names = ds.conditions(), ds.condition_names
+    om, s8 = cond[::per, names.index("omega_m")], cond[::per, names.index("sigma8")]
+    return {"file": str(path), "seconds": seconds, "seconds_per_simulation": seconds / c["n_simulations"],
+            "bytes": path.stat().st_size, "omega_m": [float(om.min()), float(om.max())],
+            "sigma8": [float(s8.min()), float(s8.max())], "condition_names": list(names),
+            "groups": _group_layout(path)}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--only", choices=["turbulence", "cosmic-web", "turbulence-128", "cosmic-web-128"],
+    p.add_argument("--only", choices=["turbulence", "cosmic-web", "turbulence-128", "cosmic-web-128", "phi4-kappa-32",
+                                      "phi4-kappa-64", "cosmic-web-lhs"],
                    help="one dataset (default: the two 64² sets; the 128² sets only when named)")
     p.add_argument("--n-simulations", type=int, default=None,
                    help="cosmic-web-128 only: number of simulations (default %d)" % COSMIC_WEB_128["n_simulations"])
@@ -285,6 +346,10 @@ def main():
         report["turbulence-128"] = make_turbulence_128(out)
     if args.only == "cosmic-web-128":
         report["cosmic-web-128"] = make_cosmic_web_128(out, args.n_simulations)
+    if args.only in ("phi4-kappa-32", "phi4-kappa-64"):
+        report[args.only] = make_phi4_kappa_grid(out, int(args.only.rsplit("-", 1)[1]))
+    if args.only == "cosmic-web-lhs":
+        report["cosmic-web-lhs"] = make_cosmic_web_lhs(out)
     print(json.dumps(report, indent=2, default=float))
 
 
