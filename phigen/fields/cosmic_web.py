@@ -26,6 +26,8 @@ as in any particle-per-cell PM run.
 from __future__ import annotations
 
 import math
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -99,8 +101,19 @@ def linear_power(k, cosmology: Cosmology = Cosmology(), a: float = 1.0) -> np.nd
         raise E.InputError("k must be positive")
     if not (0.0 < float(a) <= 1.0):
         raise E.ParameterError(f"a must be in (0, 1]; got {a!r}")
-    pk = _linear_power_jit(jnp.asarray(c, jnp.float32), jnp.asarray(kk.ravel(), jnp.float32), jnp.float32(a))
+    with _quiet_jax_cosmo():
+        pk = _linear_power_jit(jnp.asarray(c, jnp.float32), jnp.asarray(kk.ravel(), jnp.float32), jnp.float32(a))
     return np.asarray(pk, dtype=np.float64).reshape(kk.shape)
+
+
+@contextmanager
+def _quiet_jax_cosmo():
+    """jax-cosmo's interpolation asks for int64 indices, which JAX's default 32-bit mode gives as
+    int32 with a UserWarning at every trace; int32 is exact for its tables (hundreds of entries), so
+    the warning tells a user nothing. Only that warning is silenced, only around jax-cosmo calls."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Explicitly requested dtype int64", category=UserWarning)
+        yield
 
 
 @jax.jit
@@ -186,7 +199,8 @@ def simulate_density(key, cosmology: Cosmology, config: CosmicWebConfig):
     the mass sums to N³ (one unit per particle)."""
     c = check_cosmology(*cosmology)
     run = _compiled(config)
-    delta_lin, mass = run(key, jnp.asarray(c, jnp.float32))
+    with _quiet_jax_cosmo():
+        delta_lin, mass = run(key, jnp.asarray(c, jnp.float32))
     mass = np.asarray(mass)
     if not np.all(np.isfinite(mass)):
         raise E.DivergenceError("cosmic-web N-body produced NaN/inf densities")

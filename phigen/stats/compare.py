@@ -29,7 +29,7 @@ import numpy as np
 from .._validation import as_fields, check_int_at_least
 from ..errors import InputError, ParameterError
 from ..splits import as_groups, equal_halves, half_size
-from .registry import DEFAULT_STATISTICS, Statistic, registered
+from .registry import _FIELD_DEFAULTS, DEFAULT_STATISTICS, Statistic, registered
 
 __all__ = ["compare", "statistics_summary", "null_reference", "judge", "NullReference", "STATISTICS",
            "DISTANCE_DEFINITIONS", "ALPHA", "MIN_SPLITS"]
@@ -43,8 +43,10 @@ _SPLIT_BLOCK = 25   # null splits evaluated together
 from . import _registered  # noqa: E402,F401  (the built-in statistics)
 
 STATISTICS = tuple(DEFAULT_STATISTICS)  # the default statistics (snapshot at import)
+# the definitions of every built-in distance: the default set, the field kinds' own (peak counts of
+# cosmic-web maps) and the scattering spectra
 DISTANCE_DEFINITIONS = {s.name: {d.name: d.definition for d in s.distances} for s in registered(
-    list(DEFAULT_STATISTICS) + ["scattering_spectra"])}
+    list(dict.fromkeys([*DEFAULT_STATISTICS, *_FIELD_DEFAULTS, "scattering_spectra"])))}
 
 
 def per_field_rows(x, stats: tuple[Statistic, ...], axes: dict) -> dict:
