@@ -194,7 +194,7 @@ def _given(args, names) -> dict:
 def _cmd_fit(args) -> int:
     from .models import fit
 
-    options = {**_given(args, ("steps", "J", "L", "mode", "batch_size")), **_parse_sets(args.set)}
+    options = {**_given(args, ("steps", "J", "L", "mode", "batch_size", "condition")), **_parse_sets(args.set)}
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise E.FileExistsError_("model file exists; pass --overwrite to replace it", path=out)
@@ -208,7 +208,7 @@ def _cmd_fit(args) -> int:
 def _cmd_sample(args) -> int:
     from .models import sample
 
-    options = {**_given(args, ("sampler", "nfe")), **_parse_sets(args.set)}
+    options = {**_given(args, ("sampler", "nfe", "condition")), **_parse_sets(args.set)}
     path = sample(args.model_file, args.count, out=args.output, seed=args.seed, batch_size=args.batch_size,
                   overwrite=args.overwrite, resume=args.resume, progress=not args.quiet, **options)
     print(f"wrote {args.count} samples to {path}")
@@ -371,6 +371,8 @@ def _parser_fit(sub, kinds) -> None:
     f.add_argument("--J", type=int, help="number of wavelet scales")
     f.add_argument("--L", type=int, help="number of wavelet orientations")
     f.add_argument("--mode", help="model variant (e.g. micro | maxent for scattering)")
+    f.add_argument("--condition", metavar="NAME[,NAME]",
+                   help="conditional models: fit on these columns of the file's conditions (e.g. kappa)")
     f.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other model option (repeatable)")
     f.add_argument("--overwrite", action="store_true")
     f.add_argument("--quiet", action="store_true")
@@ -386,6 +388,8 @@ def _parser_sample(sub, kinds) -> None:
     sp.add_argument("--batch-size", type=int, default=64)
     sp.add_argument("--sampler", help="e.g. sde | ode for diffusion models")
     sp.add_argument("--nfe", type=int, help="network evaluations (sampling steps)")
+    sp.add_argument("--condition", metavar="NAME=VALUE[,...]",
+                    help="conditional models: the condition to sample at (e.g. kappa=0.33)")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other sampling option (repeatable)")
     sp.add_argument("--resume", action="store_true")
     sp.add_argument("--overwrite", action="store_true")

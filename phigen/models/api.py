@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import errors as E
 from ..io import FieldsMeta, open_fields, write_ensemble
-from ._base import get_model_class, load_model, model_options
+from ._base import available_models, get_model_class, load_model, model_options
 from ._provenance import training_provenance
 
 __all__ = ["fit", "sample", "load_training_fields"]
@@ -27,9 +27,13 @@ def _check_options(obj, method: str, options: dict, what: str) -> None:
                                f"allowed: {', '.join(sorted(allowed)) or 'none'}")
 
 
-def load_training_fields(data, *, test_fraction: float = 0.0, split_seed: int = 0, max_fields: int | None = None):
+def load_training_fields(data, *, test_fraction: float = 0.0, split_seed: int = 0, max_fields: int | None = None,
+                         condition=None):
     """Fields ``(N, H, W)`` to fit on and a provenance record.
 
+    ``condition``: names of the file's ``conditions`` columns (``"kappa"``, ``"omega_m,sigma8"`` or a
+    list) to return with the fields, as ``record["conditions"]`` ``(N, D)`` float64 and
+    ``record["condition_names"]``.
     ``data``: a phigen file path or an array. With ``test_fraction > 0`` only the training part of
     the file's deterministic split (:meth:`FieldDataset.split`) is returned. ``record["provenance"]``
     identifies the training data (:mod:`phigen.models._provenance`: file path and content hash,
@@ -47,6 +51,17 @@ def load_training_fields(data, *, test_fraction: float = 0.0, split_seed: int = 
                       "test_fraction": test_fraction, "split_seed": split_seed,
                       "provenance": training_provenance(x, ds=ds, indices=idx, test_fraction=test_fraction,
                                                         split_seed=split_seed, max_fields=max_fields)}
+            if condition is not None:
+                names = condition_names(condition)
+                have = list(ds.condition_names or [])
+                missing = [n for n in names if n not in have]
+                if missing:
+                    raise E.ParameterError(f"{ds.path} has no condition {', '.join(missing)}; its conditions: "
+                                           f"{', '.join(have) or 'none'}", path=ds.path)
+                cond = np.asarray(ds.conditions(), np.float64)[idx]
+                record.update(conditions=cond[:, [have.index(n) for n in names]], condition_names=names)
+    elif condition is not None:
+        raise E.ParameterError("conditions are read from a phigen file's 'conditions' by name; pass a file")
     else:
         x = np.asarray(data, dtype=np.float32)
         if max_fields is not None:
@@ -55,6 +70,31 @@ def load_training_fields(data, *, test_fraction: float = 0.0, split_seed: int = 
         record = {"data": "<array>", "field": "custom", "params": {}, "n_train": int(len(x)),
                   "provenance": training_provenance(x, max_fields=max_fields)}
     return x, record
+
+
+def condition_names(condition) -> list[str]:
+    """``"kappa"`` / ``"omega_m,sigma8"`` / a list → the condition names, in order."""
+    names = [n.strip() for n in condition.split(",")] if isinstance(condition, str) else [str(n) for n in condition]
+    names = [n for n in names if n]
+    if not names or len(set(names)) != len(names):
+        raise E.ParameterError(f"condition must name one or more distinct conditions; got {condition!r}")
+    return names
+
+
+def condition_values(model, condition) -> np.ndarray:
+    """A conditional model's condition as its ``(D,)`` values, in ``model.condition_names`` order:
+    ``{"kappa": 0.33}``, ``"kappa=0.33"``, ``"omega_m=0.3,sigma8=0.8"``, or the values themselves."""
+    names = list(getattr(model, "condition_names", []))
+    if isinstance(condition, str):
+        try:
+            condition = {k.strip(): float(v) for k, v in (item.split("=", 1) for item in condition.split(","))}
+        except ValueError:
+            raise E.ParameterError(f"condition must be NAME=VALUE[,NAME=VALUE]; got {condition!r}") from None
+    if isinstance(condition, dict):
+        if sorted(condition) != sorted(names):
+            raise E.ParameterError(f"this model is conditioned on {', '.join(names)}; got {', '.join(condition)}")
+        return np.asarray([float(condition[n]) for n in names])
+    return np.atleast_1d(np.asarray(condition, np.float64))
 
 
 def _check_fields(x) -> None:
@@ -75,11 +115,18 @@ def fit(kind: str, data, *, out=None, seed: int = 0, test_fraction: float = 0.0,
     import jax
 
     cls = get_model_class(kind)
+    condition = options.pop("condition", None)
     _check_options(cls, "fit", options, f"fit {kind}")
+    if condition is not None and "conditions" not in (model_options(cls, "fit") or ()):
+        raise E.ParameterError(f"{kind} is not a conditional model (conditional: "
+                               f"{', '.join(k for k in available_models() if 'conditions' in (model_options(get_model_class(k), 'fit') or ()))})")
     x, record = load_training_fields(data, test_fraction=test_fraction, split_seed=split_seed,
-                                     max_fields=max_fields)
+                                     max_fields=max_fields, condition=condition)
+    if condition is not None:
+        options = {**options, "conditions": record.pop("conditions"), "condition_names": record["condition_names"]}
     t0 = time.perf_counter()
     model = cls.fit(x, key=jax.random.PRNGKey(seed), progress=progress, **options)
+    options = {k: v for k, v in options.items() if k != "conditions"}  # the record keeps names, not the values
     model.training = {**record, **getattr(model, "training", {}), "options": options, "seed": seed,
                       "fit_seconds": time.perf_counter() - t0, "shape": list(x.shape[1:]),
                       "provenance": record["provenance"]}
@@ -106,6 +153,10 @@ def sample(model, n: int, *, out=None, seed: int = 0, batch_size: int = 64, over
     if int(n) != n or n < 1:
         raise E.ParameterError(f"n must be a positive integer; got {n!r}")
     _check_options(model, "sample", options, f"sample {model.kind}")
+    cond = None
+    if options.get("condition") is not None:  # a conditional model: the values, recorded per sample
+        cond = condition_values(model, options["condition"])
+        options = {**options, "condition": cond}
     key = jax.random.PRNGKey(seed)
     bs = int(min(n, batch_size))
 
@@ -114,16 +165,24 @@ def sample(model, n: int, *, out=None, seed: int = 0, batch_size: int = 64, over
         if not np.all(np.isfinite(x)):
             raise E.DivergenceError(f"{model.kind} sampling produced NaN/inf in batch {b}; "
                                     "try more sampling steps or a smaller step size")
+        if out is not None and cond is not None:
+            return x, np.broadcast_to(cond.astype(np.float32), (count, cond.size))
         return x
 
     if out is None:
         return np.concatenate([make_batch(b, min(bs, n - b * bs)) for b in range(-(-n // bs))])
     training = getattr(model, "training", {}) or {}
     shape = tuple(training.get("shape") or model.field_shape)
+    params = dict(training.get("params", {}))
+    names = list(getattr(model, "condition_names", []) or [])
+    recorded = dict(options)
+    if cond is not None:  # the samples' own parameter values (e.g. one κ of a training grid)
+        params.update({nm: float(v) for nm, v in zip(names, cond)})
+        recorded["condition"] = cond.tolist()
     meta = FieldsMeta(field=training.get("field", "custom"), generator=f"phigen.models:{model.kind}",
-                      shape=shape, n_total=int(n), seed=seed, batch_size=bs,
-                      params=training.get("params", {}),
-                      config={"model_kind": model.kind, "model_file": model_path, "sample_options": options,
+                      shape=shape, n_total=int(n), seed=seed, batch_size=bs, params=params,
+                      condition_names=names if cond is not None else None,
+                      config={"model_kind": model.kind, "model_file": model_path, "sample_options": recorded,
                               "n_params": int(model.n_params), "trained_on": training.get("data")})
     return write_ensemble(out, make_batch, meta, resume=resume, overwrite=overwrite, progress=progress,
                           desc=f"{model.kind} samples")

@@ -8,7 +8,8 @@
 from .factor import WaveletFactorisation, default_levels, detail_row_norms, per_scale_std
 
 # the registered models pull in equinox, optax and the diffusion code: imported on first access
-_LAZY = {"WCRGModel": "phigen.rg.wcrg", "WCRGConfig": "phigen.rg.wcrg", "WSGMModel": "phigen.rg.score", "WSGMConfig": "phigen.rg.score"}
+_LAZY = {"WCRGModel": "phigen.rg.wcrg", "WCRGConfig": "phigen.rg.wcrg", "ConditionalWCRGModel": "phigen.rg.conditional",
+         "ConditionalWCRGConfig": "phigen.rg.conditional", "WSGMModel": "phigen.rg.score", "WSGMConfig": "phigen.rg.score"}
 
 __all__ = ["WaveletFactorisation", "default_levels", "detail_row_norms", "per_scale_std", *_LAZY]
 

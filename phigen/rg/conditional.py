@@ -1,0 +1,252 @@
+"""Conditional WC-RG (registered kind ``"wcrg-conditional"``): one Gibbs energy per scale whose
+parameters are smooth functions of a condition c (κ of φ⁴, (Ω_m, σ₈) of the cosmic web), docs/rg.md.
+
+    θ_j(c) = Σ_b g_b(c̃) θ_{j,b},   c̃ = (c − mean) / std,   g = the monomials of c̃ up to ``degree``
+
+Score matching stays linear in the parameters, so its solution is still closed form: with the
+per-condition sums ``M_k = Σ ∇Φ∇Φᵀ``, ``b_k = Σ ΔΦ`` over the n_k fields at condition c_k,
+
+    M = Σ_k (g(c_k) g(c_k)ᵀ) ⊗ M_k,   b = Σ_k g(c_k) ⊗ b_k,   θ = (M + ridge)⁻¹ b,
+
+solved with the same Jacobi-preconditioned ridge as WC-RG. Sampling at any c (seen in training or
+not) builds the WC-RG energy θ(c) and samples it coarse to fine (:class:`~phigen.rg.wcrg.WCRGModel`).
+The wavelet normalisation is shared by all conditions. Not yet: the spectral calibration and the
+magnetisation terms of WC-RG (moment matching per condition).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, fields as dataclass_fields
+
+import numpy as np
+
+from .._validation import as_fields, check_int_at_least, check_positive
+from ..errors import InputError, ModelFileError, ParameterError
+from ..models._base import config_from_options, read_model_file, register_model, write_model_file
+from ._shifts import level_shifts
+from .factor import WaveletFactorisation
+from .gibbs import LevelSpec, score_matching_system, solve_score_matching
+from .wcrg import WCRGModel, _shifted_level_data
+
+__all__ = ["ConditionalWCRGModel", "ConditionalWCRGConfig", "condition_basis"]
+
+
+@dataclass(frozen=True)
+class ConditionalWCRGConfig:
+    """Options of :meth:`ConditionalWCRGModel.fit`: the energies of :class:`~phigen.rg.wcrg.WCRGConfig`
+    (same names and defaults) and ``degree``, the polynomial degree of θ(c) in the standardised
+    condition (2: quadratic)."""
+
+    degree: int = 2
+    J: int | None = None
+    wavelet: str = "db4"
+    k: int | tuple = 3
+    k_coarse: int = 2
+    n_bumps: int = 5
+    bump_range: float = 3.0
+    coarse_bumps: int = 0
+    quartic: bool = True
+    ridge: float = 1e-2
+    coarse_ridge: float = 1e-2
+    sign_symmetric: bool = False
+    shifts: int = 16
+    chunk: int = 16
+    sample_steps: int = 500
+    sample_adapt: int = 200
+    coarse_sample_steps: int = 8000
+    coarse_sample_adapt: int = 1000
+
+    def __post_init__(self):
+        check_int_at_least(self.degree, "degree", 0)
+        if np.ndim(self.k) != 0:
+            object.__setattr__(self, "k", tuple(int(v) for v in self.k))
+        for name in ("shifts", "chunk"):
+            check_int_at_least(getattr(self, name), name, 1)
+        for name in ("bump_range", "ridge", "coarse_ridge"):
+            check_positive(getattr(self, name), name)
+
+    def wcrg_options(self) -> dict:
+        """The WCRGConfig fields of this record (the level specs are built exactly as WC-RG's)."""
+        from .wcrg import WCRGConfig
+
+        names = {f.name for f in dataclass_fields(WCRGConfig)}
+        return {f.name: getattr(self, f.name) for f in dataclass_fields(self) if f.name in names}
+
+
+def condition_basis(c, mean, std, degree: int) -> np.ndarray:
+    """``g(c̃)`` for conditions ``c`` ``(N, D)``: every monomial of c̃ = (c − mean)/std of total degree
+    ≤ ``degree`` (1, c̃₁, …, c̃₁², c̃₁c̃₂, …), ``(N, B)`` float64."""
+    z = (np.atleast_2d(np.asarray(c, np.float64)) - np.asarray(mean)) / np.asarray(std)
+    d = z.shape[1]
+    cols = [np.ones(len(z))]
+    for total in range(1, int(degree) + 1):
+        for combo in itertools.combinations_with_replacement(range(d), total):
+            cols.append(np.prod(z[:, list(combo)], axis=1))
+    return np.stack(cols, axis=1)
+
+
+@register_model("wcrg-conditional")
+class ConditionalWCRGModel:
+    """WC-RG whose energies depend smoothly on a condition (module docstring)."""
+
+    fit_config = ConditionalWCRGConfig
+
+    def __init__(self, base: WCRGModel, theta_basis: tuple, condition_names, mean, std, degree: int,
+                 training: dict | None = None):
+        self.base = base  # the factorisation, specs and sampling budget; its thetas are set per condition
+        self.theta_basis = tuple(np.asarray(t, np.float32) for t in theta_basis)  # per level (B, P)
+        self.condition_names = list(condition_names)
+        self.mean, self.std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+        self.degree = int(degree)
+        self.training = training or {}
+
+    @property
+    def n_params(self) -> int:
+        return int(sum(t.size for t in self.theta_basis))
+
+    @property
+    def field_shape(self):
+        return self.base.field_shape
+
+    # --- fitting ---------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, fields, *, key, progress=None, conditions=None, condition_names=None,
+            config: ConditionalWCRGConfig | None = None, **options):
+        """Fit on ``fields`` ``(N, H, W)`` at ``conditions`` ``(N,)`` or ``(N, D)`` (one row per field;
+        fields sharing a row are one condition). ``config`` / ``options``: :class:`ConditionalWCRGConfig`."""
+        cfg = config_from_options(ConditionalWCRGConfig, config, options, "fit wcrg-conditional")
+        x = np.asarray(as_fields(fields, name="training fields"))
+        if conditions is None:
+            raise ParameterError("wcrg-conditional needs the conditions of the training fields "
+                                 "(phigen fit ... --condition NAME[,NAME])")
+        c = np.asarray(conditions, np.float64)
+        c = c[:, None] if c.ndim == 1 else c
+        if c.ndim != 2 or len(c) != len(x) or not np.all(np.isfinite(c)):
+            raise InputError(f"conditions must be finite, one row per field ({len(x)}); got shape {np.shape(conditions)}")
+        values, index = np.unique(c, axis=0, return_inverse=True)
+        index = index.reshape(-1)
+        n_basis = condition_basis(values[:1], 0.0, 1.0, cfg.degree).shape[1]
+        if len(values) < n_basis:
+            raise ParameterError(f"{len(values)} distinct conditions cannot determine a degree-{cfg.degree} "
+                                 f"basis of {n_basis} functions; lower degree")
+        mean, std = c.mean(axis=0), c.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        g = condition_basis(values, mean, std, cfg.degree)  # (K, B)
+        t_start = time.perf_counter()
+        if cfg.sign_symmetric:  # every condition keeps its fields and their negatives
+            x, index = np.concatenate([x, -x]), np.concatenate([index, index])
+        fact = WaveletFactorisation.fit(x, wavelet=cfg.wavelet, J=cfg.J)
+        specs = WCRGModel._level_specs(_as_wcrg_config(cfg), fact, x.shape[-2:])
+        sampling = {"steps": cfg.sample_steps, "adapt": cfg.sample_adapt, "coarse_steps": cfg.coarse_sample_steps,
+                    "coarse_adapt": cfg.coarse_sample_adapt, "precondition": False}
+        base = WCRGModel(fact, tuple(specs), (), x.shape[1:], sampling)
+        from tqdm.auto import tqdm
+
+        basis, levels = [], []
+        with tqdm(total=fact.J + 1, desc="fit wcrg-conditional", unit="level",
+                  disable=None if progress is None else not progress) as bar:
+            for lvl in range(1, fact.J + 2):
+                theta, rec = _fit_conditional_level(base, lvl, x, index, g, cfg)
+                basis.append(theta)
+                levels.append(rec)
+                bar.update(1)
+        training = {"levels": levels, "n_conditions": int(len(values)), "conditions": values.tolist(),
+                    "degree": cfg.degree, "ridge": cfg.ridge, "coarse_ridge": cfg.coarse_ridge,
+                    "sign_symmetric": bool(cfg.sign_symmetric), "shifts": int(cfg.shifts),
+                    "fit_seconds_solve": time.perf_counter() - t_start}
+        names = list(condition_names) if condition_names is not None else [f"c{i}" for i in range(c.shape[1])]
+        return cls(base, tuple(basis), names, mean, std, cfg.degree, training)
+
+    # --- sampling --------------------------------------------------------------------------------
+    def thetas_at(self, condition) -> tuple:
+        """θ_j(c) of every level at ``condition`` (a number, or one value per condition name)."""
+        c = np.asarray(condition, np.float64).reshape(1, -1)
+        if c.shape[1] != len(self.condition_names) or not np.all(np.isfinite(c)):
+            raise ParameterError(f"condition must be {len(self.condition_names)} finite number(s) "
+                                 f"({', '.join(self.condition_names)}); got {condition!r}")
+        g = condition_basis(c, self.mean, self.std, self.degree)[0]
+        return tuple((g @ t.astype(np.float64)).astype(np.float32) for t in self.theta_basis)
+
+    def at(self, condition) -> WCRGModel:
+        """The WC-RG model of one condition (sample it, save it, judge it like any WC-RG model)."""
+        b = self.base
+        return WCRGModel(b.factorisation, b.specs, self.thetas_at(condition), b.field_shape, b.sampling,
+                         {"condition": dict(zip(self.condition_names, np.atleast_1d(condition).tolist()))})
+
+    def sample(self, n: int, *, key, condition=None, shape=None, steps: int | None = None,
+               coarse_steps: int | None = None, progress=None):
+        """``n`` fields ``(n, H, W)`` at ``condition`` (required), drawn coarse to fine."""
+        if condition is None:
+            raise ParameterError(f"wcrg-conditional samples at a condition: pass condition= (phigen sample "
+                                 f"--condition {','.join(n + '=VALUE' for n in self.condition_names)})")
+        return self.at(condition).sample(n, key=key, shape=shape, steps=steps, coarse_steps=coarse_steps,
+                                         progress=progress)
+
+    # --- files -----------------------------------------------------------------------------------
+    def save(self, path):
+        f = self.base.factorisation
+        specs = [{"channels": s.channels, "conditional": s.conditional, "k": s.k, "centres": list(s.centres),
+                  "width": s.width, "quartic": s.quartic} for s in self.base.specs]
+        arrays = {f"factorisation/{k}": v for k, v in f.to_arrays().items()}
+        arrays.update({f"theta_basis/{i}": t for i, t in enumerate(self.theta_basis)})
+        arrays.update(condition_mean=self.mean, condition_std=self.std)
+        return write_model_file(path, self.kind, config={"wavelet": f.wavelet, "J": f.J,
+                                                         "shape": list(self.base.field_shape), "specs": specs,
+                                                         "sampling": self.base.sampling, "degree": self.degree,
+                                                         "condition_names": self.condition_names},
+                                arrays=arrays, training=self.training)
+
+    @classmethod
+    def load(cls, path):
+        mf = read_model_file(path, cls.kind)
+        try:
+            c = mf.config
+            fact = WaveletFactorisation.from_arrays(c["wavelet"], c["J"], {k.split("/", 1)[1]: v for k, v in
+                                                                          mf.arrays.items() if k.startswith("factorisation/")})
+            specs = tuple(LevelSpec(int(s["channels"]), bool(s["conditional"]), k=int(s["k"]),
+                                    centres=tuple(float(v) for v in s["centres"]), width=float(s["width"]),
+                                    quartic=bool(s["quartic"]), wavelet=c["wavelet"]) for s in c["specs"])
+            basis = tuple(mf.arrays[f"theta_basis/{i}"] for i in range(len(specs)))
+            n_b = condition_basis(np.zeros((1, len(c["condition_names"]))), 0.0, 1.0, int(c["degree"])).shape[1]
+            if len(specs) != fact.J + 1 or any(t.shape != (n_b, s.n_features) for t, s in zip(basis, specs)):
+                raise ValueError("parameter arrays do not match the level specifications")
+            base = WCRGModel(fact, specs, (), c["shape"], c.get("sampling"))
+            return cls(base, basis, c["condition_names"], mf.arrays["condition_mean"], mf.arrays["condition_std"],
+                       int(c["degree"]), mf.training)
+        except (KeyError, TypeError, ValueError, InputError) as exc:
+            raise ModelFileError(f"incomplete or inconsistent wcrg-conditional model file: {exc}", path=path) from None
+
+
+def _as_wcrg_config(cfg: ConditionalWCRGConfig):
+    from .wcrg import WCRGConfig
+
+    return WCRGConfig(**cfg.wcrg_options(), calibrate=0, check_samples=0)
+
+
+def _fit_conditional_level(base: WCRGModel, lvl: int, x, index, g, cfg: ConditionalWCRGConfig):
+    """θ basis ``(B, P)`` of level ``lvl`` by the assembled score-matching system (module docstring)."""
+    t0 = time.perf_counter()
+    fact = base.factorisation
+    spec, consts = base.specs[lvl - 1], base.level_constants(lvl)
+    shifts = level_shifts(min(lvl, fact.J), cfg.shifts)
+    n_b, p = g.shape[1], spec.n_features
+    M = np.zeros((n_b * p, n_b * p))
+    b = np.zeros(n_b * p)
+    n_total = 0
+    for k in range(len(g)):
+        cond, y = _shifted_level_data(fact, x[index == k], lvl, shifts)
+        Mk, bk, nk = score_matching_system(spec, consts, y, cond, chunk=cfg.chunk)
+        gg = np.outer(g[k], g[k])
+        M += np.kron(gg, np.asarray(Mk, np.float64))
+        b += np.kron(g[k], np.asarray(bk, np.float64))
+        n_total += nk
+    sol = solve_score_matching(M, b, n_total, ridge=cfg.ridge if lvl <= fact.J else cfg.coarse_ridge)
+    theta = np.asarray(sol.theta).reshape(n_b, p)
+    rec = {"level": lvl, "kind": "conditional" if lvl <= fact.J else "coarse", "n_params": int(n_b * p),
+           "k": spec.k, "condition_number": sol.condition_number,
+           "preconditioned_condition_number": sol.preconditioned_condition_number,
+           "fit_seconds": time.perf_counter() - t0}
+    return theta, rec
+

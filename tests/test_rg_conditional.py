@@ -1,0 +1,103 @@
+"""Conditional WC-RG: θ_j(c) = Σ_b g_b(c) θ_{j,b} by closed-form score matching across conditions."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+import phigen
+from phigen import errors as E
+from phigen.rg.conditional import ConditionalWCRGModel, condition_basis
+from phigen.rg.gibbs import score_matching_system, solve_score_matching
+from phigen.rg.wcrg import WCRGModel, _shifted_level_data
+from phigen.rg._shifts import level_shifts
+
+OPTS = dict(J=2, k=1, k_coarse=1, n_bumps=2, shifts=2, sample_steps=40, sample_adapt=10, coarse_sample_steps=80,
+            coarse_sample_adapt=20)
+
+
+@pytest.fixture(scope="module")
+def grid_file(tmp_path_factory):
+    """φ⁴ 16² at three κ across the transition (λ = 1), 16 configurations each, κ in the conditions."""
+    path = tmp_path_factory.mktemp("cond") / "grid.h5"
+    return phigen.generate("phi4", path, size=16, n=48, seed=4, kappa=[0.26, 0.33, 0.40], lam=1.0, n_chains=8,
+                           progress=False)
+
+
+def test_basis_is_the_monomials_of_the_standardised_condition():
+    g = condition_basis([[1.0, 2.0], [3.0, 4.0]], mean=[2.0, 3.0], std=[1.0, 1.0], degree=2)
+    z = np.array([[-1.0, -1.0], [1.0, 1.0]])
+    want = np.stack([np.ones(2), z[:, 0], z[:, 1], z[:, 0] ** 2, z[:, 0] * z[:, 1], z[:, 1] ** 2], axis=1)
+    np.testing.assert_allclose(g, want)
+
+
+def test_interpolating_basis_reproduces_each_conditions_own_fit(grid_file):
+    """With K conditions and degree K − 1 the basis spans every function of the condition, so θ(c_k)
+    minimises condition k's own score-matching loss ½θᵀMθ − bᵀθ (tiny ridge, the same wavelet
+    normalisation). Compared by the loss: ill-conditioned directions leave θ itself loosely fixed."""
+    with phigen.open_fields(grid_file) as ds:
+        x, c = ds[:], ds.conditions()[:, 0].astype(np.float64)
+    # no potential bumps: with 16 fields of 16² they make the systems near-singular (condition numbers
+    # 10¹²…), where equal losses no longer pin θ down; the quadratic and quartic features are well posed
+    m = ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, condition_names=["kappa"], degree=2,
+                                 **{**OPTS, "ridge": 1e-9, "coarse_ridge": 1e-9, "n_bumps": 0})
+    base = m.base
+    for kappa in np.unique(c):
+        got = m.thetas_at(kappa)
+        for lvl in range(1, base.J + 2):
+            spec, consts = base.specs[lvl - 1], base.level_constants(lvl)
+            cond, y = _shifted_level_data(base.factorisation, x[c == kappa], lvl, level_shifts(min(lvl, base.J), 2))
+            Mk, bk, nk = score_matching_system(spec, consts, y, cond)
+            own = solve_score_matching(Mk, bk, nk, ridge=1e-9).theta
+
+            def loss(t):
+                t = np.asarray(t, np.float64)
+                return (0.5 * t @ Mk @ t - bk @ t) / nk
+
+            assert abs(loss(got[lvl - 1]) - loss(own)) <= 1e-8 * abs(loss(own)), (kappa, lvl, loss(got[lvl - 1]), loss(own))
+            # a wrong assembly (another condition's θ) is far off
+            other = m.thetas_at(np.unique(c)[(list(np.unique(c)).index(kappa) + 1) % 3])[lvl - 1]
+            assert loss(other) - loss(own) > 1e-2 * abs(loss(own))
+
+
+def test_fit_sample_save_load_through_the_api(grid_file, tmp_path):
+    model = phigen.fit("wcrg-conditional", grid_file, condition="kappa", out=tmp_path / "m.h5", sign_symmetric=True,
+                       **OPTS)
+    assert model.condition_names == ["kappa"] and model.training["n_conditions"] == 3
+    assert model.n_params == 3 * sum(s.n_features for s in model.base.specs)
+    back = phigen.load_model(tmp_path / "m.h5")
+    for a, b in zip(model.thetas_at(0.3), back.thetas_at(0.3)):
+        np.testing.assert_array_equal(a, b)
+    # an unseen κ between the training ones: a WC-RG energy of its own, sampled and recorded
+    out = phigen.sample(tmp_path / "m.h5", 8, out=tmp_path / "s.h5", condition={"kappa": 0.3}, progress=False)
+    with phigen.open_fields(out) as ds:
+        s = ds[:]
+        assert ds.condition_names == ["kappa"] and np.allclose(ds.conditions()[:, 0], 0.3)
+        assert ds.params["kappa"] == pytest.approx(0.3) and ds.field == "phi4"
+    assert s.shape == (8, 16, 16) and np.all(np.isfinite(s))
+    a = np.asarray(back.sample(4, key=jax.random.PRNGKey(2), condition=0.3))
+    b = np.asarray(model.at(0.3).sample(4, key=jax.random.PRNGKey(2)))
+    assert a.shape == b.shape == (4, 16, 16)
+
+
+def test_conditional_bad_input(grid_file, tmp_path):
+    with phigen.open_fields(grid_file) as ds:
+        x, c = ds[:], ds.conditions()[:, 0]
+    with pytest.raises(E.ParameterError, match="needs the conditions"):
+        ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), **OPTS)
+    with pytest.raises(E.ParameterError, match="3 distinct conditions cannot determine a degree-3"):
+        ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, degree=3, **OPTS)
+    with pytest.raises(E.InputError, match="one row per field"):
+        ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c[:5], **OPTS)
+    with pytest.raises(E.ParameterError, match="no condition omega_m"):
+        phigen.fit("wcrg-conditional", grid_file, condition="omega_m", **OPTS)
+    with pytest.raises(E.ParameterError, match="wcrg is not a conditional model"):
+        phigen.fit("wcrg", grid_file, condition="kappa", J=2, k=1, check_samples=0)
+    m = ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, condition_names=["kappa"], **OPTS)
+    with pytest.raises(E.ParameterError, match="--condition kappa=VALUE"):
+        m.sample(2, key=jax.random.PRNGKey(0))
+    with pytest.raises(E.ParameterError, match="conditioned on kappa"):
+        phigen.sample(m, 2, condition={"lam": 1.0})
+    with pytest.raises(E.ParameterError, match="1 finite number"):
+        m.thetas_at([0.3, 0.4])
