@@ -101,3 +101,21 @@ def test_conditional_bad_input(grid_file, tmp_path):
         phigen.sample(m, 2, condition={"lam": 1.0})
     with pytest.raises(E.ParameterError, match="1 finite number"):
         m.thetas_at([0.3, 0.4])
+
+
+def test_magnetisation_terms_are_matched_jointly_and_saved(grid_file, tmp_path):
+    with phigen.open_fields(grid_file) as ds:
+        x, c = ds[:], ds.conditions()[:, 0]
+    m = ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, condition_names=["kappa"],
+                                 magnetisation_passes=2, magnetisation_chains=32, sign_symmetric=True, **OPTS)
+    rec = m.training["magnetisation"]
+    assert rec["passes"] == 2 and len(rec["moment_rel_error_per_pass"]) == 3
+    assert len(rec["moment_rel_error_per_pass"][0]) == 3  # one (nM², nM⁴) error pair per training κ
+    assert np.any(m.magnetisation_basis != 0) and m.magnetisation_basis.shape == (3, 2)
+    # the per-condition WC-RG model carries (a, b)(κ) = g(κ)·basis
+    np.testing.assert_allclose(m.at(0.3).magnetisation, m.magnetisation_at(0.3))
+    m.save(tmp_path / "mag.h5")
+    back = phigen.load_model(tmp_path / "mag.h5")
+    np.testing.assert_array_equal(back.magnetisation_basis, m.magnetisation_basis)
+    # without passes there are no terms (the default)
+    assert not np.any(ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, **OPTS).magnetisation_basis)

@@ -10,8 +10,9 @@ per-condition sums ``M_k = Σ ∇Φ∇Φᵀ``, ``b_k = Σ ΔΦ`` over the n_k fi
 
 solved with the same Jacobi-preconditioned ridge as WC-RG. Sampling at any c (seen in training or
 not) builds the WC-RG energy θ(c) and samples it coarse to fine (:class:`~phigen.rg.wcrg.WCRGModel`).
-The wavelet normalisation is shared by all conditions. Not yet: the spectral calibration and the
-magnetisation terms of WC-RG (moment matching per condition).
+The wavelet normalisation is shared by all conditions. Optional (``magnetisation_passes``): WC-RG's
+magnetisation terms with a basis of their own, moment-matched jointly across conditions. Not yet:
+WC-RG's spectral calibration per condition.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import itertools
 import time
 from dataclasses import dataclass, fields as dataclass_fields
 
+import jax
 import numpy as np
 
 from .._validation import as_fields, check_int_at_least, check_positive
@@ -27,8 +29,8 @@ from ..errors import InputError, ModelFileError, ParameterError
 from ..models._base import config_from_options, read_model_file, register_model, write_model_file
 from ._shifts import level_shifts
 from .factor import WaveletFactorisation
-from .gibbs import LevelSpec, score_matching_system, solve_score_matching
-from .wcrg import WCRGModel, _shifted_level_data
+from .gibbs import LevelSpec, sample_level, score_matching_system, solve_score_matching
+from .wcrg import WCRGModel, _magnetisation_statistics, _shifted_level_data, _white_noise
 
 __all__ = ["ConditionalWCRGModel", "ConditionalWCRGConfig", "condition_basis"]
 
@@ -36,10 +38,15 @@ __all__ = ["ConditionalWCRGModel", "ConditionalWCRGConfig", "condition_basis"]
 @dataclass(frozen=True)
 class ConditionalWCRGConfig:
     """Options of :meth:`ConditionalWCRGModel.fit`: the energies of :class:`~phigen.rg.wcrg.WCRGConfig`
-    (same names and defaults) and ``degree``, the polynomial degree of θ(c) in the standardised
-    condition (2: quadratic)."""
+    (same names and defaults), ``degree``, the polynomial degree of θ(c) in the standardised
+    condition (2: quadratic), and ``magnetisation_passes``: Newton passes of WC-RG's magnetisation
+    terms n·(a M² + b M⁴) of the coarsest field, their basis coefficients (a, b)(c) = Σ_b g_b(c)(a_b, b_b)
+    moment-matched jointly across the training conditions, with ``magnetisation_chains`` fresh
+    coarsest chains per condition and pass (0: no terms; docs/rg.md has the measurements)."""
 
     degree: int = 2
+    magnetisation_passes: int = 0
+    magnetisation_chains: int = 128
     J: int | None = None
     wavelet: str = "db4"
     k: int | tuple = 3
@@ -62,7 +69,8 @@ class ConditionalWCRGConfig:
         check_int_at_least(self.degree, "degree", 0)
         if np.ndim(self.k) != 0:
             object.__setattr__(self, "k", tuple(int(v) for v in self.k))
-        for name in ("shifts", "chunk"):
+        check_int_at_least(self.magnetisation_passes, "magnetisation_passes", 0)
+        for name in ("shifts", "chunk", "magnetisation_chains"):
             check_int_at_least(getattr(self, name), name, 1)
         for name in ("bump_range", "ridge", "coarse_ridge"):
             check_positive(getattr(self, name), name)
@@ -94,17 +102,22 @@ class ConditionalWCRGModel:
     fit_config = ConditionalWCRGConfig
 
     def __init__(self, base: WCRGModel, theta_basis: tuple, condition_names, mean, std, degree: int,
-                 training: dict | None = None):
+                 training: dict | None = None, magnetisation_basis=None):
         self.base = base  # the factorisation, specs and sampling budget; its thetas are set per condition
         self.theta_basis = tuple(np.asarray(t, np.float32) for t in theta_basis)  # per level (B, P)
         self.condition_names = list(condition_names)
         self.mean, self.std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
         self.degree = int(degree)
         self.training = training or {}
+        n_b = self.theta_basis[0].shape[0] if self.theta_basis else 1
+        # (B, 2): basis coefficients of the magnetisation terms (a, b)(c); zeros: no terms
+        self.magnetisation_basis = (np.zeros((n_b, 2), np.float32) if magnetisation_basis is None
+                                    else np.asarray(magnetisation_basis, np.float32))
 
     @property
     def n_params(self) -> int:
-        return int(sum(t.size for t in self.theta_basis))
+        used = self.magnetisation_basis.size if np.any(self.magnetisation_basis) else 0
+        return int(sum(t.size for t in self.theta_basis) + used)
 
     @property
     def field_shape(self):
@@ -152,12 +165,57 @@ class ConditionalWCRGModel:
                 basis.append(theta)
                 levels.append(rec)
                 bar.update(1)
+        names = list(condition_names) if condition_names is not None else [f"c{i}" for i in range(c.shape[1])]
+        model = cls(base, tuple(basis), names, mean, std, cfg.degree)
+        mag_record = None
+        if cfg.magnetisation_passes:
+            mag_record = model._match_magnetisation(x, index, values, g, cfg, key)
         training = {"levels": levels, "n_conditions": int(len(values)), "conditions": values.tolist(),
-                    "degree": cfg.degree, "ridge": cfg.ridge, "coarse_ridge": cfg.coarse_ridge,
+                    "magnetisation": mag_record, "degree": cfg.degree, "ridge": cfg.ridge, "coarse_ridge": cfg.coarse_ridge,
                     "sign_symmetric": bool(cfg.sign_symmetric), "shifts": int(cfg.shifts),
                     "fit_seconds_solve": time.perf_counter() - t_start}
-        names = list(condition_names) if condition_names is not None else [f"c{i}" for i in range(c.shape[1])]
-        return cls(base, tuple(basis), names, mean, std, cfg.degree, training)
+        model.training = training
+        return model
+
+    def _match_magnetisation(self, x, index, values, g, cfg: ConditionalWCRGConfig, key) -> dict:
+        """Joint moment matching of the magnetisation-term basis: the exponential family's Newton step
+        on E[s ⊗ g(c)], s = (nM², nM⁴) of the normalised coarsest field, with the Fisher matrix
+        Σ_k g_k g_kᵀ ⊗ Cov_k(s) (Cov: the mean of the model's and the data's, as WC-RG). The chains
+        start from noise at every pass, so the fit sees what sampling from scratch gives (persistent
+        chains stayed ordered where fresh ones did not: a metastable disordered state, docs/rg.md)."""
+        f, base = self.base.factorisation, self.base
+        spec, consts = base.specs[-1], base.level_constants(f.J + 1)
+        s_data = [_magnetisation_statistics(f.normalise_coarse(f.coarse(x[index == k], f.J), f.J)[:, None])
+                  for k in range(len(values))]
+        if float(np.mean(np.concatenate(s_data)[:, 0])) < 1e-3:
+            return {"skipped": "the training fields' mean does not fluctuate (E[nM²] < 1e-3)"}
+        shape = (cfg.magnetisation_chains, 1) + tuple(f.level_shape(x.shape[-2:], f.J))
+        steps = int(base.sampling["coarse_steps"])
+        adapt = min(int(base.sampling["coarse_adapt"]), steps // 4)
+        n_b = g.shape[1]
+        phi = np.zeros((n_b, 2))
+        history = []
+        for it in range(cfg.magnetisation_passes + 1):
+            e_model, e_data, fisher = np.zeros(2 * n_b), np.zeros(2 * n_b), np.zeros((2 * n_b, 2 * n_b))
+            errors = []
+            for k, value in enumerate(values):
+                kk = jax.random.fold_in(key, 7919 + 1000 * it + k)
+                y0 = _white_noise(jax.random.fold_in(kk, 1), shape)
+                y, _ = sample_level(self.thetas_at(value)[-1], spec, consts, y0, key=kk, n_steps=steps, n_adapt=adapt,
+                                    flip=True, magnetisation=(g[k] @ phi).astype(np.float32))
+                sm, sd = _magnetisation_statistics(y), s_data[k]
+                errors.append((sm.mean(0) / sd.mean(0) - 1.0).tolist())
+                e_model += np.kron(g[k], sm.mean(0))
+                e_data += np.kron(g[k], sd.mean(0))
+                fisher += np.kron(np.outer(g[k], g[k]), 0.5 * (np.cov(sm.T) + np.cov(sd.T)))
+            history.append(errors)
+            if it < cfg.magnetisation_passes:
+                # the terms add (a, b)(c)·s to the energy: dE[s ⊗ g]/dφ = −Fisher
+                step = np.linalg.solve(fisher + 1e-9 * np.trace(fisher) * np.eye(2 * n_b), e_model - e_data)
+                phi = phi + step.reshape(n_b, 2)
+                self.magnetisation_basis = phi.astype(np.float32)
+        return {"passes": cfg.magnetisation_passes, "moment_rel_error_per_pass": history,
+                "basis": self.magnetisation_basis.tolist()}
 
     # --- sampling --------------------------------------------------------------------------------
     def thetas_at(self, condition) -> tuple:
@@ -169,11 +227,17 @@ class ConditionalWCRGModel:
         g = condition_basis(c, self.mean, self.std, self.degree)[0]
         return tuple((g @ t.astype(np.float64)).astype(np.float32) for t in self.theta_basis)
 
+    def magnetisation_at(self, condition) -> np.ndarray:
+        """(a, b) of the magnetisation terms at ``condition`` (zeros without them)."""
+        c = np.asarray(condition, np.float64).reshape(1, -1)
+        return (condition_basis(c, self.mean, self.std, self.degree)[0] @ self.magnetisation_basis).astype(np.float32)
+
     def at(self, condition) -> WCRGModel:
         """The WC-RG model of one condition (sample it, save it, judge it like any WC-RG model)."""
         b = self.base
-        return WCRGModel(b.factorisation, b.specs, self.thetas_at(condition), b.field_shape, b.sampling,
-                         {"condition": dict(zip(self.condition_names, np.atleast_1d(condition).tolist()))})
+        return WCRGModel(b.factorisation, b.specs, self.thetas_at(condition), b.field_shape, dict(b.sampling),
+                         {"condition": dict(zip(self.condition_names, np.atleast_1d(condition).tolist()))},
+                         magnetisation=self.magnetisation_at(condition))
 
     def sample(self, n: int, *, key, condition=None, shape=None, steps: int | None = None,
                coarse_steps: int | None = None, progress=None):
@@ -191,7 +255,7 @@ class ConditionalWCRGModel:
                   "width": s.width, "quartic": s.quartic} for s in self.base.specs]
         arrays = {f"factorisation/{k}": v for k, v in f.to_arrays().items()}
         arrays.update({f"theta_basis/{i}": t for i, t in enumerate(self.theta_basis)})
-        arrays.update(condition_mean=self.mean, condition_std=self.std)
+        arrays.update(condition_mean=self.mean, condition_std=self.std, magnetisation_basis=self.magnetisation_basis)
         return write_model_file(path, self.kind, config={"wavelet": f.wavelet, "J": f.J,
                                                          "shape": list(self.base.field_shape), "specs": specs,
                                                          "sampling": self.base.sampling, "degree": self.degree,
@@ -213,8 +277,11 @@ class ConditionalWCRGModel:
             if len(specs) != fact.J + 1 or any(t.shape != (n_b, s.n_features) for t, s in zip(basis, specs)):
                 raise ValueError("parameter arrays do not match the level specifications")
             base = WCRGModel(fact, specs, (), c["shape"], c.get("sampling"))
+            mag = mf.arrays.get("magnetisation_basis")
+            if mag is not None and np.shape(mag) != (n_b, 2):
+                raise ValueError("the magnetisation basis must be (basis size, 2)")
             return cls(base, basis, c["condition_names"], mf.arrays["condition_mean"], mf.arrays["condition_std"],
-                       int(c["degree"]), mf.training)
+                       int(c["degree"]), mf.training, magnetisation_basis=mag)
         except (KeyError, TypeError, ValueError, InputError) as exc:
             raise ModelFileError(f"incomplete or inconsistent wcrg-conditional model file: {exc}", path=path) from None
 
