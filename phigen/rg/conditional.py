@@ -29,8 +29,9 @@ from ..errors import InputError, ModelFileError, ParameterError
 from ..models._base import config_from_options, read_model_file, register_model, write_model_file
 from ._shifts import level_shifts
 from .factor import WaveletFactorisation
-from .gibbs import LevelSpec, sample_level, score_matching_system, solve_score_matching
-from .wcrg import WCRGModel, _magnetisation_statistics, _shifted_level_data, _white_noise
+from .gibbs import sample_level, score_matching_system, solve_score_matching
+from .wcrg import (WCRGModel, _magnetisation_statistics, _shifted_level_data, _white_noise, structure_from_file,
+                   structure_record)
 
 __all__ = ["ConditionalWCRGModel", "ConditionalWCRGConfig", "condition_basis"]
 
@@ -218,19 +219,22 @@ class ConditionalWCRGModel:
                 "basis": self.magnetisation_basis.tolist()}
 
     # --- sampling --------------------------------------------------------------------------------
-    def thetas_at(self, condition) -> tuple:
-        """θ_j(c) of every level at ``condition`` (a number, or one value per condition name)."""
+    def _basis_at(self, condition) -> np.ndarray:
+        """g(c̃) ``(B,)`` at ``condition`` (a number, or one value per condition name)."""
         c = np.asarray(condition, np.float64).reshape(1, -1)
         if c.shape[1] != len(self.condition_names) or not np.all(np.isfinite(c)):
             raise ParameterError(f"condition must be {len(self.condition_names)} finite number(s) "
                                  f"({', '.join(self.condition_names)}); got {condition!r}")
-        g = condition_basis(c, self.mean, self.std, self.degree)[0]
+        return condition_basis(c, self.mean, self.std, self.degree)[0]
+
+    def thetas_at(self, condition) -> tuple:
+        """θ_j(c) of every level at ``condition``."""
+        g = self._basis_at(condition)
         return tuple((g @ t.astype(np.float64)).astype(np.float32) for t in self.theta_basis)
 
     def magnetisation_at(self, condition) -> np.ndarray:
         """(a, b) of the magnetisation terms at ``condition`` (zeros without them)."""
-        c = np.asarray(condition, np.float64).reshape(1, -1)
-        return (condition_basis(c, self.mean, self.std, self.degree)[0] @ self.magnetisation_basis).astype(np.float32)
+        return (self._basis_at(condition) @ self.magnetisation_basis).astype(np.float32)
 
     def at(self, condition) -> WCRGModel:
         """The WC-RG model of one condition (sample it, save it, judge it like any WC-RG model)."""
@@ -250,14 +254,10 @@ class ConditionalWCRGModel:
 
     # --- files -----------------------------------------------------------------------------------
     def save(self, path):
-        f = self.base.factorisation
-        specs = [{"channels": s.channels, "conditional": s.conditional, "k": s.k, "centres": list(s.centres),
-                  "width": s.width, "quartic": s.quartic} for s in self.base.specs]
-        arrays = {f"factorisation/{k}": v for k, v in f.to_arrays().items()}
+        config, arrays = structure_record(self.base.factorisation, self.base.specs)
         arrays.update({f"theta_basis/{i}": t for i, t in enumerate(self.theta_basis)})
         arrays.update(condition_mean=self.mean, condition_std=self.std, magnetisation_basis=self.magnetisation_basis)
-        return write_model_file(path, self.kind, config={"wavelet": f.wavelet, "J": f.J,
-                                                         "shape": list(self.base.field_shape), "specs": specs,
+        return write_model_file(path, self.kind, config={**config, "shape": list(self.base.field_shape),
                                                          "sampling": self.base.sampling, "degree": self.degree,
                                                          "condition_names": self.condition_names},
                                 arrays=arrays, training=self.training)
@@ -267,14 +267,10 @@ class ConditionalWCRGModel:
         mf = read_model_file(path, cls.kind)
         try:
             c = mf.config
-            fact = WaveletFactorisation.from_arrays(c["wavelet"], c["J"], {k.split("/", 1)[1]: v for k, v in
-                                                                          mf.arrays.items() if k.startswith("factorisation/")})
-            specs = tuple(LevelSpec(int(s["channels"]), bool(s["conditional"]), k=int(s["k"]),
-                                    centres=tuple(float(v) for v in s["centres"]), width=float(s["width"]),
-                                    quartic=bool(s["quartic"]), wavelet=c["wavelet"]) for s in c["specs"])
+            fact, specs = structure_from_file(mf)
             basis = tuple(mf.arrays[f"theta_basis/{i}"] for i in range(len(specs)))
             n_b = condition_basis(np.zeros((1, len(c["condition_names"]))), 0.0, 1.0, int(c["degree"])).shape[1]
-            if len(specs) != fact.J + 1 or any(t.shape != (n_b, s.n_features) for t, s in zip(basis, specs)):
+            if any(t.shape != (n_b, s.n_features) for t, s in zip(basis, specs)):
                 raise ValueError("parameter arrays do not match the level specifications")
             base = WCRGModel(fact, specs, (), c["shape"], c.get("sampling"))
             mag = mf.arrays.get("magnetisation_basis")

@@ -428,14 +428,11 @@ class WCRGModel:
 
     # --- files -----------------------------------------------------------------------------------
     def save(self, path):
-        f = self.factorisation
-        specs = [{"channels": s.channels, "conditional": s.conditional, "k": s.k, "centres": list(s.centres),
-                  "width": s.width, "quartic": s.quartic} for s in self.specs]
-        arrays = {f"factorisation/{k}": v for k, v in f.to_arrays().items()}
+        config, arrays = structure_record(self.factorisation, self.specs)
         arrays.update({f"theta/{i}": t for i, t in enumerate(self.thetas)})
         arrays["magnetisation"] = self.magnetisation
-        return write_model_file(path, self.kind, config={"wavelet": f.wavelet, "J": f.J, "shape": list(self._shape),
-                                                         "specs": specs, "sampling": self.sampling},
+        return write_model_file(path, self.kind, config={**config, "shape": list(self._shape),
+                                                         "sampling": self.sampling},
                                 arrays=arrays, training=self.training)
 
     @classmethod
@@ -443,13 +440,9 @@ class WCRGModel:
         mf = read_model_file(path, cls.kind)
         try:
             c = mf.config
-            fact = WaveletFactorisation.from_arrays(c["wavelet"], c["J"], {k.split("/", 1)[1]: v for k, v in
-                                                                          mf.arrays.items() if k.startswith("factorisation/")})
-            specs = tuple(LevelSpec(int(s["channels"]), bool(s["conditional"]), k=int(s["k"]),
-                                    centres=tuple(float(v) for v in s["centres"]), width=float(s["width"]),
-                                    quartic=bool(s["quartic"]), wavelet=c["wavelet"]) for s in c["specs"])
+            fact, specs = structure_from_file(mf)
             thetas = tuple(mf.arrays[f"theta/{i}"] for i in range(len(specs)))
-            if len(specs) != fact.J + 1 or any(t.shape != (s.n_features,) for t, s in zip(thetas, specs)):
+            if any(t.shape != (s.n_features,) for t, s in zip(thetas, specs)):
                 raise ValueError("parameter arrays do not match the level specifications")
             mag = mf.arrays.get("magnetisation")  # absent in files written before these terms existed
             if mag is not None and np.shape(mag) != (2,):
@@ -457,6 +450,29 @@ class WCRGModel:
             return cls(fact, specs, thetas, c["shape"], c.get("sampling"), mf.training, magnetisation=mag)
         except (KeyError, TypeError, ValueError, InputError) as exc:
             raise ModelFileError(f"incomplete or inconsistent wcrg model file: {exc}", path=path) from None
+
+
+def structure_record(fact: WaveletFactorisation, specs) -> tuple[dict, dict]:
+    """``(config, arrays)`` of a WC-RG structure for a model file: the factorisation and the level
+    specifications (the parameters are the caller's)."""
+    config = {"wavelet": fact.wavelet, "J": fact.J,
+              "specs": [{"channels": s.channels, "conditional": s.conditional, "k": s.k, "centres": list(s.centres),
+                         "width": s.width, "quartic": s.quartic} for s in specs]}
+    return config, {f"factorisation/{k}": v for k, v in fact.to_arrays().items()}
+
+
+def structure_from_file(mf) -> tuple[WaveletFactorisation, tuple]:
+    """The factorisation and level specifications of a model file written with :func:`structure_record`
+    (KeyError / ValueError when they are missing or do not fit together)."""
+    c = mf.config
+    fact = WaveletFactorisation.from_arrays(c["wavelet"], c["J"], {k.split("/", 1)[1]: v for k, v in
+                                                                  mf.arrays.items() if k.startswith("factorisation/")})
+    specs = tuple(LevelSpec(int(s["channels"]), bool(s["conditional"]), k=int(s["k"]),
+                            centres=tuple(float(v) for v in s["centres"]), width=float(s["width"]),
+                            quartic=bool(s["quartic"]), wavelet=c["wavelet"]) for s in c["specs"])
+    if len(specs) != fact.J + 1:
+        raise ValueError("parameter arrays do not match the level specifications")
+    return fact, specs
 
 
 @partial(jax.jit, static_argnames=("shape",))
