@@ -216,3 +216,63 @@ def test_two_processes_phi4_and_a_killed_run_resumed(tmp_path):
     _same_set(tmp_path / "ref.h5", tmp_path / "k.h5")
     with pio.open_fields(tmp_path / "k.h5") as ds:
         assert ds.groups.tolist() == list(range(4000))
+
+
+_DATA_PARALLEL = """
+import json, sys
+import jax, numpy as np
+from phigen.diffusion.models import DiffusionModel, FlowMatchingModel
+from phigen.fields.gaussian import gaussian_field, power_law_spectrum
+
+assert jax.device_count() == 4
+x = np.asarray(gaussian_field(jax.random.PRNGKey(3), 64, 8, power_law_spectrum(2.0)))
+steps, with_sampling = int(sys.argv[1]), sys.argv[2] == "1"
+out = {}
+for cls in (DiffusionModel, FlowMatchingModel)[: int(sys.argv[3])]:
+    runs = [cls.fit(x, key=jax.random.PRNGKey(5), progress=False, steps=steps, batch_size=16, width=4, depth=1,
+                    chunk=steps // 2, warmup=5, data_parallel=dp) for dp in (False, True)]
+    finite = True
+    if with_sampling:  # a data-parallel model samples as usual
+        finite = bool(np.all(np.isfinite(np.asarray(runs[1].sample(4, key=jax.random.PRNGKey(1), nfe=4)))))
+    out[cls.kind] = [r.losses.tolist() for r in runs] + [finite]
+print("REPORT" + json.dumps(out))
+"""
+
+
+def _check_same_curves(rep, steps):
+    for kind, (one, four, finite) in rep.items():
+        one, four = np.asarray(one), np.asarray(four)
+        assert one.shape == four.shape == (steps,) and finite, kind
+        assert np.allclose(one, four, rtol=2e-4, atol=1e-5), (kind, np.max(np.abs(one - four)))
+        assert not np.array_equal(one[:1], one[-1:])  # it trained
+
+
+_TRAIN_HOOK = """
+import json
+import equinox as eqx, jax, jax.numpy as jnp, numpy as np
+from phigen.diffusion.train import TrainConfig, train
+
+assert jax.device_count() == 4
+x = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (64, 8, 8)))
+net = eqx.nn.MLP(64, 64, 32, 2, key=jax.random.PRNGKey(1))
+
+def loss(model, x0, key):  # denoising: noise drawn per batch from the step's key, as the real losses do
+    noisy = x0 + 0.5 * jax.random.normal(key, x0.shape)
+    pred = jax.vmap(model)(noisy.reshape(len(x0), -1)).reshape(x0.shape)
+    return jnp.mean((pred - x0) ** 2)
+
+cfg = TrainConfig(steps=30, batch_size=16, chunk=15, warmup=3)
+runs = [train(loss, net, x, cfg, key=jax.random.PRNGKey(2), progress=False, data_parallel=dp) for dp in (False, True)]
+print("REPORT" + json.dumps({"mlp": [r.losses.tolist() for r in runs] + [True]}))
+"""
+
+
+def test_data_parallel_training_on_four_devices_matches_one(host_devices):
+    """The training loop's data-parallel hook: the batch split over 4 devices (gradients reduced by
+    XLA) gives the one-device loss curve to float tolerance (the networks' own: slow twin)."""
+    _check_same_curves(host_devices(_TRAIN_HOOK, 4), 30)
+
+
+@pytest.mark.slow
+def test_data_parallel_training_diffusion_and_flow_matching(host_devices):
+    _check_same_curves(host_devices(_DATA_PARALLEL, 4, 60, 1, 2), 60)
