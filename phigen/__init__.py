@@ -3,6 +3,8 @@
 The public API, one import away (every CLI verb has its twin here):
 
 - ``phigen.generate(kind, path, size=, n=, ...)``      — ``phigen generate``
+- ``phigen.generate(..., processes=N)``                — ``phigen generate ... --processes N`` (shards + master)
+- ``phigen.merge_shards(shards, out)``                 — ``phigen merge SHARDS... -o FILE``
 - ``phigen.info(path)`` / ``phigen.validate(path)``    — ``phigen info`` / ``phigen validate``
 - ``phigen.stats_report(path, ref=, out_dir=)``        — ``phigen stats``
 - ``phigen.check_file(path, out_dir=)``                — ``phigen check``
@@ -38,6 +40,7 @@ _LAZY = {
     "open_fields": ("phigen.io", "open_fields"),
     "read_fields": ("phigen.io", "read_fields"),
     "write_fields": ("phigen.io", "write_fields"),
+    "merge_shards": ("phigen.io", "merge_shards"),
     "stats_report": ("phigen.report", "stats_report"),
     "check_file": ("phigen.checks", "check_file"),
     "register_field_kind": ("phigen.fields.kind", "register_field_kind"),
@@ -53,7 +56,7 @@ _LAZY = {
     "generalisation": ("phigen._generalisation", "generalisation"),
 }
 _SUBPACKAGES = ("io", "fields", "energies", "samplers", "stats", "models", "plot", "critical", "report", "compare",
-                "wavelets", "scattering", "diffusion", "checks", "rg")
+                "wavelets", "scattering", "diffusion", "checks", "rg", "distributed")
 
 
 def __getattr__(name):

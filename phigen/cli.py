@@ -41,8 +41,29 @@ def _cmd_generate(args) -> int:
     # only the options given reach the generator, which refuses those its kind does not take
     given = {name: getattr(args, name) for name in _generate_options() if getattr(args, name, None) is not None}
     path = generate(args.kind, args.output, size=args.size, n=args.count, seed=args.seed, resume=args.resume,
-                    overwrite=args.overwrite, batch_size=args.batch_size, progress=not args.quiet, **given)
-    print(f"wrote {args.count} {args.kind} fields of {args.size}×{args.size} to {path}")
+                    overwrite=args.overwrite, batch_size=args.batch_size, progress=not args.quiet,
+                    processes=args.processes, distributed=args.distributed, **given)
+    if args.distributed:
+        from .distributed import is_main_process
+
+        if not is_main_process():
+            return 0
+    where = ""
+    if (args.processes or 1) > 1 or args.distributed:
+        from .io import open_fields
+
+        with open_fields(path) as ds:
+            n_shards = len(ds.shards or ())
+        where = f" ({n_shards} shard{'s' if n_shards != 1 else ''} joined by the master file)"
+    print(f"wrote {args.count} {args.kind} fields of {args.size}×{args.size} to {path}{where}")
+    return 0
+
+
+def _cmd_merge(args) -> int:
+    from .io import merge_shards
+
+    out = merge_shards(args.inputs, args.output, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"merged {len(args.inputs)} file{'s' if len(args.inputs) > 1 else ''} into {out}")
     return 0
 
 
@@ -100,6 +121,8 @@ def _cmd_info(args) -> int:
               "each; splits keep a group on one side)")
     if d["diagnostics"]:
         print(f"  diagnostics {', '.join(d['diagnostics'])}")
+    if d.get("shards"):
+        print(f"  shards     {len(d['shards'])} ({', '.join(d['shards'])}); 'phigen merge' makes one self-contained file")
     return 0
 
 
@@ -298,8 +321,22 @@ def _parser_generate(sub, kinds) -> None:
     g.add_argument("--overwrite", action="store_true", help="replace an existing file")
     g.add_argument("--batch-size", type=int, default=None, help="fields per flushed batch")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--processes", type=int, default=None, metavar="N",
+                   help="start N processes on this machine (jax.distributed on 127.0.0.1): one shard each, "
+                        "OUTPUT a master over them (docs/scale_out.md)")
+    g.add_argument("--distributed", action="store_true",
+                   help="this is one process of a group started by srun / mpirun (jax.distributed detects it)")
     _add_generate_options(g)  # from the field kinds' specs (phigen.fields.kind)
     g.set_defaults(func=_cmd_generate)
+
+
+def _parser_merge(sub, kinds) -> None:
+    m = sub.add_parser("merge", help="join the shards of a multi-process run (or its master) into one self-contained file")
+    m.add_argument("inputs", nargs="+", metavar="SHARD", help="all shard files of a set, or its master file")
+    m.add_argument("-o", "--output", required=True, help="the self-contained .h5 file to write")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    m.set_defaults(func=_cmd_merge)
 
 
 def _parser_info(sub, kinds) -> None:
@@ -444,7 +481,7 @@ def _parser_quickstart(sub, kinds) -> None:
 
 
 # one function per verb, in the order ``phigen --help`` lists them
-_VERB_PARSERS = (_parser_generate, _parser_info, _parser_validate, _parser_stats, _parser_check, _parser_critical,
+_VERB_PARSERS = (_parser_generate, _parser_merge, _parser_info, _parser_validate, _parser_stats, _parser_check, _parser_critical,
                  _parser_fit, _parser_sample, _parser_compare, _parser_generalisation, _parser_quickstart)
 
 

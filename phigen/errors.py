@@ -68,6 +68,10 @@ class FileExistsError_(PhigenError, FileExistsError):
     """A finished file exists and would be overwritten (pass overwrite=True / --overwrite)."""
 
 
+class MissingShardError(FileFormatError):
+    """A master file of a sharded ensemble names a shard file that is not there."""
+
+
 class ModelFileError(FileFormatError):
     """A model file of the wrong kind, or corrupted."""
 
@@ -78,6 +82,7 @@ class DataLeakError(PhigenError, ValueError):
 
 __all__ = [
     "PhigenError",
+    "MissingShardError",
     "ParameterError",
     "InputError",
     "DivergenceError",

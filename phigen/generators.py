@@ -13,6 +13,7 @@ independent Gaussian fields are each their own group (kind ``"field"``). Splits 
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +23,50 @@ from . import errors as E
 from ._validation import check_int_at_least
 from .fields.kind import build_parameters, field_kind
 from .io import FieldsMeta, write_ensemble
+from .io.shards import split_units
 
 
 def generate(kind: str, path, *, size: int, n: int, seed: int = 0, resume: bool = False,
              overwrite: bool = False, batch_size: int | None = None, progress: bool | None = None,
-             **params: Any) -> Path:
+             processes: int | None = None, distributed: bool = False, **params: Any) -> Path:
     """Generate ``n`` fields of ``size × size`` of the given kind into the phigen file ``path``.
 
     ``params`` are the kind's physical parameters (``slope`` for ``gaussian``; ``kappa``/``lam``
     for ``phi4``; ...). Returns the path. Same (kind, size, n, seed, params, batch_size) → same bytes,
     also when an interrupted run is completed with ``resume=True``.
+
+    Scale out (docs/scale_out.md): ``processes=N`` (N > 1) starts N local processes joined by
+    ``jax.distributed`` on the loopback address; ``distributed=True`` makes this process one of a
+    group started by a cluster launcher (Slurm, Open MPI: ``jax.distributed.initialize()`` detects
+    it). Either way each process writes its share of the batches to a shard
+    (:func:`phigen.io.shard_path`) and process 0 writes ``path`` as the master over them; the set is
+    the one a single process writes (each batch depends on the seed and its global index only).
     """
+    if processes is not None:
+        processes = check_int_at_least(processes, "processes", 1)
+    if distributed and processes is not None:
+        raise E.ParameterError("pass processes=N (start N local processes) or distributed=True (started by a "
+                               "cluster launcher), not both")
+    common = dict(size=size, n=n, seed=seed, resume=resume, overwrite=overwrite, batch_size=batch_size,
+                  progress=progress, **params)
+    if processes is not None and processes > 1:
+        from .distributed import launch_generate
+
+        return launch_generate(processes, kind, path, **common)
+    if distributed:
+        from .distributed import initialize, process_info
+
+        initialize()
+        index, count = process_info()
+        return generate_share(kind, path, process_index=index, process_count=count, **common)
+    spec, size, n, bs, params = _resolve(kind, size, n, batch_size, params)
+    make_batch, meta, diagnostics = _build(spec, size, n, seed, Path(path), progress, bs, params)
+    return write_ensemble(path, make_batch, meta, resume=resume, overwrite=overwrite, progress=progress,
+                          diagnostics=diagnostics)
+
+
+def _resolve(kind, size, n, batch_size, params) -> tuple:
+    """``(spec, size, n, batch size, params)``: the kind's spec and the checked, converted parameters."""
     spec = field_kind(kind, required=True)
     kind = spec.name
     size = check_int_at_least(size, "size", 4)
@@ -52,17 +86,119 @@ def generate(kind: str, path, *, size: int, n: int, seed: int = 0, resume: bool 
     check_int_at_least(bs, "batch_size", 1)
     if "batch_size" in inspect.signature(spec.build).parameters:
         params = {**params, "batch_size": bs}
-    make_batch, resolved, config, diagnostics = spec.build(size, seed, n=n, path=Path(path), progress=progress,
-                                                           **params)
+    return spec, size, n, bs, params
+
+
+def _build(spec, size, n, seed, path: Path, progress, bs, params) -> tuple:
+    """``(make_batch, meta, diagnostics)`` of the whole set (``path``: where the builder keeps state)."""
+    make_batch, resolved, config, diagnostics = spec.build(size, seed, n=n, path=path, progress=progress, **params)
     # a generator may declare channels (config "sample_shape", "field_names") and per-sample
     # conditions (config "condition_names"; make_batch then returns (fields, conditions)) and per-sample
     # groups (config "group_kind"; make_batch then returns (fields, conditions or None, groups))
-    meta = FieldsMeta(field=kind, generator=f"phigen.generate:{kind}",
+    meta = FieldsMeta(field=spec.name, generator=f"phigen.generate:{spec.name}",
                       shape=tuple(config.get("sample_shape") or (size, size)), n_total=n, seed=seed,
                       params=resolved, config=config, batch_size=bs, field_names=config.get("field_names"),
                       condition_names=config.get("condition_names"), group_kind=config.get("group_kind"))
-    return write_ensemble(path, make_batch, meta, resume=resume, overwrite=overwrite, progress=progress,
-                          diagnostics=diagnostics)
+    return make_batch, meta, diagnostics
+
+
+def shard_plan(kind: str, *, n: int, processes: int, batch_size: int | None = None,
+               **params: Any) -> list[tuple[int, int]]:
+    """The sample ranges ``[(start, stop)]`` of the shards a run of ``processes`` processes writes.
+
+    The work is cut into units of whole batches (a kind's ``shard_unit``: batches that share state,
+    such as the MCMC chains of one φ⁴ κ, stay in one process), dealt out as contiguous, balanced
+    ranges; ``min(processes, units)`` shards, so extra processes idle."""
+    spec, _, n, bs, params = _resolve(kind, 4, n, batch_size, params)
+    return _plan(spec, n, bs, params, processes)
+
+
+def _plan(spec, n, bs, params, processes) -> list[tuple[int, int]]:
+    n_batches = -(-n // bs)
+    per = max(1, int(spec.shard_unit(n, bs, params))) if spec.shard_unit is not None else 1
+    units = -(-n_batches // per)
+    return [(min(u0 * per * bs, n), min(u1 * per * bs, n)) for u0, u1 in split_units(units, processes)]
+
+
+def generate_share(kind: str, path, *, size: int, n: int, process_index: int, process_count: int, seed: int = 0,
+                   resume: bool = False, overwrite: bool = False, batch_size: int | None = None,
+                   progress: bool | None = None, barrier=None, **params: Any) -> Path:
+    """The part of a sharded :func:`generate` that process ``process_index`` of ``process_count`` does:
+    write its shard (:func:`shard_plan`), wait for the others (``barrier(name)``; default: a
+    ``jax.distributed`` barrier when several processes are joined), and, on process 0, write the master
+    ``path``. Called by each process of ``generate(processes=N)`` / ``generate(distributed=True)``."""
+    from .io.shards import shard_path, write_master
+
+    path = Path(path)
+    spec, size, n, bs, params = _resolve(kind, size, n, batch_size, params)
+    index, count = int(process_index), check_int_at_least(process_count, "process_count", 1)
+    if not 0 <= index < count:
+        raise E.ParameterError(f"process_index must be in [0, {count}); got {process_index}")
+    _check_master_target(path, resume, overwrite)
+    plan = _plan(spec, n, bs, params, count)
+    n_shards = len(plan)
+    if resume and not overwrite:
+        other = sorted(k for k in _shard_counts(path) if k != n_shards)
+        if other:
+            raise E.ParameterError(f"the interrupted run was split into {other[0]} shards; resume it with "
+                                   f"{other[0]} processes (this run makes {n_shards}), or pass --overwrite",
+                                   path=path)
+    if barrier is None:
+        from .distributed import barrier
+    if index < n_shards:
+        start, stop = plan[index]
+        sp = shard_path(path, index, n_shards)
+        make_batch, meta, diagnostics = _build(spec, size, n, seed, sp, progress, bs, params)
+        meta = replace(meta, n_total=stop - start, shard=(index, n_shards, start, n))
+        b0 = start // bs
+        write_ensemble(sp, lambda b, c: make_batch(b0 + b, c), meta, resume=resume, overwrite=overwrite,
+                       progress=progress, diagnostics=diagnostics,
+                       desc=f"{spec.name} shard {index + 1}/{n_shards} → {sp.name}")
+    barrier("phigen-generate-shards")
+    if index == 0:
+        write_master(path, [shard_path(path, k, n_shards) for k in range(n_shards)])
+        if overwrite:
+            _remove_stale_shards(path, n_shards)
+    barrier("phigen-generate-master")
+    return path
+
+
+def _check_master_target(path: Path, resume: bool, overwrite: bool) -> None:
+    from .io.fields_file import _describe_existing
+    from .io.shards import is_master
+
+    if not path.exists() or overwrite:
+        return
+    if not resume:
+        state = _describe_existing(path)
+        hint = "--resume to continue it or --overwrite to replace it" if state == "unfinished" else "--overwrite to replace it"
+        raise E.FileExistsError_(f"{'an' if state[0] in 'aeiou' else 'a'} {state} file exists; pass {hint}",
+                                    path=path)
+    if not is_master(path):
+        raise E.FileExistsError_("a file written by one process exists: resume it without --processes, or pass "
+                                 "--overwrite", path=path)
+
+
+def _shard_files(path: Path) -> list[tuple[Path, int]]:
+    """``[(file, shard count)]``: the shard files of ``path`` beside it (and their chain checkpoints)."""
+    import re
+
+    pat = re.compile(re.escape(path.stem) + r"\.shard-\d{5}-of-(\d{5})" + re.escape(path.suffix or ".h5")
+                     + r"(\.chains)?$")
+    if not path.parent.is_dir():
+        return []
+    return [(p, int(m.group(1))) for p in path.parent.iterdir() if (m := pat.match(p.name))]
+
+
+def _shard_counts(path: Path) -> set[int]:
+    return {k for _, k in _shard_files(path)}
+
+
+def _remove_stale_shards(path: Path, n_shards: int) -> None:
+    """After ``--overwrite``: remove the shards of an earlier split of the same file into another count."""
+    for p, k in _shard_files(path):
+        if k != n_shards:
+            p.unlink(missing_ok=True)
 
 
 def reconstruct_groups(path) -> tuple[np.ndarray, str, str]:

@@ -66,6 +66,7 @@ class NetworkFitConfig:
     checkpoint: str | None = None
     checkpoint_every: int | None = None
     stop_at: int | None = None
+    data_parallel: bool = False  # split each batch over every device of every process (docs/scale_out.md)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclass_fields(TrainConfig)})
@@ -208,7 +209,7 @@ class _NetworkModel:
                        "std": std, "settings": settings}
         result = train(loss, net, (x - mean) / std, config, key=k_train, progress=progress, checkpoint=cfg.checkpoint,
                        checkpoint_every=cfg.checkpoint_every, stop_at=cfg.stop_at, fingerprint=fingerprint,
-                       desc=f"fit {cls.kind}")
+                       desc=f"fit {cls.kind}", data_parallel=bool(cfg.data_parallel))
         losses = result.losses
         head, tail = losses[: max(1, len(losses) // 20)], losses[-max(1, len(losses) // 20):]
         training = {"train_config": asdict(config), "initial_loss": float(head.mean()),

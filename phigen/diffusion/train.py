@@ -36,7 +36,7 @@ from .._validation import as_fields, check_int_at_least, check_positive
 from ..errors import ModelFileError, ParameterError
 
 __all__ = ["TrainConfig", "TrainState", "TrainResult", "make_optimizer", "init_train_state", "batch_indices",
-           "train", "save_checkpoint", "load_checkpoint", "CHECKPOINT_KIND", "run_train_chunk"]
+           "train", "save_checkpoint", "load_checkpoint", "CHECKPOINT_KIND", "run_train_chunk", "data_parallel_mesh"]
 
 CHECKPOINT_KIND = "training-checkpoint"
 
@@ -107,9 +107,30 @@ def batch_indices(data_key, step, n_data: int, batch_size: int):
     return jax.lax.dynamic_slice_in_dim(perm, pos * batch_size, batch_size)
 
 
+def data_parallel_mesh(devices=None):
+    """A 1-D mesh with axis ``"batch"`` over ``devices`` (default: every device of every process,
+    ``jax.devices()``): the mesh of data-parallel training (docs/scale_out.md)."""
+    from jax.sharding import Mesh
+
+    return Mesh(np.asarray(list(jax.devices() if devices is None else devices), dtype=object), ("batch",))
+
+
+def _data_parallel(mesh, batch_size: int):
+    """``(batch sharding, replicated sharding)`` of data-parallel training on ``mesh``: each step's
+    batch is split along its first axis over the mesh's devices, everything else is replicated, and
+    XLA sums the gradients across devices (and processes)."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    n_dev = int(mesh.devices.size)
+    if batch_size % n_dev:
+        raise ParameterError(f"data-parallel training splits each batch over {n_dev} devices: batch_size "
+                             f"{batch_size} must be a multiple of {n_dev}")
+    return NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])), NamedSharding(mesh, PartitionSpec())
+
+
 @eqx.filter_jit
 def run_train_chunk(loss_fn, static, config: TrainConfig, batch_size: int, n_steps: int, state: TrainState, data,
-               data_key, noise_key):
+               data_key, noise_key, batch_sharding=None):
     optimizer = make_optimizer(config)
 
     def loss_of(params, x0, key):
@@ -118,6 +139,8 @@ def run_train_chunk(loss_fn, static, config: TrainConfig, batch_size: int, n_ste
     def body(state, _):
         s = state.step
         x0 = data[batch_indices(data_key, s, data.shape[0], batch_size)]
+        if batch_sharding is not None:  # data parallel: each device takes its slice of the batch
+            x0 = jax.lax.with_sharding_constraint(x0, batch_sharding)
         loss, grads = jax.value_and_grad(loss_of)(state.params, x0, jax.random.fold_in(noise_key, s))
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -162,14 +185,18 @@ def load_checkpoint(path, like: TrainState, config: TrainConfig, extra: dict | N
 
 def train(loss_fn: Callable, model, data, config: TrainConfig = TrainConfig(), *, key, progress: bool | None = None,
           checkpoint=None, checkpoint_every: int | None = None, stop_at: int | None = None,
-          fingerprint: dict | None = None, desc: str = "training") -> TrainResult:
+          fingerprint: dict | None = None, desc: str = "training", data_parallel=False) -> TrainResult:
     """Minimise ``loss_fn(model, x0_batch, key) -> scalar`` over batches of ``data`` ``(N, H, W)``.
 
     ``key`` fixes the shuffling and the loss noise. With ``checkpoint`` (a path), an existing
     checkpoint of the same configuration (``config`` and ``fingerprint``) is resumed, and the state is
     saved every ``checkpoint_every`` steps (default: every chunk) and at the end. ``stop_at`` ends
     the call after that many total steps (an interruption that can be resumed). ``progress``: tqdm
-    bar (None: only on a terminal). Returns a :class:`TrainResult`.
+    bar (None: only on a terminal). ``data_parallel``: ``True`` (all devices of all processes,
+    :func:`data_parallel_mesh`) or a 1-D mesh: each batch is split over the devices, the gradients
+    summed by XLA; the same steps and losses as on one device up to float reassociation. In a
+    ``jax.distributed`` group every process calls ``train`` with the same data and key, and only
+    process 0 writes checkpoints. Returns a :class:`TrainResult`.
     """
     data = jnp.asarray(as_fields(data, name="training fields"))
     n = int(data.shape[0])
@@ -179,6 +206,12 @@ def train(loss_fn: Callable, model, data, config: TrainConfig = TrainConfig(), *
     if checkpoint is not None and Path(checkpoint).exists():
         state, losses = load_checkpoint(checkpoint, state, config, fingerprint)
     data_key, noise_key = jax.random.split(key)
+    batch_sharding = None
+    if data_parallel is not False and data_parallel is not None:
+        mesh = data_parallel_mesh() if data_parallel is True else data_parallel
+        batch_sharding, replicated = _data_parallel(mesh, batch_size)
+        data, state = jax.device_put((data, state), replicated)  # the same value on every process
+        data_key, noise_key = jax.device_put((data_key, noise_key), replicated)
     end = config.steps if stop_at is None else min(int(stop_at), config.steps)
     every = config.chunk if checkpoint_every is None else check_int_at_least(checkpoint_every, "checkpoint_every", 1)
     done = int(state.step)
@@ -187,7 +220,7 @@ def train(loss_fn: Callable, model, data, config: TrainConfig = TrainConfig(), *
     def advance(done, n_steps):
         nonlocal state
         state, chunk_losses = run_train_chunk(loss_fn, static, config, batch_size, n_steps, state, data, data_key,
-                                              noise_key)
+                                              noise_key, batch_sharding)
         chunk_losses = np.asarray(chunk_losses)
         if not np.all(np.isfinite(chunk_losses)):
             from ..errors import DivergenceError
@@ -203,4 +236,6 @@ def train(loss_fn: Callable, model, data, config: TrainConfig = TrainConfig(), *
     run_chunks(advance, start=done, stop=max(done, end), chunk=config.chunk, desc=desc, total=config.steps,
                progress=progress, save=None if checkpoint is None else save, save_every=every)
     losses = np.concatenate(history)
+    if batch_sharding is not None:  # back to ordinary arrays on this process's default device
+        state = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)), state)
     return TrainResult(eqx.combine(state.params, static), eqx.combine(state.ema, static), state, losses)

@@ -141,6 +141,9 @@ class FieldKind:
       ensemble statistics in ``compare`` reports, labelled by ``statistic_labels``.
     - ``checks(path, *, out_dir=None, max_fields=None) -> dict``: physics checks of a ground-truth file
       (figures into ``out_dir``).
+    - ``shard_unit(n, batch_size, params) -> int``: how many consecutive batches one process must
+      generate together in a sharded run (batches that share state, such as the MCMC chains of one
+      φ⁴ κ); None: every batch stands alone (docs/scale_out.md).
     """
 
     name: str
@@ -155,6 +158,7 @@ class FieldKind:
     statistics: Callable[[Any, Mapping], dict] | None = None
     statistic_labels: Mapping[str, str] = field(default_factory=dict)
     checks: Callable[..., dict] | None = None
+    shard_unit: Callable[[int, int, Mapping], int] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():

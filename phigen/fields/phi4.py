@@ -234,6 +234,15 @@ def _load_per_kappa(path: Path) -> dict:
         return json.loads(h5.attrs["per_kappa"]) if "per_kappa" in h5.attrs else {}
 
 
+def _last_saved_batch(path: Path) -> int:
+    """The last batch whose chains the sidecar holds (-1: none)."""
+    side = _sidecar(path)
+    if not side.exists():
+        return -1
+    with h5py.File(side, "r") as h5:
+        return max((int(k.split("_")[1]) for k in h5.keys() if k.startswith("after_")), default=-1)
+
+
 def _load_sidecar(path: Path, batch_index: int):
     side = _sidecar(path)
     if not side.exists():
@@ -307,8 +316,8 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=Non
 
     def diagnostics():
         diag, per = box.get("diag"), box.get("per_kappa")
-        if diag is None:  # resumed after the last batch was written
-            saved = _load_sidecar(path, -(-n // config.n_chains) - 1)
+        if diag is None:  # resumed after the last batch was written (of the file, or of its shard)
+            saved = _load_sidecar(path, _last_saved_batch(path))
             diag = saved[1] if saved else {}
             per = _load_per_kappa(path)
         _sidecar(path).unlink(missing_ok=True)
@@ -361,6 +370,14 @@ def _batch_size(n: int, params) -> int:
     return min(n, params.get("n_chains") or min(max(1, n // k), 64))
 
 
+def _shard_unit(n: int, batch_size: int, params) -> int:
+    """Batches one process generates together: all the batches of one κ (they advance the same
+    chains, adapted and thinned together); a single κ is one unit, a κ grid one unit per κ."""
+    kappa = params.get("kappa")
+    k = 1 if np.ndim(kappa) == 0 else max(1, len(kappa))
+    return -(-(n // k) // batch_size)
+
+
 def _groups(n: int, batch_size: int, config) -> tuple[np.ndarray, str, str]:
     c = int(config["n_chains"])
     if batch_size != min(n, c):
@@ -386,7 +403,7 @@ def _register():
                  FieldOption("sampler", str, "MCMC kernel", choices=("hmc", "hmc-cluster", "mala")),
                  FieldOption("thin", int, "steps between saved fields (default: from measured τ_int)"),
                  FieldOption("n_chains", int, "parallel chains")),
-        groups=_groups,
+        groups=_groups, shard_unit=_shard_unit,
         # the lattice action is even in φ: φ → −φ alone is an exact symmetry
         symmetries=("shifts", "dihedral", "sign"), sign_symmetric=True,
         statistics=_field_statistics, statistic_labels={"U4": "U₄", "chi": "χ"}))

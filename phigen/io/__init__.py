@@ -13,6 +13,7 @@ from .fields_file import (
     read_fields,
     write_fields,
 )
+from .shards import is_master, merge_shards, shard_path, write_master
 from .validate import ValidationReport, info, validate
 
 __all__ = [
@@ -25,10 +26,14 @@ __all__ = [
     "annotate_groups",
     "check_file",
     "info",
+    "is_master",
+    "merge_shards",
     "open_fields",
     "open_writer",
     "read_fields",
+    "shard_path",
     "validate",
     "write_ensemble",
     "write_fields",
+    "write_master",
 ]

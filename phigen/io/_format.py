@@ -13,6 +13,12 @@ Layout of one file (one ensemble)::
                      seed, created, n_total, n_complete, batch_size, complete, params (JSON text),
                      and every physical parameter as its own attribute ``param_<name>``.
 
+Sharded sets (one file per process, docs/scale_out.md): each shard is a file of this layout that
+also records ``shard_index``, ``shard_count``, ``shard_offset`` (global index of its first sample)
+and ``shard_n_total``; the master ``FILE`` has the same root attributes as a self-contained file, an
+attribute ``shards`` (JSON: ``[{"file", "offset", "count"}]``, names relative to the master's folder)
+and ``fields`` / ``conditions`` / ``groups`` as HDF5 virtual datasets over the shards.
+
 ``n_complete`` is updated only after a batch is written and flushed: the samples beyond it are
 never trusted (the same holds for the rows of ``conditions`` and ``groups``, appended with the
 fields). ``complete`` becomes true when ``n_complete == n_total``.
@@ -46,4 +52,9 @@ REQUIRED_ATTRS = (
 )
 
 PARAM_PREFIX = "param_"
+
+# sharded ensembles (docs/scale_out.md): a shard is an ordinary file that also records which part of
+# the whole set it holds; a master holds virtual datasets over its shards and lists them (JSON text)
+SHARD_ATTRS = ("shard_index", "shard_count", "shard_offset", "shard_n_total")
+SHARDS_ATTR = "shards"
 COMPRESSIONS = ("gzip", "lzf", None)

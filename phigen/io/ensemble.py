@@ -39,9 +39,11 @@ def write_ensemble(path, make_batch: Callable, meta: FieldsMeta, *, resume: bool
             )
         n_batches = -(-meta.n_total // bs)
         disable = (not progress) if progress is not None else None
+        generated = False
         with tqdm(total=meta.n_total, initial=start, desc=desc or f"{meta.field} → {Path(path).name}",
                   unit="field", disable=disable, leave=False) as bar:
             for b in range(start // bs, n_batches):
+                generated = True
                 count = min(bs, meta.n_total - b * bs)
                 out = make_batch(b, count)
                 if not isinstance(out, tuple):
@@ -52,7 +54,8 @@ def write_ensemble(path, make_batch: Callable, meta: FieldsMeta, *, resume: bool
                 fields, conditions, groups = (*out, None, None)[:3]
                 writer.append(fields, conditions, groups)
                 bar.update(count)
-        if diagnostics is not None:
+        # a resumed run with nothing left to do keeps the diagnostics its file already holds
+        if diagnostics is not None and (generated or not writer.has_diagnostics):
             for name, value in diagnostics().items():
                 writer.set_diagnostic(name, value)
     return Path(path)

@@ -68,6 +68,7 @@ class FieldsMeta:
     field_names: Sequence[str] | None = None
     condition_names: Sequence[str] | None = None
     group_kind: str | None = None
+    shard: tuple[int, int, int, int] | None = None  # (index, count, offset, n_total of the whole set)
 
     def __post_init__(self):
         shape = tuple(int(s) for s in self.shape)
@@ -80,6 +81,12 @@ class FieldsMeta:
             raise E.ParameterError(f"field_names {list(self.field_names)} do not match the channel axis of {shape}")
         if self.group_kind is not None:
             object.__setattr__(self, "group_kind", _check_group_kind(self.group_kind))
+        if self.shard is not None:
+            index, count, offset, n_global = (int(v) for v in self.shard)
+            if not (0 <= index < count and 0 <= offset and offset + int(self.n_total) <= n_global):
+                raise E.ParameterError(f"shard (index, count, offset, n_total of the set) = {self.shard} is "
+                                       f"inconsistent with {self.n_total} samples in the shard")
+            object.__setattr__(self, "shard", (index, count, offset, n_global))
 
     def identity(self) -> dict:
         """What must agree between an interrupted run and its resumption."""
@@ -95,6 +102,8 @@ class FieldsMeta:
         }
         if self.group_kind is not None:  # absent (not null) without groups: older files resume unchanged
             out["group_kind"] = self.group_kind
+        if self.shard is not None:  # a shard resumes only as the same shard of the same split
+            out["shard"] = list(self.shard)
         return out
 
 
@@ -142,6 +151,11 @@ class FieldWriter:
     @property
     def n_total(self) -> int:
         return int(self.meta.n_total)
+
+    @property
+    def has_diagnostics(self) -> bool:
+        grp = self._h5.get(F.DIAGNOSTICS)
+        return grp is not None and bool(len(grp) or len(grp.attrs))
 
     @property
     def done(self) -> bool:
@@ -260,7 +274,8 @@ def open_writer(path, meta: FieldsMeta, *, resume: bool = False, overwrite: bool
         if not resume:
             state = _describe_existing(path)
             hint = "--resume to continue it or --overwrite to replace it" if state == "unfinished" else "--overwrite to replace it"
-            raise E.FileExistsError_(f"a {state} file exists; pass {hint}", path=path)
+            raise E.FileExistsError_(f"{'an' if state[0] in 'aeiou' else 'a'} {state} file exists; pass {hint}",
+                                    path=path)
         return _reopen_for_resume(path, meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_h5(path) as h5:  # the file appears only once its header is complete
@@ -299,6 +314,11 @@ def _init_file(h5: h5py.File, meta: FieldsMeta, compression) -> None:
         h5[F.CONDITIONS].attrs["names"] = [str(n) for n in meta.condition_names]
     if meta.group_kind is not None:
         _create_groups(h5, 0, meta.n_total, meta.group_kind)
+    _root_attrs(h5, meta)
+
+
+def _root_attrs(h5: h5py.File, meta: FieldsMeta) -> None:
+    """The root attributes of a new file (nothing written yet: ``n_complete`` 0)."""
     a = h5.attrs
     a["format"] = F.FORMAT
     a["format_version"] = F.FORMAT_VERSION
@@ -316,6 +336,9 @@ def _init_file(h5: h5py.File, meta: FieldsMeta, compression) -> None:
     a["complete"] = False
     for name, value in (meta.params or {}).items():
         a[F.PARAM_PREFIX + name] = value if isinstance(value, (int, float, str, bool)) else to_json(value)
+    if meta.shard is not None:
+        for name, value in zip(F.SHARD_ATTRS, meta.shard):
+            a[name] = value
 
 
 def _create_groups(h5: h5py.File, n: int, n_total: int, kind: str, data=None) -> h5py.Dataset:
@@ -328,7 +351,10 @@ def _create_groups(h5: h5py.File, n: int, n_total: int, kind: str, data=None) ->
 
 
 def _reopen_for_resume(path: Path, meta: FieldsMeta) -> FieldWriter:
-    check_file(path, allow_incomplete=True)  # raises on anything malformed
+    attrs = check_file(path, allow_incomplete=True)  # raises on anything malformed
+    if F.SHARDS_ATTR in attrs:
+        raise E.FileFormatError("the master file of a sharded set cannot be appended to: resume the run with the "
+                                "same number of processes, or merge the shards into a new file", path=path)
     h5 = h5py.File(path, "r+")
     try:
         stored = json.loads(_attr_str(h5.attrs.get("identity", "{}")))
@@ -478,7 +504,11 @@ def check_file(path, *, allow_incomplete: bool = False) -> dict:
         if F.GROUPS in h5:
             _check_groups_dataset(h5[F.GROUPS], n_complete, ds.shape[0], path)
         attrs["_shape"] = tuple(ds.shape[1:])
-        return attrs
+    if F.SHARDS_ATTR in attrs:  # a master: its samples live in shard files beside it
+        from .shards import check_shards
+
+        attrs["_shards"] = check_shards(path, attrs)
+    return attrs
 
 
 def _check_groups_dataset(gds, n_complete: int, n_rows: int, path: Path) -> None:
@@ -513,6 +543,7 @@ class FieldDataset:
         self._h5 = h5py.File(self.path, "r")
         self._n = int(self._attrs["n_complete"])
         self._groups: np.ndarray | None = None
+        self._shards = self._attrs.get("_shards")  # a master: [(path, offset, count)], else None
 
     # -- metadata ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -626,10 +657,30 @@ class FieldDataset:
                 data[order] = block[inv]
         except OSError as exc:
             msg = str(exc)
+            where = self._shards_of(index)
             if "checksum" in msg.lower() or "fletcher" in msg.lower() or "filter" in msg.lower():
-                raise E.ChecksumError(f"checksum failure reading '{dsname}'[{index}]: data corrupted", path=self.path) from None
-            raise E.TruncatedFileError(f"cannot read '{dsname}'[{index}]: {msg}", path=self.path) from None
+                raise E.ChecksumError(f"checksum failure reading '{dsname}'[{index}]{where}: data corrupted",
+                                      path=self.path) from None
+            raise E.TruncatedFileError(f"cannot read '{dsname}'[{index}]{where}: {msg}", path=self.path) from None
         return data
+
+    def _shards_of(self, index) -> str:
+        """`` in shard NAME`` for the shard files of a master that hold ``index`` (else empty)."""
+        if not self._shards:
+            return ""
+        if isinstance(index, slice):
+            start, stop, _ = index.indices(self._n)
+            lo, hi = start, stop - 1
+        else:
+            idx = np.asarray(index, dtype=np.int64).reshape(-1) % max(self._n, 1)
+            lo, hi = (int(idx.min()), int(idx.max())) if idx.size else (0, -1)
+        names = [Path(p).name for p, off, cnt in self._shards if off <= hi and lo < off + cnt]
+        return f" (in shard{'s' if len(names) > 1 else ''} {', '.join(names)})" if names else ""
+
+    @property
+    def shards(self) -> list[Path] | None:
+        """The shard files of a master file (its samples, in order), or ``None`` for a self-contained file."""
+        return None if self._shards is None else [Path(p) for p, _, _ in self._shards]
 
     def __getitem__(self, index) -> np.ndarray:
         data = np.asarray(self._read(F.FIELDS, index), dtype=np.float32)

@@ -38,9 +38,11 @@ def validate(path, *, batch_size: int = 256, raise_on_error: bool = False) -> Va
         check_file(path)
         with FieldDataset(path) as ds:
             report.n_samples = len(ds)
-            for start in range(0, len(ds), batch_size):
-                stop = min(start + batch_size, len(ds))
-                ds[start:stop]  # checksum + finiteness checked by the reader
+            # a master: read shard by shard, so that a damaged sample names its own shard
+            spans = [(0, len(ds))] if ds.shards is None else [(o, o + c) for _, o, c in ds._shards]
+            for lo, hi in spans:
+                for start in range(lo, hi, batch_size):
+                    ds[start:min(start + batch_size, hi)]  # checksum + finiteness checked by the reader
             if ds.condition_names is not None:
                 c = ds.conditions()
                 if not np.all(np.isfinite(c)):
@@ -83,5 +85,6 @@ def info(path) -> dict:
             "field_names": ds.field_names,
             "diagnostics": sorted(ds.diagnostics().keys()),
             "groups": groups,
+            "shards": None if ds.shards is None else [str(p.name) for p in ds.shards],
         }
     return out

@@ -233,8 +233,11 @@ def write_model_file(path, kind: str, *, config: Mapping[str, Any], arrays: Mapp
     equinox module (or any pytree of arrays), stored as ``tree_serialise_leaves`` bytes.
     """
     import equinox as eqx
+    import jax
 
     path = Path(path)
+    if jax.process_count() > 1 and jax.process_index() != 0:
+        return path  # a jax.distributed group: the processes hold the same model; process 0 writes it
     if path.exists() and not overwrite:
         raise E.FileExistsError_("a model file exists; pass overwrite=True (--overwrite)", path=path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -317,7 +317,7 @@ def _resolve_mesh(shard, mesh, n_chains):
     if shard is False:
         return None
     if mesh is None:
-        if shard is None and jax.device_count() == 1:
+        if shard is None and jax.local_device_count() == 1:  # a process of a group runs its own chains
             return None
         mesh = chain_mesh()
     n_dev = n_chain_devices(mesh)

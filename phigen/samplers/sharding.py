@@ -23,8 +23,9 @@ CHAIN_AXIS = "chains"
 
 def chain_mesh(devices=None) -> Mesh:
     """A 1-D :class:`jax.sharding.Mesh` with axis name ``"chains"`` over ``devices``
-    (default: all visible devices, ``jax.devices()``)."""
-    devices = list(jax.devices() if devices is None else devices)
+    (default: this process's devices, ``jax.local_devices()``, which are all the devices unless the
+    process joined a ``jax.distributed`` group; :func:`global_chain_mesh` spans every process)."""
+    devices = list(jax.local_devices() if devices is None else devices)
     if not devices:
         raise ParameterError("chain_mesh needs at least one device")
     return Mesh(np.asarray(devices, dtype=object), (CHAIN_AXIS,))
