@@ -152,7 +152,7 @@ class ConditionalWCRGModel:
         if cfg.sign_symmetric:  # every condition keeps its fields and their negatives
             x, index = np.concatenate([x, -x]), np.concatenate([index, index])
         fact = WaveletFactorisation.fit(x, wavelet=cfg.wavelet, J=cfg.J)
-        specs = WCRGModel._level_specs(_as_wcrg_config(cfg), fact, x.shape[-2:])
+        specs = WCRGModel._level_specs(_as_wcrg_config(cfg), fact, x.shape[-2:], x)
         sampling = {"steps": cfg.sample_steps, "adapt": cfg.sample_adapt, "coarse_steps": cfg.coarse_sample_steps,
                     "coarse_adapt": cfg.coarse_sample_adapt, "precondition": False}
         base = WCRGModel(fact, tuple(specs), (), x.shape[1:], sampling)

@@ -46,7 +46,8 @@ from .factor import detail_row_norms
 
 __all__ = ["LevelSpec", "LevelConstants", "level_features", "feature_gradients", "feature_laplacians",
            "hutchinson_laplacians", "level_energy", "level_value_and_grad", "score_matching_system", "solve_score_matching",
-           "ScoreMatchingFit", "LevelSampleInfo", "potential_curvature", "level_preconditioner", "sample_level"]
+           "ScoreMatchingFit", "LevelSampleInfo", "potential_curvature", "level_preconditioner", "sample_level",
+           "modulus_scales", "modulus_statistics"]
 
 
 # --- static description of a level ---------------------------------------------------------------
@@ -68,8 +69,29 @@ class LevelSpec:
     width: float = 0.8
     quartic: bool = True
     wavelet: str = "db4"
+    modulus: int = 0
+    modulus_centres: tuple = ()
+    modulus_width: float = 0.6
+    modulus_scale: tuple = ()
+    coarse_modulus_scale: tuple = ()
+    modulus_eps: float = 0.1
+    modulus_linear: bool = True
+    modulus_cross: bool = True
 
     def __post_init__(self):
+        if int(self.modulus) != self.modulus or self.modulus < 0:
+            raise ParameterError(f"modulus (orientations of the modulus features) must be an integer >= 0; "
+                                 f"got {self.modulus!r}")
+        if self.modulus:
+            if not self.conditional:
+                raise ParameterError("modulus features act on the reconstructed finer field: conditional levels only")
+            for name in ("modulus_scale", "coarse_modulus_scale"):
+                v = getattr(self, name)
+                if len(v) != self.modulus or not all(np.isfinite(u) and u > 0 for u in v):
+                    raise ParameterError(f"{name} needs {self.modulus} positive numbers (one per orientation); got {v!r}")
+            if not self.modulus_width > 0 or not self.modulus_eps > 0:
+                raise ParameterError(f"modulus_width and modulus_eps must be > 0; got {self.modulus_width!r}, "
+                                     f"{self.modulus_eps!r}")
         if self.channels < 1:
             raise ParameterError(f"a level needs at least one channel; got {self.channels}")
         if int(self.k) != self.k or self.k < 0:
@@ -102,16 +124,26 @@ class LevelSpec:
         return len(self.centres) + (1 if self.quartic else 0)
 
     @property
+    def n_modulus_per_orientation(self) -> int:
+        """Modulus features per orientation: t, the bumps g_m(t), and t·v (the coarse modulus)."""
+        return int(self.modulus_linear) + len(self.modulus_centres) + int(self.modulus_cross)
+
+    @property
+    def n_modulus(self) -> int:
+        return self.modulus * self.n_modulus_per_orientation
+
+    @property
     def n_features(self) -> int:
-        n = self.channels + len(self.yy_terms) + self.n_potential
+        n = self.channels + len(self.yy_terms) + self.n_potential + self.n_modulus
         if self.conditional:
             n += self.channels * len(self.offsets)
         return n
 
     def blocks(self) -> dict:
-        """Feature index ranges by kind: linear, yy, yz, potential."""
+        """Feature index ranges by kind: linear, yy, yz, potential, modulus."""
         sizes = [("linear", self.channels), ("yy", len(self.yy_terms)),
-                 ("yz", self.channels * len(self.offsets) if self.conditional else 0), ("potential", self.n_potential)]
+                 ("yz", self.channels * len(self.offsets) if self.conditional else 0), ("potential", self.n_potential),
+                 ("modulus", self.n_modulus)]
         out, start = {}, 0
         for name, n in sizes:
             out[name] = (start, start + n)
@@ -245,6 +277,127 @@ def _analysis(x, wavelet):
     return wavelet_level(x, *_filters(wavelet))
 
 
+# --- modulus features (wavelet-modulus potentials of the reconstructed finer field) ----------------
+# t_ℓ(s) = √(|w_ℓ(s)|²/μ_ℓ² + ε²), w_ℓ = ψ_ℓ ⋆ r (finest Morlet octave, orientation ℓ, on r's grid):
+# the local amplitude of the level's fluctuations in one direction, in units of the data's mean μ_ℓ
+# (ε keeps t smooth where w = 0). Features per orientation: Σ t (a sparsity / L¹ term), Σ g_m(t) (the
+# law of the amplitude), Σ t·v with v_ℓ = |ψ_ℓ ⋆ z|/μ'_ℓ − 1 the conditioning field's amplitude one
+# octave coarser, upsampled (the cross-scale modulus correlation of scattering covariances).
+@lru_cache(maxsize=32)
+def _modulus_filters(shape, n_orient: int) -> np.ndarray:
+    """ψ̂_ℓ ``(L, H, W)`` float32: the finest-octave Morlet filters of fields ``shape`` (real in Fourier)."""
+    from ..wavelets.filters import morlet_filter_bank
+
+    return np.ascontiguousarray(morlet_filter_bank(tuple(shape), 1, int(n_orient)).psi[0], dtype=np.float32)
+
+
+def _filtered(spec: LevelSpec, f):
+    """``ψ_ℓ ⋆ f`` ``(..., L, H, W)`` complex64 of real fields ``f`` ``(..., H, W)``."""
+    psi = _modulus_filters(tuple(f.shape[-2:]), spec.modulus)
+    return jnp.fft.ifft2(jnp.fft.fft2(f)[..., None, :, :] * psi)
+
+
+def _pull_back(spec: LevelSpec, c):
+    """Adjoint of ``r ↦ (Re w, Im w)`` applied to complex cotangents ``c = α + iβ`` ``(..., L, H, W)``,
+    summed over orientations: ``Re ifft2(Σ_ℓ ψ̂_ℓ fft2(c_ℓ))`` ``(..., H, W)`` (ψ̂ real)."""
+    psi = _modulus_filters(tuple(c.shape[-2:]), spec.modulus)
+    return jnp.real(jnp.fft.ifft2(jnp.sum(jnp.fft.fft2(c) * psi, axis=-3)))
+
+
+def _amplitude(spec: LevelSpec, r):
+    """``(w, t)`` of the normalised finer field ``r`` ``(..., H, W)``: both ``(..., L, H, W)``."""
+    w = _filtered(spec, r)
+    mu = jnp.asarray(spec.modulus_scale, jnp.float32)[:, None, None]
+    t = jnp.sqrt((jnp.real(w) ** 2 + jnp.imag(w) ** 2) / mu**2 + spec.modulus_eps**2)
+    return w, t
+
+
+def _coarse_amplitude(spec: LevelSpec, z):
+    """``v`` ``(..., L, 2h, 2w)``: ``|ψ_ℓ ⋆ z|/μ'_ℓ − 1`` of the normalised conditioning ``z`` ``(..., h, w)``,
+    repeated 2×2 onto the finer grid."""
+    mu = jnp.asarray(spec.coarse_modulus_scale, jnp.float32)[:, None, None]
+    v = jnp.abs(_filtered(spec, z)) / mu - 1.0
+    return jnp.repeat(jnp.repeat(v, 2, axis=-2), 2, axis=-1)
+
+
+def _modulus_basis(spec: LevelSpec, t, v):
+    """Values, first and second t-derivatives of the modulus basis: three ``(..., L, K, H, W)`` arrays,
+    K = 2 + M: ``t``, ``g_m(t)`` (Gaussian bumps), ``t·v``."""
+    c = jnp.asarray(spec.modulus_centres, t.dtype).reshape((-1, 1, 1))
+    u = (t[..., None, :, :] - c) / spec.modulus_width
+    e = jnp.exp(-0.5 * u * u)
+    one, zero = jnp.ones_like(t)[..., None, :, :], jnp.zeros_like(t)[..., None, :, :]
+    parts = [([t[..., None, :, :]], [one], [zero]) if spec.modulus_linear else ([], [], []),
+             ([e], [-u / spec.modulus_width * e], [(u * u - 1.0) / spec.modulus_width**2 * e]),
+             ([(t * v)[..., None, :, :]], [v[..., None, :, :]], [zero]) if spec.modulus_cross else ([], [], [])]
+    return tuple(jnp.concatenate(sum((p[i] for p in parts), []), axis=-3) for i in range(3))
+
+
+def modulus_statistics(spec: LevelSpec, consts, y, x_c) -> np.ndarray:
+    """The modulus features of a batch, ``(N, n_modulus)`` float64 (``y`` ``(N, 3, h, w)``, ``x_c``
+    ``(N, h, w)``): the statistics the calibration moment-matches (:mod:`phigen.rg.wcrg`)."""
+    out = []
+    for start in range(0, len(y), 32):
+        r = _fine_field(spec, consts, jnp.asarray(y[start:start + 32]), jnp.asarray(x_c[start:start + 32]))
+        _, t = _amplitude(spec, r)
+        g, _, _ = _modulus_basis(spec, t, _coarse_amplitude(spec, _z(consts, jnp.asarray(x_c[start:start + 32]))))
+        out.append(np.asarray(jnp.sum(g, axis=(-2, -1)), np.float64).reshape(len(r), -1))
+    return np.concatenate(out)
+
+
+def modulus_scales(fields, n_orient: int) -> np.ndarray:
+    """``μ_ℓ`` ``(L,)``: the mean of ``|ψ_ℓ ⋆ f|`` over fields ``(N, H, W)`` (normalised units), the unit
+    of the modulus features of a level."""
+    spec = LevelSpec(3, True, modulus=int(n_orient), modulus_scale=(1.0,) * int(n_orient),
+                     coarse_modulus_scale=(1.0,) * int(n_orient))
+    f = np.asarray(fields, np.float32)
+    sums = np.zeros(int(n_orient))
+    for start in range(0, len(f), 16):
+        sums += np.asarray(jnp.sum(jnp.abs(_filtered(spec, jnp.asarray(f[start:start + 16]))), axis=(0, 2, 3)),
+                           np.float64)
+    return sums / (len(f) * f.shape[-2] * f.shape[-1])
+
+
+@lru_cache(maxsize=32)
+def _modulus_row_norms(wavelet: str, shape, n_orient: int) -> np.ndarray:
+    """``(3, L, 3, 2, 2)`` float64: for each orientation ℓ, detail channel c and site parity of the
+    finer grid ``shape`` = (H, W): ``‖P‖², ⟨P, Q⟩, ‖Q‖²`` of the rows ``P = ∂ Re w(s)/∂d_c``,
+    ``Q = ∂ Im w(s)/∂d_c`` (unit detail scale and fine scale; ``w = ψ_ℓ ⋆ synthesis(d)``). The map is
+    invariant under shifts by 2, so these four parities give every site."""
+    h, w = shape
+    psi = _modulus_filters(tuple(shape), n_orient).astype(np.float64)
+    ar = _dwt_matrix(wavelet, h).astype(np.float64)
+    ac = _dwt_matrix(wavelet, w).astype(np.float64)
+    out = np.zeros((3, n_orient, 3, 2, 2))
+    for a in range(2):
+        for b in range(2):
+            delta = np.zeros(shape)
+            delta[a, b] = 1.0
+            base = np.fft.ifft2(psi * np.fft.fft2(delta))  # ψ̂ real: the rows of w(s) w.r.t. r, conjugated
+            for part, row in ((0, np.real(base)), (1, -np.imag(base))):
+                rr = np.einsum("lnw,nk->lkw", row, ar)  # the analysis (adjoint of the synthesis)
+                lo = np.einsum("lhn,nk->lhk", rr[:, : h // 2], ac)
+                hi = np.einsum("lhn,nk->lhk", rr[:, h // 2:], ac)
+                det = np.stack([hi[..., : w // 2], lo[..., w // 2:], hi[..., w // 2:]], axis=1)  # (L, 3, h, w)
+                if part == 0:
+                    p_rows = det
+                else:
+                    q_rows = det
+            out[0, :, :, a, b] = np.sum(p_rows * p_rows, axis=(-2, -1))
+            out[1, :, :, a, b] = np.sum(p_rows * q_rows, axis=(-2, -1))
+            out[2, :, :, a, b] = np.sum(q_rows * q_rows, axis=(-2, -1))
+    return out
+
+
+def _modulus_laplacian_weights(spec: LevelSpec, consts, shape):
+    """``(PP, PQ, QQ)`` each ``(L, H, W)``: the row norms of :func:`_modulus_row_norms` with the level's
+    scales σ_c/s folded in, tiled over the finer grid."""
+    norms = _modulus_row_norms(spec.wavelet, tuple(shape), spec.modulus)
+    scale = (consts.detail_std / consts.fine_std) ** 2  # (3,)
+    n = jnp.einsum("c,klcab->klab", scale, jnp.asarray(norms, jnp.float32))
+    return tuple(jnp.tile(n[i], (1, shape[0] // 2, shape[1] // 2)) for i in range(3))
+
+
 def _z(consts, x_c):
     return (x_c - consts.coarse_mean) / consts.coarse_std
 
@@ -279,8 +432,13 @@ def level_features(spec: LevelSpec, consts: LevelConstants, y, x_c=None):
     if spec.conditional:
         zs = _shift_stack(_z(consts, x_c), spec.offsets)  # (nδ, h, w)
         feats.append(jnp.einsum("chw,dhw->cd", y, zs).reshape(-1))
-    g, _, _ = _potential_basis(spec, _fine_field(spec, consts, y, x_c))
+    r = _fine_field(spec, consts, y, x_c)
+    g, _, _ = _potential_basis(spec, r)
     feats.append(jnp.sum(g, axis=(-2, -1)))
+    if spec.modulus:
+        _, t = _amplitude(spec, r)
+        gm, _, _ = _modulus_basis(spec, t, _coarse_amplitude(spec, _z(consts, x_c)))
+        feats.append(jnp.sum(gm, axis=(-2, -1)).reshape(-1))
     return jnp.concatenate(feats)
 
 
@@ -311,6 +469,16 @@ def feature_gradients(spec: LevelSpec, consts: LevelConstants, y, x_c=None):
         grads.append(det * (consts.detail_std / consts.fine_std)[:, None, None])
     else:
         grads.append(g1[:, None])
+    if spec.modulus:
+        # ∂t/∂(Re w, Im w) = w/(μ² t): each feature's cotangent on w, pulled back to r, then to y
+        w, t = _amplitude(spec, r)
+        _, gm1, _ = _modulus_basis(spec, t, _coarse_amplitude(spec, _z(consts, x_c)))  # (L, K, H, W)
+        mu2 = jnp.asarray(spec.modulus_scale, jnp.float32)[:, None, None] ** 2
+        c = gm1 * (w / (mu2 * t))[:, None]  # (L, K, H, W)
+        psi = _modulus_filters(tuple(r.shape[-2:]), spec.modulus)[:, None]
+        rows = jnp.real(jnp.fft.ifft2(jnp.fft.fft2(c) * psi))  # each feature's own orientation (ψ̂ real)
+        _, det = _analysis(rows.reshape((spec.n_modulus,) + rows.shape[-2:]), spec.wavelet)
+        grads.append(det * (consts.detail_std / consts.fine_std)[:, None, None])
     return jnp.concatenate(grads)
 
 
@@ -327,6 +495,19 @@ def feature_laplacians(spec: LevelSpec, consts: LevelConstants, y, x_c=None):
     rh, rw = r.shape[-2:]
     omega = jnp.tile(consts.lap_weight, (rh // 2, rw // 2)) if spec.conditional else jnp.ones((rh, rw), y.dtype)
     parts.append(jnp.sum(g2 * omega, axis=(-2, -1)))
+    if spec.modulus:
+        # Δ_y h(t) = h''(t)|∇t|² + h'(t)Δt with t = u/μ, u = √(a² + b² + e²), e = εμ (a, b = Re, Im w):
+        # |∇t|² = (a²PP + 2ab PQ + b²QQ)/(μu)², Δt = ((b² + e²)PP − 2ab PQ + (a² + e²)QQ)/(μu³)
+        w, t = _amplitude(spec, r)
+        _, gm1, gm2 = _modulus_basis(spec, t, _coarse_amplitude(spec, _z(consts, x_c)))
+        pp, pq, qq = _modulus_laplacian_weights(spec, consts, (rh, rw))
+        mu = jnp.asarray(spec.modulus_scale, jnp.float32)[:, None, None]
+        a, b = jnp.real(w), jnp.imag(w)
+        u = mu * t
+        e2 = (spec.modulus_eps * mu) ** 2
+        grad2 = (a * a * pp + 2 * a * b * pq + b * b * qq) / (mu * u) ** 2
+        lap_t = ((b * b + e2) * pp - 2 * a * b * pq + (a * a + e2) * qq) / (mu * u**3)
+        parts.append(jnp.sum(gm2 * grad2[:, None] + gm1 * lap_t[:, None], axis=(-2, -1)).reshape(-1))
     return jnp.concatenate(parts)
 
 
@@ -497,18 +678,35 @@ def level_value_and_grad(theta, spec: LevelSpec, consts: LevelConstants, x_c=Non
         kz = _offset_symbol(kyz, offs, shape)[None] * jnp.fft.rfft2(z)[:, None]  # (C, Cy, h, w//2+1)
         field = field + jnp.fft.irfft2(kz, s=tuple(shape))
     q_hat = None if shape is None else _offset_symbol(q, offs, shape)
+    if spec.modulus:
+        th_m = theta[blocks["modulus"][0]:blocks["modulus"][1]].reshape(spec.modulus, spec.n_modulus_per_orientation)
+        v_c = _coarse_amplitude(spec, _z(consts, x_c))  # (C, L, H, W): fixed while y moves
+        mu2 = jnp.asarray(spec.modulus_scale, jnp.float32)[:, None, None] ** 2
+
+    def modulus_energy(r):
+        """Σ_ℓ Σ_s H_ℓ(t_ℓ(s)) and its gradient in r (H_ℓ = Σ_k θ_ℓk h_k)."""
+        w, t = _amplitude(spec, r)
+        g, g1, _ = _modulus_basis(spec, t, v_c)
+        val = jnp.einsum("lk,clkhw->c", th_m, g)
+        h1 = jnp.einsum("lk,clkhw->clhw", th_m, g1)
+        return val, _pull_back(spec, h1 * w / (mu2 * t))
 
     def vg(y):
         qh = _offset_symbol(q, offs, y.shape[-2:]) if q_hat is None else q_hat
         # the channel sum as a broadcast product (a complex einsum here is 4× slower on a CPU)
         qy = jnp.fft.irfft2(jnp.sum(qh[None] * jnp.fft.rfft2(y)[:, None], axis=2), s=y.shape[-2:])
-        v, v1 = _potential_and_derivative(spec, pot, _fine_field(spec, consts, y, x_c, matmul=True))
+        r = _fine_field(spec, consts, y, x_c, matmul=True)
+        v, v1 = _potential_and_derivative(spec, pot, r)
+        extra = 0.0
+        if spec.modulus:
+            extra, gm = modulus_energy(r)
+            v1 = v1 + gm
         if spec.conditional:
             _, det = _analysis_mm(v1, spec.wavelet)
             gpot = det * (consts.detail_std / consts.fine_std)[:, None, None]
         else:
             gpot = v1[:, None]
-        u = jnp.sum(y * (0.5 * qy + field), axis=(1, 2, 3)) + jnp.sum(v, axis=(-2, -1))
+        u = jnp.sum(y * (0.5 * qy + field), axis=(1, 2, 3)) + jnp.sum(v, axis=(-2, -1)) + extra
         return u, qy + field + gpot
 
     return vg

@@ -31,7 +31,8 @@ from ..models._base import config_from_options, read_model_file, register_model,
 from ..samplers._rng import standard_normal
 from .factor import WaveletFactorisation, per_scale_std
 from ._shifts import level_shifts, shifted_fields
-from .gibbs import (LevelConstants, LevelSpec, score_matching_system, sample_level, solve_score_matching)
+from .gibbs import (LevelConstants, LevelSpec, modulus_scales, modulus_statistics, score_matching_system,
+                    sample_level, solve_score_matching)
 
 __all__ = ["WCRGModel", "WCRGConfig"]
 
@@ -80,6 +81,12 @@ class WCRGConfig:
     ``coarse_sample_adapt`` at the coarsest level (small but critical: it needs the longer chain);
     ``precondition``: every chain runs with the level's Fourier mass matrix. ``check_samples``: draw
     this many fields after fitting and record the std per scale against the data (0: skip).
+
+    Modulus features (0: off, the φ⁴ default): ``modulus`` orientations ℓ of the finest-octave Morlet
+    wavelet ψ_ℓ on each conditional level's finer field r; with t_ℓ = |ψ_ℓ ⋆ r|/μ_ℓ (μ_ℓ the data's
+    mean), the energy gains Σ t_ℓ, ``modulus_bumps`` Gaussian bumps of t_ℓ on [0, ``modulus_range``],
+    and Σ t_ℓ·v_ℓ with v_ℓ the conditioning field's relative amplitude one octave coarser
+    (:mod:`phigen.rg.gibbs`; docs/rg.md, "Modulus features").
     """
 
     J: int | None = None
@@ -106,17 +113,22 @@ class WCRGConfig:
     coarse_sample_adapt: int = 1000
     precondition: bool = False
     check_samples: int = 16
+    modulus: int = 0
+    modulus_bumps: int = 6
+    modulus_range: float = 3.0
+    modulus_linear: bool = True
+    modulus_cross: bool = True
 
     def __post_init__(self):
         if np.ndim(self.k) == 0:
             check_int_at_least(self.k, "k", 0)
         else:  # a list from JSON or the CLI: a hashable tuple
             object.__setattr__(self, "k", tuple(check_int_at_least(v, "k", 0) for v in self.k))
-        for name in ("k_coarse", "n_bumps", "coarse_bumps", "calibrate", "check_samples"):
+        for name in ("k_coarse", "n_bumps", "coarse_bumps", "calibrate", "check_samples", "modulus", "modulus_bumps"):
             check_int_at_least(getattr(self, name), name, 0)
         for name in ("shifts", "chunk", "calibrate_fields"):
             check_int_at_least(getattr(self, name), name, 1)
-        for name in ("bump_range", "ridge", "coarse_ridge"):
+        for name in ("bump_range", "ridge", "coarse_ridge", "modulus_range"):
             check_positive(getattr(self, name), name)
         if not 0 <= self.validation_fraction < 1:
             raise ParameterError(f"validation_fraction must be in [0, 1); got {self.validation_fraction!r}")
@@ -200,7 +212,7 @@ class WCRGModel:
             x = np.concatenate([tr, -tr, va, -va])
             n_val *= 2
         fact = WaveletFactorisation.fit(x, wavelet=cfg.wavelet, J=cfg.J)
-        specs = cls._level_specs(cfg, fact, x.shape[-2:])
+        specs = cls._level_specs(cfg, fact, x.shape[-2:], x[: len(x) - n_val])
         model = cls(fact, tuple(specs), (), x.shape[1:],
                     {"steps": cfg.sample_steps, "adapt": cfg.sample_adapt, "coarse_steps": cfg.coarse_sample_steps,
                      "coarse_adapt": cfg.coarse_sample_adapt, "precondition": bool(cfg.precondition)})
@@ -236,18 +248,33 @@ class WCRGModel:
         return model
 
     @staticmethod
-    def _level_specs(cfg: "WCRGConfig", fact: WaveletFactorisation, shape) -> list:
+    def _level_specs(cfg: "WCRGConfig", fact: WaveletFactorisation, shape, fields=None) -> list:
         """The feature spec of each conditional level (finest first), then of the coarsest energy;
-        refuses a neighbourhood wider than its level."""
+        refuses a neighbourhood wider than its level. ``fields``: training fields, needed for the
+        units μ_ℓ of the modulus features when ``cfg.modulus`` > 0."""
         ks = _per_level(cfg.k, fact.J, "k")
+        n_orient = int(getattr(cfg, "modulus", 0))
+        modulus = [{} for _ in ks]
+        if n_orient:
+            if fields is None:
+                raise ParameterError("modulus features need the training fields for their units")
+            sub = np.asarray(fields[:64], np.float32)
+            scale = [tuple(modulus_scales(fact.normalise_coarse(fact.coarse(sub, lvl), lvl), n_orient).tolist())
+                     for lvl in range(fact.J + 1)]
+            n_b = int(cfg.modulus_bumps)
+            centres = tuple(np.round(np.linspace(0.0, cfg.modulus_range, n_b), 6).tolist()) if n_b else ()
+            width = float(cfg.modulus_range) / max(n_b - 1, 1)
+            modulus = [dict(modulus=n_orient, modulus_centres=centres, modulus_width=width,
+                            modulus_linear=bool(cfg.modulus_linear), modulus_cross=bool(cfg.modulus_cross),
+                            modulus_scale=scale[lvl - 1], coarse_modulus_scale=scale[lvl]) for lvl in range(1, fact.J + 1)]
 
         def bumps(n):
             centres = tuple(np.round(np.linspace(-cfg.bump_range, cfg.bump_range, n), 6).tolist()) if n else ()
             return centres, (2.0 * cfg.bump_range / (n - 1)) if n > 1 else float(cfg.bump_range)
 
         centres, width = bumps(cfg.n_bumps)
-        specs = [LevelSpec(3, True, k=kj, centres=centres, width=width, quartic=cfg.quartic, wavelet=cfg.wavelet)
-                 for kj in ks]
+        specs = [LevelSpec(3, True, k=kj, centres=centres, width=width, quartic=cfg.quartic, wavelet=cfg.wavelet, **mod)
+                 for kj, mod in zip(ks, modulus)]
         centres, width = bumps(cfg.coarse_bumps)
         specs.append(LevelSpec(1, False, k=int(cfg.k_coarse), centres=centres, width=width, quartic=cfg.quartic,
                                wavelet=cfg.wavelet))
@@ -457,7 +484,12 @@ def structure_record(fact: WaveletFactorisation, specs) -> tuple[dict, dict]:
     specifications (the parameters are the caller's)."""
     config = {"wavelet": fact.wavelet, "J": fact.J,
               "specs": [{"channels": s.channels, "conditional": s.conditional, "k": s.k, "centres": list(s.centres),
-                         "width": s.width, "quartic": s.quartic} for s in specs]}
+                         "width": s.width, "quartic": s.quartic,
+                         **({"modulus": s.modulus, "modulus_centres": list(s.modulus_centres),
+                             "modulus_width": s.modulus_width, "modulus_scale": list(s.modulus_scale),
+                             "coarse_modulus_scale": list(s.coarse_modulus_scale), "modulus_eps": s.modulus_eps,
+                             "modulus_linear": s.modulus_linear, "modulus_cross": s.modulus_cross}
+                            if s.modulus else {})} for s in specs]}
     return config, {f"factorisation/{k}": v for k, v in fact.to_arrays().items()}
 
 
@@ -469,10 +501,21 @@ def structure_from_file(mf) -> tuple[WaveletFactorisation, tuple]:
                                                                   mf.arrays.items() if k.startswith("factorisation/")})
     specs = tuple(LevelSpec(int(s["channels"]), bool(s["conditional"]), k=int(s["k"]),
                             centres=tuple(float(v) for v in s["centres"]), width=float(s["width"]),
-                            quartic=bool(s["quartic"]), wavelet=c["wavelet"]) for s in c["specs"])
+                            quartic=bool(s["quartic"]), wavelet=c["wavelet"], **_modulus_record(s)) for s in c["specs"])
     if len(specs) != fact.J + 1:
         raise ValueError("parameter arrays do not match the level specifications")
     return fact, specs
+
+
+def _modulus_record(s: dict) -> dict:
+    """The modulus-feature fields of a spec record (none in files written before they existed)."""
+    if not s.get("modulus"):
+        return {}
+    return {"modulus": int(s["modulus"]), "modulus_centres": tuple(float(v) for v in s["modulus_centres"]),
+            "modulus_width": float(s["modulus_width"]), "modulus_scale": tuple(float(v) for v in s["modulus_scale"]),
+            "coarse_modulus_scale": tuple(float(v) for v in s["coarse_modulus_scale"]),
+            "modulus_eps": float(s["modulus_eps"]), "modulus_linear": bool(s.get("modulus_linear", True)),
+            "modulus_cross": bool(s.get("modulus_cross", True))}
 
 
 @partial(jax.jit, static_argnames=("shape",))
@@ -527,8 +570,11 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
             y_data = f.normalise_coarse(f.coarse(fields, f.J), f.J)[:, None]
             steps, adapt = cfg["coarse_steps"], cfg["coarse_adapt"]
         else:
-            y_data = f.level_data(fields, lvl)[1]
+            c_data, y_data = f.level_data(fields, lvl)
             steps, adapt = cfg["steps"], cfg["adapt"]
+            if spec.modulus:  # the modulus features' data moments (matched with the spectra below)
+                m_data = modulus_statistics(spec, consts, y_data, c_data)
+                mod_block = spec.blocks()["modulus"]
         v_data = np.asarray(jnp.mean(y_data**2, axis=(0, 2, 3)), np.float64)
         p_data = _channel_spectra(y_data)
         terms, basis = _spectral_basis(spec, y_data.shape[-2:])
@@ -537,7 +583,7 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
         used[lvl] = n
         x = None if x is None else x[:n]
         yk = _white_noise(k, (n,) + tuple(y_data.shape[1:])) * jnp.sqrt(jnp.asarray(v_data, jnp.float32))[:, None, None]
-        history, spectral, mag_history = [], [], []
+        history, spectral, mag_history, mod_history = [], [], [], []
         use_mag = coarsest and magnetisation_terms
         if use_mag:
             s_data = _magnetisation_statistics(y_data)
@@ -578,8 +624,18 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
             p_model = _channel_spectra(yk)
             history.append((v_model / v_data - 1.0).tolist())
             spectral.append(float(np.sqrt(np.mean(np.log(p_model / p_data) ** 2))))
+            if not coarsest and spec.modulus:
+                m_model = modulus_statistics(spec, consts, yk, x)
+                mod_history.append(float(np.sqrt(np.mean((m_model.mean(0) / m_data.mean(0) - 1.0) ** 2))))
             if it < n_iter and not coarsest:
                 _spectral_update(thetas[lvl - 1], terms, basis, p_model, p_data)
+                if spec.modulus:
+                    # the exponential family's Newton step (as for the magnetisation terms), halved: the
+                    # spectral step moves the same laws in the same pass
+                    cov = 0.5 * (np.cov(m_model.T) + np.cov(m_data.T))
+                    cov += 1e-6 * np.trace(cov) / len(cov) * np.eye(len(cov))
+                    thetas[lvl - 1][mod_block[0]:mod_block[1]] += 0.5 * np.linalg.solve(
+                        cov, m_model.mean(0) - m_data.mean(0))
             elif it < n_iter and calibrate_coarsest:
                 # the coarsest law is far from Gaussian at criticality (a double well for the mean): the
                 # Gaussian Newton step on its whole spectrum diverges there, so only its variance is matched
@@ -594,6 +650,8 @@ def _calibrate_spectra(model, fields, *, n_iter, n_fields, key, calibrate_coarse
                         "spectrum_rms_log_ratio_per_pass": spectral}
         if use_mag:
             records[lvl]["magnetisation_moment_rel_error_per_pass"] = mag_history
+        if mod_history:
+            records[lvl]["modulus_moment_rms_rel_error_per_pass"] = mod_history
     model.thetas = tuple(np.asarray(t, np.float32) for t in thetas)
     model.magnetisation = np.asarray(mag, np.float32)
     # the chains per level, finest first: sampling batches its chains the same way (WCRGModel._chain_batch)
