@@ -231,10 +231,19 @@ def _cmd_fit(args) -> int:
 def _cmd_sample(args) -> int:
     from .models import sample
 
-    options = {**_given(args, ("sampler", "nfe", "condition")), **_parse_sets(args.set)}
+    options = {**_given(args, ("sampler", "nfe", "condition", "from_coarse")), **_parse_sets(args.set)}
     path = sample(args.model_file, args.count, out=args.output, seed=args.seed, batch_size=args.batch_size,
                   overwrite=args.overwrite, resume=args.resume, progress=not args.quiet, **options)
     print(f"wrote {args.count} samples to {path}")
+    return 0
+
+
+def _cmd_coarse_grain(args) -> int:
+    from .rg.superres import coarse_grain_file
+
+    path = coarse_grain_file(args.data, args.output, args.levels, wavelet=args.wavelet, overwrite=args.overwrite,
+                             progress=not args.quiet)
+    print(f"wrote the {args.levels}-level {args.wavelet} low-pass of {args.data} to {path}")
     return 0
 
 
@@ -427,11 +436,25 @@ def _parser_sample(sub, kinds) -> None:
     sp.add_argument("--nfe", type=int, help="network evaluations (sampling steps)")
     sp.add_argument("--condition", metavar="NAME=VALUE[,...]",
                     help="conditional models: the condition to sample at (e.g. kappa=0.33)")
+    sp.add_argument("--from-coarse", metavar="LOWRES.h5",
+                    help="super-resolution (wcrg, wsgm): start at these coarse fields (phigen coarse-grain makes them); "
+                         "one sample per coarse field")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other sampling option (repeatable)")
     sp.add_argument("--resume", action="store_true")
     sp.add_argument("--overwrite", action="store_true")
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=_cmd_sample)
+
+
+def _parser_coarse_grain(sub, kinds) -> None:
+    cg = sub.add_parser("coarse-grain", help="the wavelet low-pass of every field (input of sample --from-coarse)")
+    cg.add_argument("data")
+    cg.add_argument("--levels", type=int, required=True, help="DWT levels j: fields H×W become H/2^j × W/2^j")
+    cg.add_argument("--wavelet", default="db4", help="the model's wavelet (default db4)")
+    cg.add_argument("-o", "--output", required=True)
+    cg.add_argument("--overwrite", action="store_true")
+    cg.add_argument("--quiet", action="store_true")
+    cg.set_defaults(func=_cmd_coarse_grain)
 
 
 def _parser_compare(sub, kinds) -> None:
@@ -482,7 +505,7 @@ def _parser_quickstart(sub, kinds) -> None:
 
 # one function per verb, in the order ``phigen --help`` lists them
 _VERB_PARSERS = (_parser_generate, _parser_merge, _parser_info, _parser_validate, _parser_stats, _parser_check, _parser_critical,
-                 _parser_fit, _parser_sample, _parser_compare, _parser_generalisation, _parser_quickstart)
+                 _parser_fit, _parser_sample, _parser_coarse_grain, _parser_compare, _parser_generalisation, _parser_quickstart)
 
 
 def main(argv=None) -> int:

@@ -377,3 +377,20 @@ def test_bad_input(data):
         nfe_steps(2, "ou-ode")
     with pytest.raises(E.ParameterError, match="nfe must be an integer >= 2"):
         nfe_steps(1, "ode")
+
+
+def test_super_resolution_keeps_the_given_low_pass(trained, data, fitted_file, tmp_path):
+    from phigen.rg import coarse_grain
+
+    xc = coarse_grain(data[1][:4], 1, wavelet=trained.factor.wavelet)
+    y = np.asarray(trained.sample(4, key=jax.random.PRNGKey(5), nfe=4, from_coarse=xc))
+    assert y.shape == (4, L, L)
+    np.testing.assert_allclose(coarse_grain(y, 1), xc, atol=1e-5 * np.abs(xc).max())
+    # the CLI twin: coarse-grain a file, sample from it (two levels down this time)
+    src = tmp_path / "t.h5"
+    pio.write_fields(src, data[1][:3], field="gaussian", params={"slope": 3.0})
+    assert main(["coarse-grain", str(src), "--levels", "2", "-o", str(tmp_path / "c.h5"), "--quiet"]) == 0
+    assert main(["sample", str(fitted_file), "-n", "3", "--from-coarse", str(tmp_path / "c.h5"), "--nfe", "4",
+                 "-o", str(tmp_path / "hi.h5"), "--quiet"]) == 0
+    hi = pio.read_fields(tmp_path / "hi.h5")
+    np.testing.assert_allclose(coarse_grain(hi, 2), pio.read_fields(tmp_path / "c.h5"), atol=1e-5 * np.abs(hi).max())

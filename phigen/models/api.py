@@ -72,6 +72,17 @@ def load_training_fields(data, *, test_fraction: float = 0.0, split_seed: int = 
     return x, record
 
 
+def _model_wavelet(model) -> str | None:
+    """The wavelet of a wavelet-factorised model (WC-RG, WSGM, conditional WC-RG), else None."""
+    for path in (("factorisation",), ("factor",), ("base", "factorisation")):
+        obj = model
+        for name in path:
+            obj = getattr(obj, name, None)
+        if obj is not None and getattr(obj, "wavelet", None):
+            return str(obj.wavelet)
+    return None
+
+
 def condition_names(condition) -> list[str]:
     """``"kappa"`` / ``"omega_m,sigma8"`` / a list → the condition names, in order."""
     names = [n.strip() for n in condition.split(",")] if isinstance(condition, str) else [str(n) for n in condition]
@@ -152,6 +163,18 @@ def sample(model, n: int, *, out=None, seed: int = 0, batch_size: int = 64, over
         model = load_model(model)
     if int(n) != n or n < 1:
         raise E.ParameterError(f"n must be a positive integer; got {n!r}")
+    coarse, coarse_record = None, None
+    if options.get("from_coarse") is not None:  # super-resolution: each batch starts at its coarse fields
+        allowed = model_options(model, "sample")
+        if allowed is not None and "from_coarse" not in allowed:
+            raise E.ParameterError(f"{model.kind} cannot start from coarse fields; super-resolution needs a "
+                                   "wavelet-factorised model (wcrg, wsgm, wcrg-conditional)")
+        from ..rg.superres import read_coarse
+
+        coarse, coarse_record = read_coarse(options.pop("from_coarse"), wavelet=_model_wavelet(model))
+        if n > len(coarse):
+            raise E.ParameterError(f"n = {n} samples from {len(coarse)} coarse fields: one sample per coarse field "
+                                   f"(n ≤ {len(coarse)})")
     _check_options(model, "sample", options, f"sample {model.kind}")
     cond = None
     if options.get("condition") is not None:  # a conditional model: the values, recorded per sample
@@ -159,29 +182,38 @@ def sample(model, n: int, *, out=None, seed: int = 0, batch_size: int = 64, over
         options = {**options, "condition": cond}
     key = jax.random.PRNGKey(seed)
     bs = int(min(n, batch_size))
+    coarse_groups = None if coarse_record is None else coarse_record.get("groups")
 
     def make_batch(b, count):
-        x = np.asarray(model.sample(count, key=jax.random.fold_in(key, b), **options), dtype=np.float32)
+        extra = {} if coarse is None else {"from_coarse": coarse[b * bs:b * bs + count]}
+        x = np.asarray(model.sample(count, key=jax.random.fold_in(key, b), **options, **extra), dtype=np.float32)
         if not np.all(np.isfinite(x)):
             raise E.DivergenceError(f"{model.kind} sampling produced NaN/inf in batch {b}; "
                                     "try more sampling steps or a smaller step size")
-        if out is not None and cond is not None:
-            return x, np.broadcast_to(cond.astype(np.float32), (count, cond.size))
+        groups = None
+        if out is not None and coarse_groups is not None:  # a super-resolved field keeps its coarse field's group
+            groups = coarse_groups[b * bs:b * bs + count]
+        if out is not None and (cond is not None or groups is not None):
+            c = None if cond is None else np.broadcast_to(cond.astype(np.float32), (count, cond.size))
+            return x, c, groups
         return x
 
     if out is None:
         return np.concatenate([make_batch(b, min(bs, n - b * bs)) for b in range(-(-n // bs))])
     training = getattr(model, "training", {}) or {}
-    shape = tuple(training.get("shape") or model.field_shape)
+    shape = tuple(options.get("shape") or training.get("shape") or model.field_shape)
     params = dict(training.get("params", {}))
     names = list(getattr(model, "condition_names", []) or [])
     recorded = dict(options)
+    if coarse_record is not None:
+        recorded.update(from_coarse=coarse_record["from_coarse"], coarse_levels=coarse_record.get("coarse_levels"))
     if cond is not None:  # the samples' own parameter values (e.g. one κ of a training grid)
         params.update({nm: float(v) for nm, v in zip(names, cond)})
         recorded["condition"] = cond.tolist()
     meta = FieldsMeta(field=training.get("field", "custom"), generator=f"phigen.models:{model.kind}",
                       shape=shape, n_total=int(n), seed=seed, batch_size=bs, params=params,
                       condition_names=names if cond is not None else None,
+                      group_kind=(coarse_record or {}).get("group_kind") if coarse_groups is not None else None,
                       config={"model_kind": model.kind, "model_file": model_path, "sample_options": recorded,
                               "n_params": int(model.n_params), "trained_on": training.get("data")})
     return write_ensemble(out, make_batch, meta, resume=resume, overwrite=overwrite, progress=progress,

@@ -244,13 +244,14 @@ class ConditionalWCRGModel:
                          magnetisation=self.magnetisation_at(condition))
 
     def sample(self, n: int, *, key, condition=None, shape=None, steps: int | None = None,
-               coarse_steps: int | None = None, progress=None):
-        """``n`` fields ``(n, H, W)`` at ``condition`` (required), drawn coarse to fine."""
+               coarse_steps: int | None = None, progress=None, from_coarse=None):
+        """``n`` fields ``(n, H, W)`` at ``condition`` (required), drawn coarse to fine (from the coarse
+        fields ``from_coarse`` if given: super-resolution, :meth:`WCRGModel.sample`)."""
         if condition is None:
             raise ParameterError(f"wcrg-conditional samples at a condition: pass condition= (phigen sample "
                                  f"--condition {','.join(n + '=VALUE' for n in self.condition_names)})")
         return self.at(condition).sample(n, key=key, shape=shape, steps=steps, coarse_steps=coarse_steps,
-                                         progress=progress)
+                                         progress=progress, from_coarse=from_coarse)
 
     # --- files -----------------------------------------------------------------------------------
     def save(self, path):

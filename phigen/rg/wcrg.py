@@ -338,7 +338,7 @@ class WCRGModel:
         return shape
 
     def sample(self, n: int, *, key, shape=None, steps: int | None = None, coarse_steps: int | None = None,
-               precondition: bool | None = None, progress=None):
+               precondition: bool | None = None, progress=None, from_coarse=None):
         """``n`` fields ``(n, H, W)`` drawn coarse to fine (``shape`` defaults to the training size).
 
         ``steps`` / ``coarse_steps`` override the MALA steps per conditional level / at the coarsest
@@ -348,23 +348,37 @@ class WCRGModel:
         least half of it, so the calibration's compiled kernels are reused). The per-level step sizes,
         acceptances (averaged over batches), batch sizes and mass-matrix conditioning are left in
         ``self.last_sample_info``.
+
+        ``from_coarse``: super-resolution (:mod:`phigen.rg.superres`): ``n`` coarse fields ``x_j``
+        ``(n, H/2^j, W/2^j)`` (the DWT low-pass of the model's wavelet) to start from; only the levels
+        ``j … 1`` are sampled, so the low-pass of every output equals its input.
         """
         from tqdm.auto import tqdm
 
         n = check_int_at_least(n, "n", 1)
         shape = self._check_sample_shape(shape)
         f = self.factorisation
+        top = f.J + 1  # the first level sampled: the coarsest energy, or the level below given coarse fields
+        x = None
+        if from_coarse is not None:
+            from .superres import coarse_level, read_coarse
+
+            xc, _ = read_coarse(from_coarse)
+            if len(xc) != n:
+                raise ParameterError(f"from_coarse holds {len(xc)} coarse fields for n = {n} samples")
+            top = coarse_level(xc.shape[-2:], shape, f.J, kind="this WC-RG model")
+            x = jnp.asarray(xc)
         cfg = self._steps(steps, coarse_steps)
         pre = bool(cfg.get("precondition", False) if precondition is None else precondition)
         batch = {lvl: self._chain_batch(lvl, n, shape) for lvl in range(1, f.J + 2)}
         n_batches = {lvl: -(-n // b) for lvl, b in batch.items()}
-        total = cfg["coarse_steps"] * n_batches[f.J + 1] + cfg["steps"] * sum(n_batches[l] for l in range(1, f.J + 1))
+        total = (cfg["coarse_steps"] * n_batches[f.J + 1] if top > f.J else 0) + cfg["steps"] * sum(
+            n_batches[l] for l in range(1, min(top, f.J) + 1))
         infos = []
         k_coarse, k_levels = jax.random.split(key)
         with tqdm(total=total, desc="sample wcrg", unit="step", disable=None if progress is None else not progress) as bar:
             hJ, wJ = shape[0] // 2**f.J, shape[1] // 2**f.J
-            x = None
-            for lvl in range(f.J + 1, 0, -1):
+            for lvl in range(top, 0, -1):
                 coarsest = lvl > f.J
                 key_l = k_coarse if coarsest else jax.random.fold_in(k_levels, lvl)
                 b, nb = batch[lvl], n_batches[lvl]
