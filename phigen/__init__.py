@@ -11,6 +11,7 @@ The public API, one import away (every CLI verb has its twin here):
 - ``phigen.binder_crossing(lam, sizes, kappas)``       — ``phigen critical phi4``
 - ``phigen.fit(kind, data, out=)`` / ``phigen.sample(model, n, out=)`` — ``phigen fit`` / ``phigen sample``
 - ``phigen.compare_models(data, models=, out_dir=)``   — ``phigen compare``
+- ``phigen.compare_conditions(data, condition=, models=, out_dir=)`` — ``phigen compare --condition``
 - ``phigen.generalisation(data, model=, sizes=, out_dir=)`` — ``phigen generalisation``
 - ``phigen.quickstart(out_dir)``                       — ``phigen quickstart``
 
@@ -53,6 +54,7 @@ _LAZY = {
     "load_model": ("phigen.models", "load_model"),
     "quickstart": ("phigen._quickstart", "quickstart"),
     "compare_models": ("phigen.compare", "compare_models"),
+    "compare_conditions": ("phigen.compare_conditions", "compare_conditions"),
     "generalisation": ("phigen._generalisation", "generalisation"),
 }
 _SUBPACKAGES = ("io", "fields", "energies", "samplers", "stats", "models", "plot", "critical", "report", "compare",

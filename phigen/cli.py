@@ -276,6 +276,24 @@ def _cmd_compare(args) -> int:
             raise E.ParameterError(f"--model-file expects KIND=PATH; got {item!r}")
         kind, path = item.split("=", 1)
         files[kind.strip()] = path
+    if args.condition is not None:  # a conditional model judged value by value
+        from .compare_conditions import compare_conditions
+
+        if files:
+            raise E.ParameterError("--model-file is not supported with --condition (models are fitted on the split)")
+        metrics = compare_conditions(args.data, condition=args.condition, models=models, out_dir=args.output,
+                                     hold_out=args.hold_out, test_fraction=args.test_fraction, seed=args.seed,
+                                     fit_options=per_model(args.set_model, "--set-model"),
+                                     sample_options=per_model(args.set_sample, "--set-sample"),
+                                     n_splits=args.n_splits, progress=not args.quiet)
+        for kind, m in metrics["models"].items():
+            offs = ", ".join(f"{'/'.join(f'{v:g}' for v in r['value'])}{'*' if r['held_out'] else ''}: "
+                             f"{r['n_off']}/{r['n_distances']}" for r in m["rows"])
+            print(f"{kind}: off per condition ({'*' if any(metrics['held_out']) else ''}held out) {offs}")
+        print(f"report: {Path(args.output) / 'report.md'} (and metrics.json, figures/)")
+        return 0
+    elif args.hold_out is not None:
+        raise E.ParameterError("--hold-out names condition values: it needs --condition")
     metrics = compare_models(args.data, models=models, out_dir=args.output, test_fraction=args.test_fraction,
                              seed=args.seed, fit_options=per_model(args.set_model, "--set-model"),
                              sample_options=per_model(args.set_sample, "--set-sample"), model_files=files,
@@ -469,6 +487,11 @@ def _parser_compare(sub, kinds) -> None:
                     help="sampling option of one model (repeatable)")
     cp.add_argument("--model-file", action="append", metavar="KIND=PATH",
                     help="load this fitted model instead of fitting (refused if it was trained on a held-out field)")
+    cp.add_argument("--condition", metavar="NAME[,NAME]",
+                    help="judge conditional models per value of these conditions of the file (e.g. kappa)")
+    cp.add_argument("--hold-out", metavar="VALUES",
+                    help="with --condition: condition values kept out of the fit (e.g. 0.295,0.34; "
+                         "several conditions: 0.3:0.8;0.35:0.9)")
     cp.add_argument("--n-splits", type=int, default=200,
                     help="random splits of the held-out truth for the null distribution of every distance (>= 20)")
     cp.add_argument("--quiet", action="store_true")
