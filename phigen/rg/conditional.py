@@ -43,9 +43,15 @@ class ConditionalWCRGConfig:
     condition (2: quadratic), and ``magnetisation_passes``: Newton passes of WC-RG's magnetisation
     terms n·(a M² + b M⁴) of the coarsest field, their basis coefficients (a, b)(c) = Σ_b g_b(c)(a_b, b_b)
     moment-matched jointly across the training conditions, with ``magnetisation_chains`` fresh
-    coarsest chains per condition and pass (0: no terms; docs/rg.md has the measurements)."""
+    coarsest chains per condition and pass (0: no terms; docs/rg.md has the measurements).
+    ``spectral_passes``: WC-RG's spectral calibration (moment matching of every conditional level's
+    same-channel couplings to the detail spectra) run at each training condition with
+    ``spectral_chains`` chains, the calibrated θ then projected back on the condition basis by least
+    squares (0: off)."""
 
     degree: int = 2
+    spectral_passes: int = 0
+    spectral_chains: int = 64
     magnetisation_passes: int = 0
     magnetisation_chains: int = 128
     J: int | None = None
@@ -71,7 +77,8 @@ class ConditionalWCRGConfig:
         if np.ndim(self.k) != 0:
             object.__setattr__(self, "k", tuple(int(v) for v in self.k))
         check_int_at_least(self.magnetisation_passes, "magnetisation_passes", 0)
-        for name in ("shifts", "chunk", "magnetisation_chains"):
+        check_int_at_least(self.spectral_passes, "spectral_passes", 0)
+        for name in ("shifts", "chunk", "magnetisation_chains", "spectral_chains"):
             check_int_at_least(getattr(self, name), name, 1)
         for name in ("bump_range", "ridge", "coarse_ridge"):
             check_positive(getattr(self, name), name)
@@ -168,15 +175,37 @@ class ConditionalWCRGModel:
                 bar.update(1)
         names = list(condition_names) if condition_names is not None else [f"c{i}" for i in range(c.shape[1])]
         model = cls(base, tuple(basis), names, mean, std, cfg.degree)
-        mag_record = None
+        mag_record, spectral = None, None
+        if cfg.spectral_passes:
+            spectral = model._calibrate_spectra(x, index, values, g, cfg, key)
         if cfg.magnetisation_passes:
             mag_record = model._match_magnetisation(x, index, values, g, cfg, key)
         training = {"levels": levels, "n_conditions": int(len(values)), "conditions": values.tolist(),
-                    "magnetisation": mag_record, "degree": cfg.degree, "ridge": cfg.ridge, "coarse_ridge": cfg.coarse_ridge,
+                    "magnetisation": mag_record, "spectral_calibration": spectral, "degree": cfg.degree, "ridge": cfg.ridge, "coarse_ridge": cfg.coarse_ridge,
                     "sign_symmetric": bool(cfg.sign_symmetric), "shifts": int(cfg.shifts),
                     "fit_seconds_solve": time.perf_counter() - t_start}
         model.training = training
         return model
+
+    def _calibrate_spectra(self, x, index, values, g, cfg: ConditionalWCRGConfig, key) -> dict:
+        """WC-RG's spectral calibration at every training condition (its own fields, the model's own
+        coarse fields as WC-RG does), then θ_b by least squares on the calibrated θ(c_k): the entries
+        the calibration left alone are reproduced exactly (g has full column rank)."""
+        from .wcrg import _calibrate_spectra
+
+        per_level = [[] for _ in self.theta_basis]
+        errors = []
+        for k, value in enumerate(values):
+            m = self.at(value)
+            rec = _calibrate_spectra(m, x[index == k], n_iter=cfg.spectral_passes, n_fields=cfg.spectral_chains,
+                                     key=jax.random.fold_in(key, 4099 + k))
+            for j, t in enumerate(m.thetas):
+                per_level[j].append(np.asarray(t, np.float64))
+            errors.append({int(lvl): r["spectrum_rms_log_ratio_per_pass"] for lvl, r in rec.items()
+                           if isinstance(lvl, int)})
+        self.theta_basis = tuple(np.linalg.lstsq(g, np.stack(t), rcond=None)[0].astype(np.float32) for t in per_level)
+        return {"passes": cfg.spectral_passes, "chains": cfg.spectral_chains,
+                "spectrum_rms_log_ratio_per_condition": errors}
 
     def _match_magnetisation(self, x, index, values, g, cfg: ConditionalWCRGConfig, key) -> dict:
         """Joint moment matching of the magnetisation-term basis: the exponential family's Newton step
