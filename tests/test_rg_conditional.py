@@ -119,3 +119,25 @@ def test_magnetisation_terms_are_matched_jointly_and_saved(grid_file, tmp_path):
     np.testing.assert_array_equal(back.magnetisation_basis, m.magnetisation_basis)
     # without passes there are no terms (the default)
     assert not np.any(ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, **OPTS).magnetisation_basis)
+
+
+def test_spectral_calibration_per_condition_moves_only_the_calibrated_couplings(grid_file):
+    from phigen.rg.wcrg import _spectral_basis
+
+    with phigen.open_fields(grid_file) as ds:
+        x, c = ds[:], ds.conditions()[:, 0]
+    plain = ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, **OPTS)
+    cal = ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, spectral_passes=1, spectral_chains=8,
+                                   **OPTS)
+    rec = cal.training["spectral_calibration"]
+    assert rec["passes"] == 1 and len(rec["spectrum_rms_log_ratio_per_condition"]) == 3
+    for lvl in range(1, cal.base.factorisation.J + 1):  # conditional levels: the same-channel couplings move
+        spec = cal.base.specs[lvl - 1]
+        terms, _ = _spectral_basis(spec, (4, 4))
+        moved = np.zeros(spec.n_features, bool)
+        moved[[i for idx in terms.values() for i in idx]] = True
+        a, b = plain.theta_basis[lvl - 1], cal.theta_basis[lvl - 1]
+        np.testing.assert_allclose(b[:, ~moved], a[:, ~moved], rtol=1e-4, atol=1e-5 * np.abs(a).max())
+        assert not np.allclose(b[:, moved], a[:, moved])
+    # the coarsest energy is not calibrated (as WC-RG's default)
+    np.testing.assert_allclose(cal.theta_basis[-1], plain.theta_basis[-1], rtol=1e-4, atol=1e-6)
