@@ -6,6 +6,10 @@ through the sampler: each device runs its own slice of chains with no communicat
 not depend on the layout because jax's threefry is partitionable by default (``jax ≥ 0.5``;
 ``jax.config.jax_threefry_partitionable``): ``normal(key, (C, …))`` gives the same numbers whether
 ``C`` lives on one device or on many, so the same seed gives the same samples on any device count.
+
+:func:`global_chain_mesh` spans the devices of every process of a ``jax.distributed`` group: the
+chains then split over processes (each holds a contiguous block, :func:`process_chains`) and
+:func:`gather_chains` brings a per-chain array back whole onto every process (docs/scale_out.md).
 """
 
 from __future__ import annotations
