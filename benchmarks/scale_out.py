@@ -16,7 +16,10 @@
    a ``jax.distributed`` group on 127.0.0.1 (``global_chain_mesh()``), 1, 2 (, 4) processes, the same
    chains; chain-steps per second after compilation (timed on process 0 between two barriers), ratio to
    one process, efficiency per process, and whether the final chains and the trace of |m| are
-   bit-identical to the one-process run.
+   bit-identical to the one-process run. For comparison, the same chains over N forced host devices
+   of ONE process (the cost of going through processes rather than devices). And
+   ``phigen generate phi4`` at ONE κ (adaptation, pilot, production, file) with ``--processes N``:
+   launch to exit, and bit-identity of the set (before this change the other processes idled).
 
 On a machine with fewer cores than processes (this project's has 2) the ratios measure overheads,
 not speed-ups: N processes or N host devices share the same cores. Report them as such.
@@ -99,7 +102,8 @@ def _parse(argv):
     ap.add_argument("--mcmc-size", type=int, default=64, help="φ⁴ lattice of the MCMC rows")
     ap.add_argument("--mcmc-chains", type=int, default=16)
     ap.add_argument("--mcmc-steps", type=int, default=100)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["generation", "training", "mcmc"])
+    ap.add_argument("--phi4-batches", type=int, default=32, help="batches of the φ⁴ one-κ generation row")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["generation", "training", "mcmc", "phi4"])
     ap.add_argument("--quick", action="store_true", help="64², 1024 fields, 10 training steps on 16², MCMC 32² 50 steps")
     ap.add_argument("--json", metavar="PATH", default=None)
     args = ap.parse_args(argv)
@@ -109,9 +113,10 @@ def _parse(argv):
     return args
 
 
-def _generate(out: Path, args, processes: int) -> float:
-    cmd = [sys.executable, "-m", "phigen.cli", "generate", "gaussian", "--size", str(args.size), "-n", str(args.n),
-           "--batch-size", str(args.batch_size), "--seed", "7", "-o", str(out), "--quiet"]
+def _generate(out: Path, args, processes: int, kind_args=None) -> float:
+    kind_args = kind_args or ["gaussian", "--size", str(args.size), "-n", str(args.n), "--batch-size",
+                              str(args.batch_size)]
+    cmd = [sys.executable, "-m", "phigen.cli", "generate", *kind_args, "--seed", "7", "-o", str(out), "--quiet"]
     if processes > 1:
         cmd += ["--processes", str(processes)]
     t = time.perf_counter()
@@ -141,14 +146,17 @@ def _train(devices: int, args) -> dict:
     return json.loads(next(ln for ln in r.stdout.splitlines() if ln.startswith("REPORT"))[6:])
 
 
-def _mcmc(processes: int, args) -> dict:
-    """The MCMC child in ``processes`` processes joined on 127.0.0.1; process 0's report."""
+def _mcmc(processes: int, args, devices: int = 1) -> dict:
+    """The MCMC child in ``processes`` processes joined on 127.0.0.1 (each with ``devices`` forced
+    host devices); process 0's report."""
     from phigen.distributed import free_port
 
     coordinator = f"127.0.0.1:{free_port()}"
     procs = []
     for k in range(processes):
         env = dict(os.environ, JAX_PLATFORMS="cpu")
+        if devices > 1:
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}").strip()
         if processes > 1:
             env.update(PHIGEN_COORDINATOR=coordinator, PHIGEN_NUM_PROCESSES=str(processes), PHIGEN_PROCESS_ID=str(k))
         procs.append(subprocess.Popen([sys.executable, "-c", _MCMC, str(args.mcmc_size), str(args.mcmc_chains),
@@ -165,7 +173,7 @@ def main(argv=None):
     args = _parse(argv)
     import numpy as np
 
-    ratios, figures = {}, {"generation": {}, "training": {}, "mcmc": {}}
+    ratios, figures = {}, {"generation": {}, "training": {}, "mcmc": {}, "phi4_one_kappa": {}}
     with tempfile.TemporaryDirectory(prefix="phigen-scale-out-") as tmp:
         tmp = Path(tmp)
         base = None
@@ -203,19 +211,42 @@ def main(argv=None):
         print(f"diffusion training step, batch {args.train_batch} of {args.train_size}², {d} host device(s): "
               f"{1e3 * step:.1f} ms/step, ×{rec['speedup_vs_1']:.2f} vs 1 (efficiency {rec['efficiency_per_device']:.2f}"
               f"/device), loss curve max rel. difference {rel:.1e}", flush=True)
+    phi4 = ["phi4", "--size", str(args.mcmc_size), "-n", str(args.mcmc_chains * args.phi4_batches), "--kappa", "0.27",
+            "--lam", "1.0", "--n-chains", str(args.mcmc_chains), "--thin", "10"]
+    base_phi4 = None
+    with tempfile.TemporaryDirectory(prefix="phigen-scale-out-phi4-") as tmp:
+        for p in ([] if "phi4" in args.skip else args.processes):
+            out = Path(tmp) / f"p{p}" / "phi4.h5"
+            out.parent.mkdir()
+            dt = _generate(out, args, p, phi4)
+            n = args.mcmc_chains * args.phi4_batches
+            if base_phi4 is None:
+                base_phi4 = (out, dt)
+            rec = {"seconds": dt, "fields_per_s": n / dt, "speedup_vs_1": base_phi4[1] / dt,
+                   "efficiency_per_process": base_phi4[1] / dt / p,
+                   "bit_identical_to_1": _identical(base_phi4[0], out) if p > 1 else True}
+            figures["phi4_one_kappa"][f"{p}_processes"] = rec
+            ratios[f"phi4_one_kappa_speedup_{p}_processes"] = rec["speedup_vs_1"]
+            print(f"generate {n} phi4 {args.mcmc_size}² at one κ ({args.mcmc_chains} chains, adaptation, pilot, thin 10) "
+                  f"with {p} process(es): {dt:.1f} s, ×{rec['speedup_vs_1']:.2f} vs 1 (efficiency "
+                  f"{rec['efficiency_per_process']:.2f}/process), bit-identical to 1 process: {rec['bit_identical_to_1']}",
+                  flush=True)
     base_mcmc = None
-    for p in ([] if "mcmc" in args.skip else args.processes):
-        rep = _mcmc(p, args)
+    runs = [(p, 1) for p in args.processes] + [(1, d) for d in args.processes if d > 1]
+    for p, d in ([] if "mcmc" in args.skip else runs):
+        rep = _mcmc(p, args, d)
         rate = args.mcmc_chains * args.mcmc_steps / rep["seconds"]
         if base_mcmc is None:
             base_mcmc = (rate, rep["digest"])
         rec = {"seconds": rep["seconds"], "chain_steps_per_s": rate, "speedup_vs_1": rate / base_mcmc[0],
-               "efficiency_per_process": rate / base_mcmc[0] / p, "bit_identical_to_1": rep["digest"] == base_mcmc[1],
+               "efficiency_per_process": rate / base_mcmc[0] / (p * d), "bit_identical_to_1": rep["digest"] == base_mcmc[1],
                "acceptance": rep["acceptance"]}
-        figures["mcmc"][f"{p}_processes"] = rec
-        ratios[f"mcmc_speedup_{p}_processes"] = rec["speedup_vs_1"]
-        print(f"φ⁴ MCMC {args.mcmc_chains} chains {args.mcmc_size}², HMC + cluster, {args.mcmc_steps} steps over {p} "
-              f"process(es): {rate:.1f} chain-steps/s, ×{rec['speedup_vs_1']:.2f} vs 1 (efficiency "
+        name = f"{p}_processes" if d == 1 else f"1_process_{d}_devices"
+        figures["mcmc"][name] = rec
+        ratios[f"mcmc_speedup_{name}"] = rec["speedup_vs_1"]
+        where = f"{p} process(es)" if d == 1 else f"1 process with {d} host devices"
+        print(f"φ⁴ MCMC {args.mcmc_chains} chains {args.mcmc_size}², HMC + cluster, {args.mcmc_steps} steps over {where}"
+              f": {rate:.1f} chain-steps/s, ×{rec['speedup_vs_1']:.2f} vs 1 (efficiency "
               f"{rec['efficiency_per_process']:.2f}/process), bit-identical to 1 process: {rec['bit_identical_to_1']}",
               flush=True)
     figures.update(mcmc_size=args.mcmc_size, mcmc_chains=args.mcmc_chains, mcmc_steps=args.mcmc_steps)

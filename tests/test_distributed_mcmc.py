@@ -25,7 +25,8 @@ from phigen.samplers import global_chain_mesh, process_chains, spans_processes
 from phigen.samplers.diagnostics import integrated_autocorrelation_time, rhat
 from phigen.samplers.runner import process_checkpoint_path
 
-C, L, HALF, FULL, MARK = 8, 8, 20, 40, 1000.0
+C, L, HALF, FULL, MARK = 16, 8, 20, 40, 1000.0  # 16 chains: a plain jnp.mean of 16 acceptances
+# already sums in another order on 2 devices than on one (8 did not show it)
 
 # Run by the parent (one process) and by each process of the group: adaptation + HMC/cluster chains.
 SETUP = f"""
@@ -108,7 +109,7 @@ def test_global_chain_mesh_in_one_process():
 
 
 def test_two_processes_give_the_one_process_chains_and_diagnostics(tmp_path):
-    """Chains split over 2 processes (4 each): step size, trace, τ_int and R̂ bitwise those of one
+    """Chains split over 2 processes (8 each): step size, trace, τ_int and R̂ bitwise those of one
     process; process 1 resumed from the save before its last (one save behind process 0), and both
     restarted at that step: no step run twice or skipped."""
     reports = _group(CHILD, 2, tmp_path / "two.npz", tmp_path / "ck.h5")
@@ -121,7 +122,7 @@ def test_two_processes_give_the_one_process_chains_and_diagnostics(tmp_path):
     for k, rep in enumerate(reports):
         assert rep["process"] == k and rep["count"] == 2 and rep["n_done"] == FULL
         assert rep["eps"] == eps  # dual averaging on the mean over all chains, summed in one-device order
-        assert rep["chains"] == [4 * k, 4 * k + 4]
+        assert rep["chains"] == [8 * k, 8 * k + 8]
         assert rep["devices"] == 2 and rep["local"] == [[C // 2, L, L]]  # each process holds its own block
     np.testing.assert_array_equal(two["phi"], one.trace["phi"])
     np.testing.assert_array_equal(two["m"], one.trace["m"])
@@ -129,16 +130,16 @@ def test_two_processes_give_the_one_process_chains_and_diagnostics(tmp_path):
     m1, m2 = one.trace["m"].T, two["m"].T
     assert integrated_autocorrelation_time(m2) == integrated_autocorrelation_time(m1)
     assert rhat(m2) == rhat(m1)
-    # chains 4–7 carry the marker of process 1's checkpoint at step 10: it resumed from that file, and
-    # the sums of the 30 steps after it were added once (chains 0–3: no marker, the same sums)
-    np.testing.assert_array_equal(two["acc"][:4], one.info_summary.mean_acceptance[:4])
-    np.testing.assert_allclose(two["acc"][4:], one.info_summary.mean_acceptance[4:] + MARK / FULL, rtol=1e-12)
+    # chains 8–15 carry the marker of process 1's checkpoint at step 10: it resumed from that file, and
+    # the sums of the 30 steps after it were added once (chains 0–7: no marker, the same sums)
+    np.testing.assert_array_equal(two["acc"][:8], one.info_summary.mean_acceptance[:8])
+    np.testing.assert_allclose(two["acc"][8:], one.info_summary.mean_acceptance[8:] + MARK / FULL, rtol=1e-12)
     assert sorted(p.name for p in tmp_path.glob("ck.*")) == [
         "ck.process-00000-of-00002.h5", "ck.process-00000-of-00002.h5.prev",
         "ck.process-00001-of-00002.h5", "ck.process-00001-of-00002.h5.prev"]
 
 
-PHI4 = ["--size", 8, "--seed", 1, "--kappa", 0.25, "--lam", 1.0, "--n-chains", 8, "--thin", 20, "--quiet"]
+PHI4 = ["--size", 8, "--seed", 1, "--kappa", 0.25, "--lam", 1.0, "--n-chains", 16, "--thin", 20, "--quiet"]
 
 
 def _cli(*argv, timeout=300):
@@ -157,11 +158,11 @@ def _same(a, b):
 
 @pytest.mark.slow
 def test_phi4_at_one_kappa_over_two_processes_killed_and_resumed(tmp_path):
-    """`phigen generate phi4 --processes 2` at one κ runs the 8 chains 4 + 4 in two processes (before:
+    """`phigen generate phi4 --processes 2` at one κ runs the 16 chains 8 + 8 in two processes (before:
     one process, the other idle) and writes the one-process set; all processes SIGKILLed mid-way,
     then --resume (each process from its own chain checkpoint): the same set, no duplicate, no gap."""
     n = 480
-    phigen.generate("phi4", tmp_path / "one.h5", size=8, n=n, seed=1, kappa=0.25, lam=1.0, n_chains=8, thin=20,
+    phigen.generate("phi4", tmp_path / "one.h5", size=8, n=n, seed=1, kappa=0.25, lam=1.0, n_chains=16, thin=20,
                     progress=False)
     proc = _cli("generate", "phi4", "-n", n, *PHI4, "-o", tmp_path / "two.h5", "--processes", 2)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -199,4 +200,4 @@ def test_phi4_at_one_kappa_over_two_processes_killed_and_resumed(tmp_path):
     proc = _cli("generate", "phi4", "-n", n, *PHI4, "-o", tmp_path / "k.h5", "--processes", 2, "--resume")
     assert proc.returncode == 0, proc.stderr[-3000:]
     count, groups = _same(tmp_path / "one.h5", tmp_path / "k.h5")
-    assert count == n and groups.tolist() == [i % 8 for i in range(n)]
+    assert count == n and groups.tolist() == [i % 16 for i in range(n)]
