@@ -68,17 +68,19 @@ def _n_for_length(step_size, trajectory_length, max_leapfrog):
     return jnp.clip(jnp.nan_to_num(n, nan=max_leapfrog, posinf=max_leapfrog), 1, max_leapfrog).astype(jnp.int32)
 
 
-def _chain_mean(x, whole):
-    """Mean over the chain axis of ``x`` (C,), summed strictly in chain order (a sequential scan), so
-    it is the same float however the chains are laid out. ``whole`` (chains split over several
-    devices or processes): first gather all C values onto every device. A plain ``jnp.mean`` is not
-    layout-proof: XLA sums it in partial sums per device, and even on one device its order depends
-    on what the reduction is fused with (measured: ε of a 64² φ⁴ warm-up split over 2 processes
-    differed in the 7th digit from one process)."""
+def _chain_mean_and_count(acceptance, divergent, whole):
+    """``(mean acceptance, number of divergent chains)`` over all C chains, the mean summed strictly
+    in chain order (a sequential scan), so it is the same float however the chains are laid out.
+    ``whole`` (chains split over several devices or processes): first gather both (C,) vectors onto
+    every device, packed into one array — ONE collective per warm-up step. A plain ``jnp.mean`` is
+    not layout-proof: XLA sums it in partial sums per device, and even on one device its order
+    depends on what the reduction is fused with (measured: ε of a 64² φ⁴ warm-up split over 2
+    processes differed in the 7th digit from one process)."""
+    both = jnp.stack([acceptance.astype(jnp.float32), divergent.astype(jnp.float32)])
     if whole is not None:
-        x = jax.lax.with_sharding_constraint(x, whole)
-    total, _ = jax.lax.scan(lambda acc, v: (acc + v, None), jnp.zeros((), x.dtype), x)
-    return total / x.shape[0]
+        both = jax.lax.with_sharding_constraint(both, whole)
+    total, _ = jax.lax.scan(lambda acc, v: (acc + v, None), jnp.zeros((), jnp.float32), both[0])
+    return total / both.shape[1], jnp.sum(both[1]).astype(jnp.int32)
 
 
 @partial(jax.jit, static_argnames=("kind", "n_warmup", "per_chain", "follow_length", "whole"))
@@ -101,10 +103,10 @@ def _adapt_core(key, position, *, kind, energy, n_warmup, per_chain, follow_leng
         else:
             n = jnp.asarray(1, jnp.int32)
             state, info = mala_step(key, state, energy, step_size=step_size)
-        acc_mean = _chain_mean(info.acceptance_rate, whole)
+        acc_mean, n_div = _chain_mean_and_count(info.acceptance_rate, info.divergent, whole)
         acc = info.acceptance_rate if per_chain else acc_mean
         da = dual_averaging_update(da, t, acc, target)
-        trace = (step_size, acc_mean, jnp.sum(info.divergent), n)
+        trace = (step_size, acc_mean, n_div, n)
         return (state, da), trace
 
     keys = jax.random.split(key, n_warmup)

@@ -427,8 +427,16 @@ def run_chain(key, kernel_step, state, config: RunConfig, *, observables: Callab
                                                                        obs_struct, n_chains)
         state = place(state)
 
-    def to_host(x):  # per-chain (C,) results: whole on every process, so every process decides alike
-        return _global.gather_local(_global.local_block(x), mesh) if multi else np.asarray(x)
+    def to_host(*xs):
+        """Per-chain (C,) results as numpy; over processes: whole on every process (so every process
+        decides alike), gathered together in ONE collective (as int32 bit patterns)."""
+        if not multi:
+            return [np.asarray(x) for x in xs]
+        blocks = [_global.local_block(x) for x in xs]
+        packed = np.stack([b.astype(np.int32) if b.dtype == bool else b.view(np.int32) for b in blocks], axis=1)
+        whole = _global.gather_local(packed, mesh)
+        return [whole[:, i].copy().view(b.dtype) if b.dtype != bool else whole[:, i].astype(bool)
+                for i, b in enumerate(blocks)]
 
     chunk_fn = functools.partial(_chunk_function(observables, config.chunk_size, config.thin, config.burn_in,
                                                  has_acc), _as_pytree_step(step_fn))
@@ -441,10 +449,10 @@ def run_chain(key, kernel_step, state, config: RunConfig, *, observables: Callab
             # under the chain mesh, kernels may keep per-chain work on each device (cluster labels)
             new_state, records, n_rec, acc_c, bad_c, first_bad_c, finite = chunk_fn(
                 key, state, jnp.int32(done), jnp.int32(n_valid))
-        first_bad_c = to_host(first_bad_c)
+        first_bad_c, bad_c, finite, acc_c = to_host(first_bad_c, bad_c, finite, acc_c)
         first_bad = int(first_bad_c[first_bad_c >= 0].min()) if (first_bad_c >= 0).any() else -1
-        bad_c = to_host(bad_c).astype(np.int64)
-        finite = to_host(finite).astype(bool)
+        bad_c = bad_c.astype(np.int64)
+        finite = finite.astype(bool)
         # NaN/inf in a leaf the per-step screen does not read: known only to the chunk
         unseen = ~finite & (bad_c == 0)
         bad_c[unseen] += 1
@@ -455,7 +463,7 @@ def run_chain(key, kernel_step, state, config: RunConfig, *, observables: Callab
         for name in obs_struct:  # this process's chains only (all of them in one process)
             rec = _global.local_block(records[name]) if multi else np.asarray(records[name])
             trace_parts[name].append(rec[:n_rec])
-        acc_sum += to_host(acc_c).astype(np.float64)
+        acc_sum += acc_c.astype(np.float64)
         n_bad += bad_c
         last_finite = finite
         if has_acc:
