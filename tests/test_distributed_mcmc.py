@@ -70,6 +70,15 @@ rep = dict(process=k, count=n, eps=eps, chains=list(process_chains({C}, mesh)), 
            devices=len(pos.sharding.device_set), local=[list(s.data.shape) for s in pos.addressable_shards])
 if k == 0:
     np.savez(out, m=res.trace["m"], phi=res.trace["phi"], acc=res.info_summary.mean_acceptance)
+D.barrier("saved")
+if k == 1:  # a process that lost both its saves: no step all processes hold, every process refuses
+    os.remove(mine)
+    os.remove(mine + ".prev")
+D.barrier("lost")
+try:
+    run_chain(jax.random.key(2), kernel, state, cfg({FULL} + 10, ck), observables=observe, mesh=mesh)
+except Exception as e:
+    rep["lost"] = str(e)
 print("REPORT" + json.dumps(rep), flush=True)
 """
 
@@ -111,7 +120,8 @@ def test_global_chain_mesh_in_one_process():
 def test_two_processes_give_the_one_process_chains_and_diagnostics(tmp_path):
     """Chains split over 2 processes (8 each): step size, trace, τ_int and R̂ bitwise those of one
     process; process 1 resumed from the save before its last (one save behind process 0), and both
-    restarted at that step: no step run twice or skipped."""
+    restarted at that step: no step run twice or skipped. A process with no save at all: every
+    process refuses to resume, naming each one's steps."""
     reports = _group(CHILD, 2, tmp_path / "two.npz", tmp_path / "ck.h5")
     ns: dict = {}
     exec(SETUP, ns)
@@ -134,9 +144,10 @@ def test_two_processes_give_the_one_process_chains_and_diagnostics(tmp_path):
     # the sums of the 30 steps after it were added once (chains 0–7: no marker, the same sums)
     np.testing.assert_array_equal(two["acc"][:8], one.info_summary.mean_acceptance[:8])
     np.testing.assert_allclose(two["acc"][8:], one.info_summary.mean_acceptance[8:] + MARK / FULL, rtol=1e-12)
+    for rep in reports:
+        assert "no step in common (process 0: [30, 40]; process 1: none)" in rep["lost"], rep["lost"]
     assert sorted(p.name for p in tmp_path.glob("ck.*")) == [
-        "ck.process-00000-of-00002.h5", "ck.process-00000-of-00002.h5.prev",
-        "ck.process-00001-of-00002.h5", "ck.process-00001-of-00002.h5.prev"]
+        "ck.process-00000-of-00002.h5", "ck.process-00000-of-00002.h5.prev"]
 
 
 PHI4 = ["--size", 8, "--seed", 1, "--kappa", 0.25, "--lam", 1.0, "--n-chains", 16, "--thin", 20, "--quiet"]

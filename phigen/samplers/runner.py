@@ -522,6 +522,10 @@ def _start_or_resume_processes(path, resume, fingerprint, local_state, config: R
     trace_parts = {name: [] for name in obs_struct}
     acc_sum, n_bad = np.zeros(n_local, np.float64), np.zeros(n_local, np.int64)
     offers, problem = {}, None
+    if path is not None and not resume:  # starting over: an earlier run's saves must not be offered later
+        for p in (path, _previous(path)):
+            if os.path.exists(p):
+                os.remove(p)
     if path is not None and resume:
         for p in (path, _previous(path)):
             if not os.path.exists(p):

@@ -64,9 +64,9 @@ def process_chains(n_chains: int, mesh: Mesh) -> tuple[int, int]:
     return mine[0] * per, (mine[-1] + 1) * per
 
 
-def gather_chains(x, axis: int = 0):
-    """A global array (chains split over processes along ``axis``) as one numpy array on every
-    process (:func:`jax.experimental.multihost_utils.process_allgather`); other arrays as numpy."""
+def gather_chains(x):
+    """A global array (chains split over processes) as one whole numpy array on every process
+    (:func:`jax.experimental.multihost_utils.process_allgather`); any other array as numpy."""
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
         from jax.experimental import multihost_utils
 
