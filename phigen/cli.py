@@ -350,7 +350,8 @@ def _parser_generate(sub, kinds) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--processes", type=int, default=None, metavar="N",
                    help="start N processes on this machine (jax.distributed on 127.0.0.1): one shard each, "
-                        "OUTPUT a master over them (docs/scale_out.md)")
+                        "OUTPUT a master over them; phi4 at one kappa: its chains split over the N processes "
+                        "(docs/scale_out.md)")
     g.add_argument("--distributed", action="store_true",
                    help="this is one process of a group started by srun / mpirun (jax.distributed detects it)")
     _add_generate_options(g)  # from the field kinds' specs (phigen.fields.kind)

@@ -89,9 +89,12 @@ def _resolve(kind, size, n, batch_size, params) -> tuple:
     return spec, size, n, bs, params
 
 
-def _build(spec, size, n, seed, path: Path, progress, bs, params) -> tuple:
-    """``(make_batch, meta, diagnostics)`` of the whole set (``path``: where the builder keeps state)."""
-    make_batch, resolved, config, diagnostics = spec.build(size, seed, n=n, path=path, progress=progress, **params)
+def _build(spec, size, n, seed, path: Path, progress, bs, params, mesh=None) -> tuple:
+    """``(make_batch, meta, diagnostics)`` of the whole set (``path``: where the builder keeps state;
+    ``mesh``: a chain mesh over all processes, for a ``collective`` kind)."""
+    extra = {"_mesh": mesh} if mesh is not None else {}
+    make_batch, resolved, config, diagnostics = spec.build(size, seed, n=n, path=path, progress=progress, **params,
+                                                           **extra)
     # a generator may declare channels (config "sample_shape", "field_names") and per-sample
     # conditions (config "condition_names"; make_batch then returns (fields, conditions)) and per-sample
     # groups (config "group_kind"; make_batch then returns (fields, conditions or None, groups))
@@ -126,7 +129,11 @@ def generate_share(kind: str, path, *, size: int, n: int, process_index: int, pr
     """The part of a sharded :func:`generate` that process ``process_index`` of ``process_count`` does:
     write its shard (:func:`shard_plan`), wait for the others (``barrier(name)``; default: a
     ``jax.distributed`` barrier when several processes are joined), and, on process 0, write the master
-    ``path``. Called by each process of ``generate(processes=N)`` / ``generate(distributed=True)``."""
+    ``path``. Called by each process of ``generate(processes=N)`` / ``generate(distributed=True)``.
+
+    A single unit of a ``collective`` kind (φ⁴ at one κ) in a joined group of ``process_count``
+    processes: all of them run its chains, split over every process's devices
+    (:func:`phigen.samplers.global_chain_mesh`), and process 0 writes the one shard."""
     from .io.shards import shard_path, write_master
 
     path = Path(path)
@@ -145,7 +152,11 @@ def generate_share(kind: str, path, *, size: int, n: int, process_index: int, pr
                                    path=path)
     if barrier is None:
         from .distributed import barrier
-    if index < n_shards:
+    import jax
+
+    if spec.collective and n_shards == 1 and count > 1 and jax.process_count() == count:
+        _collective_share(spec, path, size, n, seed, bs, params, index, n_shards, plan, resume, overwrite, progress)
+    elif index < n_shards:
         start, stop = plan[index]
         sp = shard_path(path, index, n_shards)
         make_batch, meta, diagnostics = _build(spec, size, n, seed, sp, progress, bs, params)
@@ -161,6 +172,41 @@ def generate_share(kind: str, path, *, size: int, n: int, process_index: int, pr
             _remove_stale_shards(path, n_shards)
     barrier("phigen-generate-master")
     return path
+
+
+def _collective_share(spec, path, size, n, seed, bs, params, index, n_shards, plan, resume, overwrite,
+                      progress) -> None:
+    """One unit computed by every process of the group (its chains split over all their devices);
+    process 0 writes the shard, the others make the same batch calls in step and discard the
+    fields. On resume process 0 tells the others the batch its shard stops at."""
+    import jax
+    from jax.experimental import multihost_utils
+
+    from .io import open_fields
+    from .io.shards import shard_path
+    from .samplers.sharding import global_chain_mesh
+
+    start, stop = plan[0]
+    sp = shard_path(path, 0, n_shards)
+    make_batch, meta, diagnostics = _build(spec, size, n, seed, sp, progress if index == 0 else False, bs, params,
+                                           mesh=global_chain_mesh())
+    done = 0
+    if index == 0 and resume and not overwrite and sp.exists():
+        try:
+            with open_fields(sp, allow_incomplete=True) as f:
+                done = len(f)
+        except E.PhigenError:
+            done = 0  # write_ensemble below names what is wrong with it
+    done = int(multihost_utils.broadcast_one_to_all(np.int32(done)))
+    if index == 0:
+        meta = replace(meta, n_total=stop - start, shard=(0, n_shards, start, n))
+        write_ensemble(sp, make_batch, meta, resume=resume, overwrite=overwrite, progress=progress,
+                       diagnostics=diagnostics, desc=f"{spec.name} over {jax.process_count()} processes → {sp.name}")
+        return
+    total = stop - start
+    for b in range(done // bs, -(-total // bs)):
+        make_batch(b, min(bs, total - b * bs))
+    diagnostics()  # removes this process's chain checkpoint
 
 
 def _check_master_target(path: Path, resume: bool, overwrite: bool) -> None:

@@ -144,6 +144,9 @@ class FieldKind:
     - ``shard_unit(n, batch_size, params) -> int``: how many consecutive batches one process must
       generate together in a sharded run (batches that share state, such as the MCMC chains of one
       φ⁴ κ); None: every batch stands alone (docs/scale_out.md).
+    - ``collective``: the builder takes ``_mesh`` (a chain mesh over every process's devices) and can
+      spread ONE unit over all the processes of a ``jax.distributed`` group (the chains of a single φ⁴
+      κ); a sharded run with a single unit then uses every process instead of one.
     """
 
     name: str
@@ -159,6 +162,7 @@ class FieldKind:
     statistic_labels: Mapping[str, str] = field(default_factory=dict)
     checks: Callable[..., dict] | None = None
     shard_unit: Callable[[int, int, Mapping], int] | None = None
+    collective: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():

@@ -34,6 +34,8 @@ from ..samplers.diagnostics import integrated_autocorrelation_time
 from ..samplers.kernels import make_kernel
 from ..samplers.mixed import make_hmc_cluster_kernel
 from ..samplers.runner import RunConfig, run_chain
+from ..samplers._global import global_leaves, local_block
+from ..samplers.sharding import gather_chains, shard_chains, spans_processes
 
 __all__ = ["Phi4SamplerConfig", "Phi4Chains", "warm_up_phi4_chains", "prepare_phi4_chains", "advance_phi4_chains", "sample_phi4",
            "chain_groups", "check_lattice_size"]
@@ -107,16 +109,20 @@ def check_lattice_size(size):
 
 
 def warm_up_phi4_chains(key, size: int, kappa: float, lam: float, config: Phi4SamplerConfig = Phi4SamplerConfig(),
-                        *, progress: bool | None = None):
+                        *, progress: bool | None = None, mesh=None):
     """Start ``config.n_chains`` chains, adapt the step size and burn in.
 
     Returns ``(state, kernel, step_size, n_leapfrog)``; the kernel is ``config.sampler`` closed over
-    the adapted step size.
+    the adapted step size. ``mesh``: a chain mesh (``global_chain_mesh()`` in every process of a
+    ``jax.distributed`` group: the chains are split over all processes, with the samples, step size
+    and thinning of a one-process run; docs/scale_out.md).
     """
     size = check_lattice_size(size)
     energy = Phi4(kappa, lam)
     c = config.n_chains
     x0 = config.init_std * jax.random.normal(jax.random.fold_in(key, _TAG_INIT), (c, size, size), jnp.float32)
+    if mesh is not None:  # every process drew the same x0; each keeps its own chains
+        x0 = shard_chains(np.asarray(x0), mesh)
     kind = "mala" if config.sampler == "mala" else "hmc"
     state, step_size, ainfo = adapt_step_size(jax.random.fold_in(key, _TAG_WARMUP), kind, energy, x0,
                                               n_warmup=config.n_warmup, trajectory_length=config.trajectory_length)
@@ -127,18 +133,20 @@ def warm_up_phi4_chains(key, size: int, kappa: float, lam: float, config: Phi4Sa
     if config.n_burn:
         state = run_chain(jax.random.fold_in(key, _TAG_BURN), kernel.step, state,
                           RunConfig(n_steps=config.n_burn, chunk_size=min(100, config.n_burn), progress=progress),
-                          desc=f"φ⁴ L={size} κ={kappa:g} burn-in", step_size=step_size).state
+                          desc=f"φ⁴ L={size} κ={kappa:g} burn-in", step_size=step_size, mesh=mesh).state
     return state, kernel, step_size, n_leapfrog
 
 
 def prepare_phi4_chains(key, size: int, kappa: float, lam: float, config: Phi4SamplerConfig = Phi4SamplerConfig(),
-                        *, progress: bool | None = None) -> Phi4Chains:
-    """Adapt, burn in and measure τ_int for ``config.n_chains`` chains of ``size × size`` φ⁴ at (κ, λ)."""
-    state, kernel, step_size, n_leapfrog = warm_up_phi4_chains(key, size, kappa, lam, config, progress=progress)
+                        *, progress: bool | None = None, mesh=None) -> Phi4Chains:
+    """Adapt, burn in and measure τ_int for ``config.n_chains`` chains of ``size × size`` φ⁴ at (κ, λ)
+    (``mesh``: see :func:`warm_up_phi4_chains`; τ_int is measured on every chain of every process)."""
+    state, kernel, step_size, n_leapfrog = warm_up_phi4_chains(key, size, kappa, lam, config, progress=progress,
+                                                               mesh=mesh)
     pilot = run_chain(jax.random.fold_in(key, _TAG_PILOT), kernel.step, state,
                       RunConfig(n_steps=config.n_pilot, chunk_size=min(100, config.n_pilot), progress=progress),
-                      observables=_observables, desc=f"φ⁴ L={size} pilot (τ_int)", step_size=step_size)
-    abs_m = np.asarray(pilot.trace["abs_m"]).T  # (C, n_steps)
+                      observables=_observables, desc=f"φ⁴ L={size} pilot (τ_int)", step_size=step_size, mesh=mesh)
+    abs_m = np.asarray(pilot.trace["abs_m"]).T  # (C, n_steps), all chains (gathered over processes)
     energies = np.asarray(pilot.trace["energy"]).T
     tau_m = integrated_autocorrelation_time(abs_m)
     tau_e = integrated_autocorrelation_time(energies)
@@ -158,18 +166,20 @@ def advance_phi4_chains(key, chains: Phi4Chains, batch_index: int, *, progress: 
 
 
 def sample_phi4(key, n: int, size: int, kappa: float, lam: float,
-                config: Phi4SamplerConfig = Phi4SamplerConfig(), *, progress: bool | None = None):
+                config: Phi4SamplerConfig = Phi4SamplerConfig(), *, progress: bool | None = None, mesh=None):
     """``n`` decorrelated φ⁴ configurations ``(n, size, size)`` float32, and the sampling diagnostics.
 
     Fields come ``config.n_chains`` at a time, one per chain, ``thin`` steps apart: field i comes
-    from chain ``i mod n_chains`` (:func:`chain_groups`).
+    from chain ``i mod n_chains`` (:func:`chain_groups`). ``mesh=global_chain_mesh()``, called in
+    every process of a ``jax.distributed`` group: the chains are split over the processes and every
+    process returns the whole (identical) result.
     """
     n = check_int_at_least(n, "n", 1)
-    chains = prepare_phi4_chains(key, size, kappa, lam, config, progress=progress)
+    chains = prepare_phi4_chains(key, size, kappa, lam, config, progress=progress, mesh=mesh)
     out = []
     for b in range(-(-n // config.n_chains)):
         chains = advance_phi4_chains(key, chains, b)
-        out.append(np.asarray(chains.state.position))
+        out.append(gather_chains(chains.state.position))
     fields = np.concatenate(out)[:n]
     return fields, chains_diagnostics(chains, config)
 
@@ -217,8 +227,8 @@ def _save_sidecar(path: Path, batch_index: int, chains: Phi4Chains, diag: dict, 
             if int(k.split("_")[1]) >= batch_index - 1:
                 for i, leaf in enumerate(leaves):
                     h5[f"{k}/leaf_{i:03d}"] = leaf
-        for i, leaf in enumerate(jax.tree_util.tree_leaves(chains.state)):
-            h5[f"after_{batch_index}/leaf_{i:03d}"] = np.asarray(leaf)
+        for i, leaf in enumerate(jax.tree_util.tree_leaves(chains.state)):  # this process's chains
+            h5[f"after_{batch_index}/leaf_{i:03d}"] = local_block(leaf)
         for k, v in diag.items():
             h5.attrs[k] = v
         if per_kappa is not None:  # a κ grid: the diagnostics of every κ done so far
@@ -257,7 +267,7 @@ def _load_sidecar(path: Path, batch_index: int):
 
 def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=None,
                 lam: float | None = None, sampler: str = "hmc-cluster", thin: int | None = None,
-                n_chains: int | None = None):
+                n_chains: int | None = None, _mesh=None):
     """One κ: ``n`` configurations, one per chain per batch (chain = group). A grid of K values of κ
     (``kappa`` a sequence; CLI ``--kappa START:STOP:NUM``): ``n / K`` configurations per κ, κ after κ
     (κ-major), each κ with chains of its own (warm-up, step size, τ_int, thinning), κ in the
@@ -282,6 +292,9 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=Non
     batches_per_kappa = -(-per_kappa // config.n_chains)
     root = jax.random.PRNGKey(seed)
     box: dict = {}
+    mesh = _mesh if spans_processes(_mesh) else None
+    if mesh is not None:  # chains split over processes: each process keeps its own chain checkpoint
+        path = path.with_name(f"{path.name}.process-{jax.process_index():05d}-of-{jax.process_count():05d}")
 
     def at(b):
         """(κ index, its key, its energy) of batch ``b``; one κ: the run's own key, as before grids."""
@@ -292,7 +305,7 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=Non
         """Chains as they were after batch ``batch_index - 1`` (fresh at a new κ, or from the sidecar on resume)."""
         i, key, energy = at(batch_index)
         if not batch_index % batches_per_kappa:  # the first batch of a κ: fresh chains at that κ
-            return prepare_phi4_chains(key, size, kappas[i], lam, config, progress=progress)
+            return prepare_phi4_chains(key, size, kappas[i], lam, config, progress=progress, mesh=mesh)
         if "chains" in box and box["next"] == batch_index:
             return box["chains"]
         # within a κ, after an interruption: the chains of the batch before, from the sidecar
@@ -300,7 +313,7 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=Non
         if saved is None:
             raise E.TruncatedFileError(f"cannot resume at batch {batch_index}: the chain checkpoint "
                                        f"{_sidecar(path).name} is missing or older; rerun with --overwrite", path=path)
-        return _chains_from_sidecar(saved, energy, config, path)
+        return _chains_from_sidecar(saved, energy, config, path, mesh)
 
     def make_batch(b, count):  # one configuration per chain: group = chain index (offset per κ)
         i, key, _ = at(b)
@@ -312,7 +325,7 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=Non
         box.update(chains=chains, next=b + 1, diag=diag, per_kappa=per)
         groups = chain_groups(count, config.n_chains) + i * config.n_chains
         cond = np.full((count, 1), kappas[i], np.float32) if grid else None
-        return np.asarray(chains.state.position)[:count], cond, groups
+        return gather_chains(chains.state.position)[:count], cond, groups
 
     def diagnostics():
         diag, per = box.get("diag"), box.get("per_kappa")
@@ -335,13 +348,15 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=Non
     return make_batch, params, cfg, diagnostics
 
 
-def _chains_from_sidecar(saved, energy: Phi4, config: Phi4SamplerConfig, path: Path) -> Phi4Chains:
+def _chains_from_sidecar(saved, energy: Phi4, config: Phi4SamplerConfig, path: Path, mesh=None) -> Phi4Chains:
     leaves, diag = saved
     kernel = _kernel(energy, config, float(diag["step_size"]), int(diag["n_leapfrog"]))
     template = kernel.init(jnp.asarray(leaves[0]))
     treedef = jax.tree_util.tree_structure(template)
     if treedef.num_leaves != len(leaves):
         raise E.TruncatedFileError(f"chain checkpoint {_sidecar(path).name} does not match the sampler", path=path)
+    if mesh is not None:  # this process's chains back into the global state
+        leaves = global_leaves(leaves, mesh, config.n_chains)
     state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(v) for v in leaves])
     return Phi4Chains(state, kernel.step, float(diag["step_size"]), int(diag["n_leapfrog"]), int(diag["thin"]),
                       float(diag["tau_int_abs_m"]), float(diag["tau_int_abs_m_err"]), float(diag["tau_int_energy"]),
@@ -403,7 +418,7 @@ def _register():
                  FieldOption("sampler", str, "MCMC kernel", choices=("hmc", "hmc-cluster", "mala")),
                  FieldOption("thin", int, "steps between saved fields (default: from measured τ_int)"),
                  FieldOption("n_chains", int, "parallel chains")),
-        groups=_groups, shard_unit=_shard_unit,
+        groups=_groups, shard_unit=_shard_unit, collective=True,
         # the lattice action is even in φ: φ → −φ alone is an exact symmetry
         symmetries=("shifts", "dihedral", "sign"), sign_symmetric=True,
         statistics=_field_statistics, statistic_labels={"U4": "U₄", "chi": "χ"}))

@@ -32,7 +32,7 @@ from ..errors import FileFormatError, FormatVersionError, MissingAttributeError,
 FORMAT = "phigen-checkpoint"
 FORMAT_VERSION = 1
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "read_fingerprint",
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "read_fingerprint", "read_n_done",
            "fingerprint_mismatches", "state_layout", "FORMAT", "FORMAT_VERSION"]
 
 
@@ -138,6 +138,12 @@ def _open(path):
         raise FormatVersionError(f"checkpoint format version {version} is newer than this phigen "
                                  f"reads ({FORMAT_VERSION})", path=path)
     return f
+
+
+def read_n_done(path) -> int:
+    """The number of steps a checkpoint holds."""
+    with _open(path) as f:
+        return int(f.attrs["n_done"])
 
 
 def read_fingerprint(path) -> dict:

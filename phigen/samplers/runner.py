@@ -19,6 +19,7 @@ dict) of per-chain arrays; the runner reads ``info.acceptance_rate`` (C,) and ``
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -34,12 +35,13 @@ from jax.tree_util import Partial
 
 from .._chunks import run_chunks
 from .._validation import check_int_at_least
-from ..errors import DivergenceError, ParameterError
-from ._checkpoint import (fingerprint_mismatches, load_checkpoint, read_fingerprint, save_checkpoint,
+from ..errors import DivergenceError, ParameterError, PhigenError
+from ._checkpoint import (fingerprint_mismatches, load_checkpoint, read_fingerprint, read_n_done, save_checkpoint,
                           state_layout)
-from .sharding import chain_mesh, n_chain_devices, shard_chains
+from . import _global
+from .sharding import chain_mesh, n_chain_devices, process_chains, shard_chains, spans_processes
 
-__all__ = ["RunConfig", "RunResult", "InfoSummary", "run_chain"]
+__all__ = ["RunConfig", "RunResult", "InfoSummary", "run_chain", "process_checkpoint_path"]
 
 _ACCEPT_NAMES = ("acceptance_rate", "acceptance_prob", "accept_prob", "acceptance")
 _DIVERGENT_NAMES = ("divergent", "is_divergent", "diverging")
@@ -207,7 +209,8 @@ def _step_name(step_fn) -> str:
 @functools.lru_cache(maxsize=32)
 def _chunk_function(observables, chunk_size: int, thin: int, burn_in: int, has_acc: bool):
     """The jitted chunk ``(step, key, state, t0, n_valid) -> (state, records, n_rec, acc, n_bad,
-    first_bad, finite (C,))``; built once per (observables, chunk geometry), compiled by jit once
+    first_bad, finite)`` (all but ``n_rec`` per chain, ``(C,)``: no reduction over chains, so chains
+    split over devices or processes never communicate inside a chunk); built once per (observables, chunk geometry), compiled by jit once
     per step structure (:func:`_as_pytree_step`) and state shape."""
     n_buf = -(-chunk_size // thin)  # at most this many record steps in any chunk_size window
 
@@ -244,11 +247,11 @@ def _chunk_function(observables, chunk_size: int, thin: int, burn_in: int, has_a
 
                 records = lax.cond(is_record, write, lambda r: r, records)
                 n_rec = n_rec + is_record.astype(jnp.int32)
-            first_bad = jnp.where((first_bad < 0) & jnp.any(bad), t, first_bad)
+            first_bad = jnp.where((first_bad < 0) & bad, t, first_bad)
             return (state, records, n_rec, acc_sum + acc, n_bad + bad.astype(jnp.int32), first_bad), None
 
         init = (state, records0, jnp.int32(0), jnp.zeros((n_chains,), jnp.float32),
-                jnp.zeros((n_chains,), jnp.int32), jnp.int32(-1))
+                jnp.zeros((n_chains,), jnp.int32), jnp.full((n_chains,), -1, jnp.int32))
         (state, records, n_rec, acc_sum, n_bad, first_bad), _ = lax.scan(
             body, init, jnp.arange(chunk_size, dtype=jnp.int32))
         return state, records, n_rec, acc_sum, n_bad, first_bad, _per_chain_finite(state, n_chains)
@@ -313,9 +316,21 @@ def _find_step_size(kernel_step, state):
     return None
 
 
-def _resolve_mesh(shard, mesh, n_chains):
+def _global_mesh_of(state):
+    """The mesh of a state already split over several processes (chains continued from a global
+    run stay global), else None."""
+    for leaf in jax.tree_util.tree_leaves(state):
+        sharding = getattr(leaf, "sharding", None)
+        if isinstance(sharding, jax.sharding.NamedSharding) and spans_processes(sharding.mesh):
+            return sharding.mesh
+    return None
+
+
+def _resolve_mesh(shard, mesh, n_chains, state=None):
     if shard is False:
         return None
+    if mesh is None:
+        mesh = _global_mesh_of(state)
     if mesh is None:
         if shard is None and jax.local_device_count() == 1:  # a process of a group runs its own chains
             return None
@@ -348,6 +363,12 @@ def run_chain(key, kernel_step, state, config: RunConfig, *, observables: Callab
     shard : split the chains over all visible devices (:func:`~phigen.samplers.sharding.shard_chains`);
         default: when more than one device is visible (falls back to one device, with a warning, if
         ``C`` is not divisible by the device count). ``mesh`` overrides the devices used.
+    mesh : ``global_chain_mesh()`` (every process of a ``jax.distributed`` group runs this same call)
+        splits the chains over all processes' devices (docs/scale_out.md); a state already split that
+        way keeps its mesh. Then ``state`` is global, ``trace`` and ``info_summary`` hold every chain
+        on every process, and each process checkpoints its own chains to
+        :func:`process_checkpoint_path` ``(config.checkpoint_path, index, count)`` (and its previous
+        save, ``….prev``); a resumed run restarts all processes at the latest step they all hold.
     resume : with ``config.checkpoint_path`` set and the file present, continue from it (its
         fingerprint — seed, thin, burn-in, state layout, initial state, observables, kernel name —
         must match, else :class:`~phigen.errors.ParameterError`); ``False`` starts over and
@@ -378,17 +399,44 @@ def run_chain(key, kernel_step, state, config: RunConfig, *, observables: Callab
             raise ParameterError("observables(state) must return a dict {name: array (C, ...)}")
         obs_struct = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in obs_struct.items()}
 
-    mesh = _resolve_mesh(shard, mesh, n_chains)
+    mesh = _resolve_mesh(shard, mesh, n_chains, state)
+    multi = spans_processes(mesh)  # chains split over the processes of a jax.distributed group
 
     def place(s):
         return s if mesh is None else shard_chains(s, mesh)
 
     path = None if config.checkpoint_path is None else os.fspath(config.checkpoint_path)
-    fingerprint = _fingerprint(key, step_fn, state, obs_struct, config, step_size) if path else None
+    if multi:
+        state = place(state)
+        lo, hi = process_chains(n_chains, mesh)
+        if path is not None:
+            path = process_checkpoint_path(path, jax.process_index(), jax.process_count())
+        local_state = _global.local_tree(state)
+        fingerprint = None
+        if path:
+            fingerprint = _fingerprint(key, step_fn, local_state, obs_struct, config, step_size)
+            fingerprint.update(process=[jax.process_index(), jax.process_count()], chains=[lo, hi],
+                               n_chains=n_chains)
+        resumed, n_done, acc_sum, n_bad, trace_parts = _start_or_resume_processes(
+            path, resume, fingerprint, local_state, config, obs_struct, mesh, lo, hi)
+        if resumed is not None:
+            state = _global.global_tree(resumed, state, mesh)
+    else:
+        fingerprint = _fingerprint(key, step_fn, state, obs_struct, config, step_size) if path else None
+        state, n_done, acc_sum, n_bad, trace_parts = _start_or_resume(path, resume, fingerprint, state, config,
+                                                                       obs_struct, n_chains)
+        state = place(state)
 
-    state, n_done, acc_sum, n_bad, trace_parts = _start_or_resume(path, resume, fingerprint, state, config,
-                                                                   obs_struct, n_chains)
-    state = place(state)
+    def to_host(*xs):
+        """Per-chain (C,) results as numpy; over processes: whole on every process (so every process
+        decides alike), gathered together in ONE collective (as int32 bit patterns)."""
+        if not multi:
+            return [np.asarray(x) for x in xs]
+        blocks = [_global.local_block(x) for x in xs]
+        packed = np.stack([b.astype(np.int32) if b.dtype == bool else b.view(np.int32) for b in blocks], axis=1)
+        whole = _global.gather_local(packed, mesh)
+        return [whole[:, i].copy().view(b.dtype) if b.dtype != bool else whole[:, i].astype(bool)
+                for i, b in enumerate(blocks)]
 
     chunk_fn = functools.partial(_chunk_function(observables, config.chunk_size, config.thin, config.burn_in,
                                                  has_acc), _as_pytree_step(step_fn))
@@ -397,11 +445,14 @@ def run_chain(key, kernel_step, state, config: RunConfig, *, observables: Callab
 
     def advance(done, n_valid):
         nonlocal state, trace_parts, acc_sum, n_bad, last_finite
-        new_state, records, n_rec, acc_c, bad_c, first_bad, finite = chunk_fn(
-            key, state, jnp.int32(done), jnp.int32(n_valid))
-        first_bad = int(first_bad)
-        bad_c = np.asarray(bad_c, np.int64)
-        finite = np.asarray(finite, bool)
+        with jax.set_mesh(mesh) if mesh is not None else contextlib.nullcontext():
+            # under the chain mesh, kernels may keep per-chain work on each device (cluster labels)
+            new_state, records, n_rec, acc_c, bad_c, first_bad_c, finite = chunk_fn(
+                key, state, jnp.int32(done), jnp.int32(n_valid))
+        first_bad_c, bad_c, finite, acc_c = to_host(first_bad_c, bad_c, finite, acc_c)
+        first_bad = int(first_bad_c[first_bad_c >= 0].min()) if (first_bad_c >= 0).any() else -1
+        bad_c = bad_c.astype(np.int64)
+        finite = finite.astype(bool)
         # NaN/inf in a leaf the per-step screen does not read: known only to the chunk
         unseen = ~finite & (bad_c == 0)
         bad_c[unseen] += 1
@@ -409,9 +460,10 @@ def run_chain(key, kernel_step, state, config: RunConfig, *, observables: Callab
             raise _divergence(first_bad, bad_c, done, n_valid, n_chains, step_size, saved_at)
         state = place(new_state)
         n_rec = int(n_rec)
-        for name in obs_struct:
-            trace_parts[name].append(np.asarray(records[name])[:n_rec])
-        acc_sum += np.asarray(acc_c, np.float64)
+        for name in obs_struct:  # this process's chains only (all of them in one process)
+            rec = _global.local_block(records[name]) if multi else np.asarray(records[name])
+            trace_parts[name].append(rec[:n_rec])
+        acc_sum += acc_c.astype(np.float64)
         n_bad += bad_c
         last_finite = finite
         if has_acc:
@@ -423,10 +475,16 @@ def run_chain(key, kernel_step, state, config: RunConfig, *, observables: Callab
         if not last_finite.all():
             warnings.warn(f"step {done}: the state holds NaN/inf; checkpoint not updated", stacklevel=3)
             return False
-        joined = _join(trace_parts, obs_struct)
+        joined = _join(trace_parts, obs_struct, local_chains=None if not multi else hi - lo)
         trace_parts = {name: [arr] for name, arr in joined.items()}  # join each chunk once
-        save_checkpoint(path, state=state, n_done=done, trace=joined, acceptance_sum=acc_sum, n_divergent=n_bad,
-                        fingerprint=fingerprint)
+        if multi:  # keep the previous one too: the processes' latest saves may be one apart when killed
+            if os.path.exists(path):
+                os.replace(path, _previous(path))
+            save_checkpoint(path, state=_global.local_tree(state), n_done=done, trace=joined,
+                            acceptance_sum=acc_sum[lo:hi], n_divergent=n_bad[lo:hi], fingerprint=fingerprint)
+        else:
+            save_checkpoint(path, state=state, n_done=done, trace=joined, acceptance_sum=acc_sum,
+                            n_divergent=n_bad, fingerprint=fingerprint)
         saved_at = done
         return True
 
@@ -436,7 +494,78 @@ def run_chain(key, kernel_step, state, config: RunConfig, *, observables: Callab
                         save_every=config.checkpoint_every_chunks * config.chunk_size)
 
     mean_acc = acc_sum / n_done if (has_acc and n_done) else np.full(n_chains, np.nan)
-    return RunResult(state, _join(trace_parts, obs_struct), InfoSummary(mean_acc, n_bad, n_done), n_done)
+    trace = _join(trace_parts, obs_struct, local_chains=None if not multi else hi - lo)
+    if multi:
+        trace = {name: _global.gather_local(arr, mesh, axis=1) for name, arr in trace.items()}
+    return RunResult(state, trace, InfoSummary(mean_acc, n_bad, n_done), n_done)
+
+
+def process_checkpoint_path(path, index: int, count: int) -> str:
+    """The checkpoint of process ``index`` of ``count`` when chains are split over processes:
+    ``ck.h5`` → ``ck.process-00001-of-00004.h5`` (each process saves and resumes its own chains)."""
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}.process-{int(index):05d}-of-{int(count):05d}{ext}"
+
+
+def _previous(path: str) -> str:
+    return path + ".prev"
+
+
+def _start_or_resume_processes(path, resume, fingerprint, local_state, config: RunConfig, obs_struct: dict,
+                               mesh, lo: int, hi: int):
+    """:func:`_start_or_resume` for chains split over processes: ``(this process's resumed block of
+    the state or None, n_done, whole acceptance sums, whole divergence counts, this process's trace
+    parts)``. Each process offers the steps of its checkpoint and of the one before; all resume at
+    the latest step every process holds (a process killed between two saves is one save behind).
+    Every decision is taken from gathered facts, so the processes agree (or all fail)."""
+    n_local = hi - lo
+    trace_parts = {name: [] for name in obs_struct}
+    acc_sum, n_bad = np.zeros(n_local, np.float64), np.zeros(n_local, np.int64)
+    offers, problem = {}, None
+    if path is not None and not resume:  # starting over: an earlier run's saves must not be offered later
+        for p in (path, _previous(path)):
+            if os.path.exists(p):
+                os.remove(p)
+    if path is not None and resume:
+        for p in (path, _previous(path)):
+            if not os.path.exists(p):
+                continue
+            try:
+                mismatches = fingerprint_mismatches(read_fingerprint(p), fingerprint)
+                if mismatches:
+                    problem = ParameterError("checkpoint belongs to a different run (" + "; ".join(mismatches)
+                                             + "); pass resume=False to start over and overwrite it", path=p)
+                    break
+                offers[read_n_done(p)] = p
+            except PhigenError as e:
+                problem = e
+                break
+    row = [1 if problem is not None else 0] + sorted(offers, reverse=True)[:2] + [-1] * (2 - min(2, len(offers)))
+    rows = _global.allgather_rows(row)
+    failed = [k for k in range(len(rows)) if rows[k, 0]]
+    if failed:
+        if problem is not None:
+            raise problem
+        raise ParameterError(f"the checkpoint of process {failed[0]} does not belong to this run (its own error "
+                             f"says why); pass resume=False to start over", path=path)
+    steps = [{int(v) for v in r[1:] if v >= 0} for r in rows]
+    if not any(steps):
+        return None, 0, _global.gather_local(acc_sum, mesh), _global.gather_local(n_bad, mesh), trace_parts
+    common = set.intersection(*steps)
+    if not common:
+        raise ParameterError("the processes' checkpoints have no step in common ("
+                             + "; ".join(f"process {k}: {sorted(s) or 'none'}" for k, s in enumerate(steps))
+                             + "); pass resume=False to start over", path=path)
+    n_done = max(common)
+    if n_done > config.n_steps:
+        raise ParameterError(f"checkpoint is at step {n_done}, past n_steps={config.n_steps}; "
+                             f"ask for at least {n_done} steps or pass resume=False", path=path)
+    ck = load_checkpoint(offers[n_done], local_state)
+    for name in obs_struct:
+        trace_parts[name].append(np.asarray(ck.trace[name]))
+    state = jax.tree_util.tree_map(lambda leaf: jax.random.key_data(leaf) if _global._is_key(leaf) else leaf, ck.state)
+    return (state, ck.n_done, _global.gather_local(ck.acceptance_sum, mesh),
+            _global.gather_local(ck.n_divergent, mesh), trace_parts)
 
 
 def _start_or_resume(path, resume: bool, fingerprint, state, config: RunConfig, obs_struct: dict, n_chains: int):
@@ -473,10 +602,11 @@ def _divergence(first_bad: int, bad_c, done: int, n_valid: int, n_chains: int, s
     return err
 
 
-def _join(parts: dict, obs_struct: dict) -> dict:
+def _join(parts: dict, obs_struct: dict, local_chains: int | None = None) -> dict:
+    """The recorded chunks joined along time; ``local_chains``: this process holds that many chains."""
     out = {}
     for name, s in obs_struct.items():
         chunks = parts[name]
-        out[name] = (np.concatenate(chunks, axis=0) if chunks
-                     else np.zeros((0,) + tuple(s.shape), dtype=s.dtype))
+        shape = tuple(s.shape) if local_chains is None else (local_chains,) + tuple(s.shape[1:])
+        out[name] = np.concatenate(chunks, axis=0) if chunks else np.zeros((0,) + shape, dtype=s.dtype)
     return out
