@@ -40,8 +40,8 @@ from .._validation import as_fields, check_int_at_least
 from ..diffusion.models import DiffusionModel, diffusion_velocity_fn
 from ..diffusion.sde import (OUProcess, SamplerInfo, dsm_loss, ou_mean_std, probability_flow_sample,
                              reverse_sde_sample, score_from_velocity, time_grid, tweedie_denoise)
-from ..diffusion.train import TrainConfig, train
-from ..diffusion.unet import UNet, UNetConfig, apply_conv, count_params
+from ..diffusion.unet import UNet, UNetConfig
+from ..nn import TrainConfig, apply_conv, count_params, periodic_conv, sinusoidal_features, train
 from ..errors import InputError, ModelFileError, ParameterError
 from ..models._base import config_from_options, read_model_file, register_model, write_model_file
 from ..models.gaussian import GaussianSpectrumModel
@@ -93,7 +93,7 @@ class ScoreNetConfig:
 
 
 def _conv(cin, cout, key):
-    return eqx.nn.Conv2d(cin, cout, 3, padding=1, padding_mode="CIRCULAR", key=key)
+    return periodic_conv(cin, cout, key)
 
 
 class _ResLayer(eqx.Module):
@@ -150,8 +150,7 @@ class ConditionalScoreNet(eqx.Module):
             raise InputError(f"ConditionalScoreNet takes details (3, h, w) and a coarse field (h, w); got "
                              f"{details.shape} and {coarse.shape} (map over a batch with apply_score_net)")
         # the same sinusoidal embedding of c as the baseline UNet (fixed frequencies 1 … 1000)
-        phase = jnp.asarray(np.geomspace(1.0, 1000.0, self.n_freq), details.dtype) * jnp.asarray(c, details.dtype)
-        emb = self.emb2(jax.nn.silu(self.emb1(jnp.concatenate([jnp.sin(phase), jnp.cos(phase)]))))
+        emb = self.emb2(jax.nn.silu(self.emb1(sinusoidal_features(c, self.n_freq, details.dtype))))
         h = apply_conv(self.conv_in, jnp.concatenate([details, coarse[None]], axis=0))
         for block in self.blocks:
             h = block(h, emb)
