@@ -355,6 +355,7 @@ _MODEL_MODULES: tuple[str, ...] = (
     "phigen.scattering.models",
     "phigen.diffusion.models",
     "phigen.rg.models",
+    "phigen.flows.models",
 )
 
 
