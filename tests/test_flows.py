@@ -183,3 +183,52 @@ def test_bad_input_is_refused():
         FlowModel.fit(bad, key=jax.random.key(0), progress=False, steps=2)
     with pytest.raises(ParameterError, match="unknown option"):
         FlowModel.fit(np.ones((4, 4, 4)), key=jax.random.key(0), progress=False, widht=3)
+
+
+@pytest.mark.slow  # 14 CPU s (the pilot run that measures τ_int); default twin below
+def test_generate_phi4_with_the_flow_sampler(tmp_path):
+    """``phigen generate phi4 --sampler flow``: trains the flow (kept beside the output), then flow-MH;
+    a second run reuses the saved flow; a flow of another action is refused."""
+    import phigen
+    from phigen.errors import ModelFileError
+
+    out = tmp_path / "phi4.h5"
+    phigen.generate("phi4", out, size=4, n=8, seed=0, kappa=0.3, lam=1.0, sampler="flow", flow_steps=30, thin=2,
+                    n_chains=8, progress=False)
+    flow_file = tmp_path / "phi4.h5.flow.h5"
+    assert flow_file.exists()
+    with phigen.open_fields(out) as ds:
+        x, config = ds[:], ds.config
+    assert x.shape == (8, 4, 4) and np.all(np.isfinite(x)) and config["sampler"] == "flow"
+    trained = FlowModel.load(flow_file)
+    assert trained.energy_record == {"name": "phi4", "kappa": 0.3, "lam": 1.0}
+    assert trained.training["objective"] == "reverse-kl" and trained.training["steps_done"] == 30
+    again = tmp_path / "again.h5"
+    flow_file.rename(tmp_path / "again.h5.flow.h5")
+    phigen.generate("phi4", again, size=4, n=8, seed=0, kappa=0.3, lam=1.0, sampler="flow", flow_steps=30, thin=2,
+                    n_chains=8, progress=False)
+    with phigen.open_fields(again) as ds:
+        np.testing.assert_array_equal(ds[:], x)  # the same flow, loaded: the same chains
+    (tmp_path / "other.h5.flow.h5").write_bytes((tmp_path / "again.h5.flow.h5").read_bytes())
+    with pytest.raises(ModelFileError, match="fitted to"):
+        phigen.generate("phi4", tmp_path / "other.h5", size=4, n=8, seed=0, kappa=0.25, lam=1.0, sampler="flow",
+                        flow_steps=30, thin=2, n_chains=8, progress=False)
+
+
+def test_flow_sampler_warm_up_trains_saves_and_reuses_its_flow(tmp_path):
+    """The default twin of the generate test: the ``flow`` sampler of the φ⁴ pipeline trains a flow by
+    reverse KL, saves it, reuses it, refuses one of another action, and starts chains from its draws."""
+    from phigen.errors import ModelFileError
+    from phigen.fields.phi4 import Phi4SamplerConfig, warm_up_phi4_chains
+
+    cfg = Phi4SamplerConfig(sampler="flow", n_chains=8, n_burn=0, flow_steps=10, flow_layers=2, flow_width=4)
+    flow_file = tmp_path / "f.flow.h5"
+    state, kernel, eps, n_lf = warm_up_phi4_chains(jax.random.key(0), 4, 0.3, 1.0, cfg, progress=False,
+                                                   flow_file=flow_file)
+    assert flow_file.exists() and (eps, n_lf) == (0.0, 0) and state.position.shape == (8, 4, 4)
+    state2, _, _, _ = warm_up_phi4_chains(jax.random.key(0), 4, 0.3, 1.0, cfg, progress=False, flow_file=flow_file)
+    np.testing.assert_array_equal(state2.position, state.position)
+    new, info = kernel.step(jax.random.key(1), state)
+    assert new.position.shape == (8, 4, 4) and info.acceptance_rate.shape == (8,)
+    with pytest.raises(ModelFileError, match="fitted to"):
+        warm_up_phi4_chains(jax.random.key(0), 4, 0.25, 1.0, cfg, progress=False, flow_file=flow_file)

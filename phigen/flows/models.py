@@ -41,6 +41,8 @@ class FlowFitConfig:
     (:class:`~phigen.flows.flow.FlowNetConfig`), the training settings
     (:class:`~phigen.nn.TrainConfig`; ``batch_size`` is the number of flow draws per step in a
     reverse-KL fit) and resumable training (``checkpoint``, ``checkpoint_every``, ``stop_at``).
+    ``sign_symmetric``: Z₂-equivariant couplings, q(−x) = q(x) exactly (``phigen compare`` sets it
+    for fields with the φ → −φ symmetry; default: on for a φ⁴ energy, off for data).
     ``eval_samples``: flow draws for the fit record's ESS/N and log Z (reverse KL)."""
 
     layers: int = FlowNetConfig.layers
@@ -48,7 +50,7 @@ class FlowFitConfig:
     hidden: int = FlowNetConfig.hidden
     kernel: int = FlowNetConfig.kernel
     spectral: bool = FlowNetConfig.spectral
-    symmetric: bool | None = None          # None: True for an even energy (phi4), False for data
+    sign_symmetric: bool | None = None     # Z₂-equivariant couplings; None: True for phi4, False for data
     steps: int = 2000
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -62,7 +64,7 @@ class FlowFitConfig:
     eval_samples: int = 1024
 
     def net_config(self, symmetric_default: bool) -> FlowNetConfig:
-        sym = symmetric_default if self.symmetric is None else bool(self.symmetric)
+        sym = symmetric_default if self.sign_symmetric is None else bool(self.sign_symmetric)
         return FlowNetConfig(self.layers, self.width, self.hidden, self.kernel, bool(self.spectral), sym)
 
     def train_config(self) -> TrainConfig:

@@ -356,6 +356,8 @@ _MODEL_MODULES: tuple[str, ...] = (
     "phigen.diffusion.models",
     "phigen.rg.models",
     "phigen.flows.models",
+    "phigen.vae",
+    "phigen.gan",
 )
 
 

@@ -94,10 +94,11 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(schedule))
 
 
-def init_train_state(model, config: TrainConfig) -> tuple[TrainState, Any]:
-    """``(state, static)``: the model split into trainable arrays and the rest (equinox)."""
+def init_train_state(model, config: TrainConfig, optimizer=None) -> tuple[TrainState, Any]:
+    """``(state, static)``: the model split into trainable arrays and the rest (equinox); ``optimizer``
+    defaults to :func:`make_optimizer` of ``config``."""
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    opt_state = make_optimizer(config).init(params)
+    opt_state = (make_optimizer(config) if optimizer is None else optimizer).init(params)
     ema = jax.tree_util.tree_map(jnp.copy, params)
     return TrainState(params, opt_state, ema, jnp.zeros((), jnp.int32)), static
 
@@ -112,10 +113,12 @@ def batch_indices(data_key, step, n_data: int, batch_size: int):
 
 @eqx.filter_jit
 def run_train_chunk(loss_fn, static, config: TrainConfig, batch_size: int, n_steps: int, state: TrainState, data,
-                    data_key, noise_key, has_aux: bool = False):
+                    data_key, noise_key, has_aux: bool = False, optimizer=None):
     """``n_steps`` training steps from ``state`` in one ``lax.scan``: ``(state, losses (n_steps,))``, or
-    ``(state, (losses, aux))`` with ``has_aux``. ``data`` ``(N, ...)`` or None (data-free loss)."""
-    optimizer = make_optimizer(config)
+    ``(state, (losses, aux))`` with ``has_aux``. ``data`` ``(N, ...)`` or None (data-free loss).
+    ``optimizer``: an optax transformation (default :func:`make_optimizer`); pass the SAME object to
+    every chunk (it is static: a new one recompiles)."""
+    optimizer = make_optimizer(config) if optimizer is None else optimizer
 
     def loss_of(params, x0, key):
         return loss_fn(eqx.combine(params, static), x0, key)
@@ -175,12 +178,15 @@ def load_checkpoint(path, like: TrainState, config: TrainConfig, extra: dict | N
 
 def train(loss_fn: Callable, model, data, config: TrainConfig = TrainConfig(), *, key, progress: bool | None = None,
           checkpoint=None, checkpoint_every: int | None = None, stop_at: int | None = None,
-          fingerprint: dict | None = None, desc: str = "training", has_aux: bool = False) -> TrainResult:
+          fingerprint: dict | None = None, desc: str = "training", has_aux: bool = False,
+          optimizer=None) -> TrainResult:
     """Minimise ``loss_fn(model, x0_batch, key) -> scalar`` over batches of ``data`` ``(N, ...)``.
 
     ``data=None``: no data, ``x0_batch`` is None (the loss draws what it needs from ``key``).
     ``has_aux``: the loss returns ``(scalar, {name: scalar})``; the values are kept per step
-    (``TrainResult.aux``) and shown on the progress bar.
+    (``TrainResult.aux``) and shown on the progress bar. ``optimizer``: an optax transformation
+    replacing :func:`make_optimizer` (e.g. one learning rate per player of a game; name what it
+    changes in ``fingerprint`` so that a checkpoint is only resumed by the same optimiser).
 
     ``key`` fixes the shuffling and the loss noise. With ``checkpoint`` (a path), an existing
     checkpoint of the same configuration (``config`` and ``fingerprint``) is resumed, and the state is
@@ -193,7 +199,7 @@ def train(loss_fn: Callable, model, data, config: TrainConfig = TrainConfig(), *
     else:
         data = jnp.asarray(as_fields(data, name="training fields"))
         batch_size = min(config.batch_size, int(data.shape[0]))  # a tiny dataset is one batch per epoch
-    state, static = init_train_state(model, config)
+    state, static = init_train_state(model, config, optimizer)
     losses, aux = np.zeros((0,), np.float32), {}
     if checkpoint is not None and Path(checkpoint).exists():
         state, losses, aux = load_checkpoint(checkpoint, state, config, fingerprint, with_aux=True)
@@ -207,7 +213,7 @@ def train(loss_fn: Callable, model, data, config: TrainConfig = TrainConfig(), *
     def advance(done, n_steps):
         nonlocal state
         state, out = run_train_chunk(loss_fn, static, config, batch_size, n_steps, state, data, data_key,
-                                     noise_key, has_aux)
+                                     noise_key, has_aux, optimizer)
         chunk_losses, chunk_aux = out if has_aux else (out, {})
         chunk_losses = np.asarray(chunk_losses)
         if not np.all(np.isfinite(chunk_losses)):
