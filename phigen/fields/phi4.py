@@ -374,10 +374,15 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=Non
 
     params = {"kappa": list(kappas) if grid else kappas[0], "lam": float(lam)}
     cfg = {"kind": "phi4", "size": size, "action": "hopping: sum -2k phi_x phi_x+mu + phi^2 + lam (phi^2-1)^2",
-           **params, **asdict(config), "group_kind": "chain"}
+           **params, **_sampler_settings(config), "group_kind": "chain"}
     if grid:
         cfg.update(condition_names=["kappa"], kappa_grid=list(kappas), per_kappa=per_kappa)
     return make_batch, params, cfg, diagnostics
+
+
+def _sampler_settings(config: Phi4SamplerConfig) -> dict:
+    """The sampler settings a file records (the flow's only when the flow sampler ran)."""
+    return {k: v for k, v in asdict(config).items() if config.sampler == "flow" or not k.startswith("flow_")}
 
 
 def _chains_from_sidecar(saved, energy: Phi4, config: Phi4SamplerConfig, path: Path, flow_file=None) -> Phi4Chains:
