@@ -2,7 +2,6 @@
 loss curves and the mode-collapse indicator in the fit record, save/load identity, resume equal to
 an uninterrupted fit, bad input; and the three new models through ``phigen fit`` / ``sample`` / ``compare``."""
 
-import json
 
 import jax
 import numpy as np

@@ -82,13 +82,6 @@ class UNetConfig:
                                  f"got {tuple(shape)} (use a smaller depth)")
 
 
-def _conv(cin, cout, key, kernel=3):
-    return periodic_conv(cin, cout, key, kernel)
-
-
-_norm = group_norm
-
-
 class ResBlock(eqx.Module):
     """``x ↦ skip(x) + conv(silu(norm(conv(silu(norm(x))) + W·emb))))``."""
 
@@ -101,21 +94,18 @@ class ResBlock(eqx.Module):
 
     def __init__(self, cin, cout, emb_dim, groups, *, key):
         k1, k2, k3, k4 = jax.random.split(key, 4)
-        self.norm1 = _norm(cin, groups)
-        self.conv1 = _conv(cin, cout, k1)
+        self.norm1 = group_norm(cin, groups)
+        self.conv1 = periodic_conv(cin, cout, k1)
         self.emb = eqx.nn.Linear(emb_dim, cout, key=k2)
-        self.norm2 = _norm(cout, groups)
-        self.conv2 = _conv(cout, cout, k3)
-        self.skip = None if cin == cout else _conv(cin, cout, k4, kernel=1)
+        self.norm2 = group_norm(cout, groups)
+        self.conv2 = periodic_conv(cout, cout, k3)
+        self.skip = None if cin == cout else periodic_conv(cin, cout, k4, kernel=1)
 
     def __call__(self, x, emb):
         h = apply_conv(self.conv1, jax.nn.silu(self.norm1(x)))
         h = h + self.emb(emb)[:, None, None]
         h = apply_conv(self.conv2, jax.nn.silu(self.norm2(h)))
         return (x if self.skip is None else apply_conv(self.skip, x)) + h
-
-
-_pool, _upsample = pool2, upsample2
 
 
 class UNet(eqx.Module):
@@ -139,7 +129,7 @@ class UNet(eqx.Module):
         n_freq = self.n_freq = max(1, e // 4)
         self.emb1 = eqx.nn.Linear(2 * n_freq, e, key=next(keys))
         self.emb2 = eqx.nn.Linear(e, e, key=next(keys))
-        self.conv_in = _conv(1, ch[0], next(keys))
+        self.conv_in = periodic_conv(1, ch[0], next(keys))
         self.down, cin = [], ch[0]
         for level in range(config.depth):
             blocks = []
@@ -156,10 +146,10 @@ class UNet(eqx.Module):
                 blocks.append(ResBlock(cin, cin, e, g, key=next(keys)))
             self.up.append(blocks)
             if level > 0:
-                self.upconv.append(_conv(cin, ch[level - 1], next(keys)))
+                self.upconv.append(periodic_conv(cin, ch[level - 1], next(keys)))
                 cin = ch[level - 1]
-        self.norm_out = _norm(cin, g)
-        conv_out = _conv(cin, 1, next(keys))
+        self.norm_out = group_norm(cin, g)
+        conv_out = periodic_conv(cin, 1, next(keys))
         # start from the zero function: the first loss is the data's, and samplers start sane
         self.conv_out = eqx.tree_at(lambda m: (m.weight, m.bias), conv_out,
                                     (jnp.zeros_like(conv_out.weight), jnp.zeros_like(conv_out.bias)))
@@ -176,14 +166,14 @@ class UNet(eqx.Module):
                 h = block(h, emb)
             skips.append(h)
             if level < self.depth - 1:
-                h = _pool(h)
+                h = pool2(h)
         h = self.middle(h, emb)
         for i, blocks in enumerate(self.up):
             h = jnp.concatenate([h, skips.pop()], axis=0)
             for block in blocks:
                 h = block(h, emb)
             if i < self.depth - 1:
-                h = apply_conv(self.upconv[i], _upsample(h))
+                h = apply_conv(self.upconv[i], upsample2(h))
         return apply_conv(self.conv_out, jax.nn.silu(self.norm_out(h)))[0]
 
 

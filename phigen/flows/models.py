@@ -15,7 +15,6 @@ resumable training). The model samples with the EMA weights.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields as dataclass_fields
 
 import equinox as eqx
