@@ -18,7 +18,9 @@ The public API, one import away (every CLI verb has its twin here):
 A new field kind is one module that registers a ``phigen.FieldKind`` (docs/architecture.md).
 
 Subpackages: ``phigen.io`` (HDF5 ensembles), ``phigen.fields`` (generators), ``phigen.energies``,
-``phigen.samplers`` (MCMC), ``phigen.stats`` (statistics suite), ``phigen.models``, ``phigen.plot``.
+``phigen.samplers`` (MCMC), ``phigen.stats`` (statistics suite), ``phigen.models``, ``phigen.plot``,
+``phigen.nn`` (network building blocks), ``phigen.flows`` (normalizing flows, flow-based MCMC),
+``phigen.vae``, ``phigen.gan``.
 Heavy submodules are imported lazily, so ``import phigen`` stays fast.
 """
 
@@ -58,7 +60,7 @@ _LAZY = {
     "generalisation": ("phigen._generalisation", "generalisation"),
 }
 _SUBPACKAGES = ("io", "fields", "energies", "samplers", "stats", "models", "plot", "critical", "report", "compare",
-                "wavelets", "scattering", "diffusion", "checks", "rg", "distributed")
+                "wavelets", "scattering", "diffusion", "checks", "rg", "distributed", "nn", "flows", "vae", "gan")
 
 
 def __getattr__(name):

@@ -25,6 +25,7 @@ _FILE_SECONDS = {
     "test_scattering_spectra.py": 32, "test_wavelets.py": 26, "test_runner.py": 23, "test_cosmic_web.py": 23,
     "test_rng.py": 21, "test_cluster.py": 21, "test_scale_out.py": 30, "test_cli.py": 20, "test_groups.py": 18, "test_phi4_generate.py": 18,
     "test_stats.py": 18, "test_numpyro_route.py": 18, "test_generalisation.py": 15, "test_scattering_lbfgs.py": 13,
+    "test_flows.py": 35, "test_vae_gan.py": 25, "test_nn.py": 5,
 }
 
 

@@ -35,7 +35,7 @@ from ..errors import InputError, ModelFileError, ParameterError
 from ..models._base import config_from_options, read_model_file, register_model, write_model_file
 from .flow import flow_matching_loss, flow_sample, flow_time_grid
 from .sde import OUProcess, dsm_loss, ou_mean_std, reverse_sde_sample, score_from_velocity, time_grid, tweedie_denoise
-from .train import TrainConfig, train
+from ..nn.train import TrainConfig, train
 from .unet import UNet, UNetConfig, apply_batched, count_params, make_unet
 from ..samplers._rng import standard_normal
 

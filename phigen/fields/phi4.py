@@ -9,7 +9,12 @@ Pipeline (all chains batched in jitted calls, every random draw derived from one
 4. production: one configuration per chain every ``thin = ceil(thin_factor · max τ_int)`` steps.
 
 ``sampler``: ``"hmc-cluster"`` (default: one HMC trajectory + one Swendsen–Wang sweep of the
-embedded Ising signs per step, which beats critical slowing down), ``"hmc"`` or ``"mala"``.
+embedded Ising signs per step, which beats critical slowing down), ``"hmc"``, ``"mala"`` or
+``"flow"``: a Z₂-symmetric normalizing flow trained by reverse KL on the action (no data,
+``flow_steps`` Adam steps of ``flow_batch`` draws), then independence Metropolis–Hastings with flow
+proposals (:mod:`phigen.flows.mcmc`; no step size to adapt, chains start from flow draws). The
+trained flow is kept beside the output as ``OUT.h5.flow.h5`` (a ``flow`` model file: a resumed run
+reuses it, ``phigen sample`` can draw from it).
 """
 
 from __future__ import annotations
@@ -40,8 +45,8 @@ from ..samplers.sharding import gather_chains, shard_chains, spans_processes
 __all__ = ["Phi4SamplerConfig", "Phi4Chains", "warm_up_phi4_chains", "prepare_phi4_chains", "advance_phi4_chains", "sample_phi4",
            "chain_groups", "check_lattice_size"]
 
-SAMPLERS = ("hmc-cluster", "hmc", "mala")
-_TAG_INIT, _TAG_WARMUP, _TAG_BURN, _TAG_PILOT, _TAG_PRODUCTION = range(5)
+SAMPLERS = ("hmc-cluster", "hmc", "mala", "flow")
+_TAG_INIT, _TAG_WARMUP, _TAG_BURN, _TAG_PILOT, _TAG_PRODUCTION, _TAG_FLOW = range(6)
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,11 @@ class Phi4SamplerConfig:
     thin_factor: float = 2.0
     trajectory_length: float = 1.0
     init_std: float = 0.5
+    flow_steps: int = 2000           # sampler "flow": reverse-KL training steps
+    flow_batch: int = 64             # flow draws per training step
+    flow_layers: int = 8
+    flow_width: int = 16
+    flow_learning_rate: float = 3e-3  # L = 8, κ = 0.3403, λ = 1, 1000 steps: ESS/N 0.22 (1e-3 and 300 steps: 0.001)
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
@@ -71,6 +81,12 @@ class Phi4SamplerConfig:
             raise E.ParameterError(f"thin_factor must be > 0; got {self.thin_factor!r}")
         if not (self.trajectory_length > 0 and math.isfinite(self.trajectory_length)):
             raise E.ParameterError(f"trajectory_length must be > 0; got {self.trajectory_length!r}")
+        check_int_at_least(self.flow_steps, "flow_steps", 1)
+        check_int_at_least(self.flow_batch, "flow_batch", 2)
+        check_int_at_least(self.flow_layers, "flow_layers", 0)
+        check_int_at_least(self.flow_width, "flow_width", 1)
+        if not (self.flow_learning_rate > 0 and math.isfinite(self.flow_learning_rate)):
+            raise E.ParameterError(f"flow_learning_rate must be > 0; got {self.flow_learning_rate!r}")
 
 
 class Phi4Chains(NamedTuple):
@@ -93,7 +109,11 @@ def _observables(state):
     return {"abs_m": jnp.abs(jnp.mean(pos, axis=(-2, -1))), "energy": state.energy}
 
 
-def _kernel(energy: Phi4, config: Phi4SamplerConfig, step_size: float, n_leapfrog: int):
+def _kernel(energy: Phi4, config: Phi4SamplerConfig, step_size: float, n_leapfrog: int, flow=None):
+    if config.sampler == "flow":
+        from ..flows.mcmc import make_flow_mh_kernel
+
+        return make_flow_mh_kernel(flow, energy)
     if config.sampler == "hmc-cluster":
         return make_hmc_cluster_kernel(energy, energy.kappa, step_size=step_size, n_leapfrog=n_leapfrog)
     if config.sampler == "hmc":
@@ -108,28 +128,60 @@ def check_lattice_size(size):
     return size
 
 
+def train_phi4_flow(key, size: int, kappa: float, lam: float, config: Phi4SamplerConfig = Phi4SamplerConfig(), *,
+                    progress: bool | None = None, flow_file=None):
+    """The flow of ``sampler="flow"``: loaded from ``flow_file`` when it exists (a ``flow`` model fitted
+    to the same φ⁴ action and shape), else trained by reverse KL (and saved there when given)."""
+    from ..flows.models import FlowModel
+
+    energy = Phi4(kappa, lam)
+    if flow_file is not None and Path(flow_file).exists():
+        model = FlowModel.load(flow_file)
+        want = {"name": "phi4", "kappa": float(energy.kappa), "lam": float(energy.lam)}
+        if model.energy_record != want or tuple(model.field_shape) != (size, size):
+            raise E.ModelFileError(f"the flow beside the output was fitted to {model.energy_record} on "
+                                   f"{model.field_shape}, not {want} on {(size, size)}; delete it", path=flow_file)
+        return model
+    model = FlowModel.fit_energy(energy, size, key=jax.random.fold_in(key, _TAG_FLOW), progress=progress,
+                                 steps=config.flow_steps, batch_size=config.flow_batch, layers=config.flow_layers,
+                                 width=config.flow_width, learning_rate=config.flow_learning_rate)
+    if flow_file is not None:
+        model.save(flow_file)
+    return model
+
+
 def warm_up_phi4_chains(key, size: int, kappa: float, lam: float, config: Phi4SamplerConfig = Phi4SamplerConfig(),
-                        *, progress: bool | None = None, mesh=None):
+                        *, progress: bool | None = None, mesh=None, flow_file=None):
     """Start ``config.n_chains`` chains, adapt the step size and burn in.
 
     Returns ``(state, kernel, step_size, n_leapfrog)``; the kernel is ``config.sampler`` closed over
     the adapted step size. ``mesh``: a chain mesh (``global_chain_mesh()`` in every process of a
     ``jax.distributed`` group: the chains are split over all processes, with the samples, step size
-    and thinning of a one-process run; docs/scale_out.md).
+    and thinning of a one-process run; docs/scale_out.md). ``sampler="flow"``: the flow is trained (or
+    read from ``flow_file``), the chains start from its draws, and step size and ``n_leapfrog`` are 0
+    (nothing to adapt); it runs in one process.
     """
     size = check_lattice_size(size)
     energy = Phi4(kappa, lam)
     c = config.n_chains
-    x0 = config.init_std * jax.random.normal(jax.random.fold_in(key, _TAG_INIT), (c, size, size), jnp.float32)
-    if mesh is not None:  # every process drew the same x0; each keeps its own chains
-        x0 = shard_chains(np.asarray(x0), mesh)
-    kind = "mala" if config.sampler == "mala" else "hmc"
-    state, step_size, ainfo = adapt_step_size(jax.random.fold_in(key, _TAG_WARMUP), kind, energy, x0,
-                                              n_warmup=config.n_warmup, trajectory_length=config.trajectory_length)
-    step_size = float(step_size)
-    n_leapfrog = int(ainfo.final_n_leapfrog)
-    kernel = _kernel(energy, config, step_size, n_leapfrog)
-    state = kernel.init(state.position)
+    if config.sampler == "flow":
+        if mesh is not None:
+            raise E.ParameterError("--sampler flow runs in one process (its chains are not split over processes)")
+        model = train_phi4_flow(key, size, kappa, lam, config, progress=progress, flow_file=flow_file)
+        kernel = _kernel(energy, config, 0.0, 0, model.flow)
+        state = kernel.init(model.sample(c, key=jax.random.fold_in(key, _TAG_INIT)))
+        step_size, n_leapfrog = 0.0, 0
+    else:
+        x0 = config.init_std * jax.random.normal(jax.random.fold_in(key, _TAG_INIT), (c, size, size), jnp.float32)
+        if mesh is not None:  # every process drew the same x0; each keeps its own chains
+            x0 = shard_chains(np.asarray(x0), mesh)
+        kind = "mala" if config.sampler == "mala" else "hmc"
+        state, step_size, ainfo = adapt_step_size(jax.random.fold_in(key, _TAG_WARMUP), kind, energy, x0,
+                                                  n_warmup=config.n_warmup, trajectory_length=config.trajectory_length)
+        step_size = float(step_size)
+        n_leapfrog = int(ainfo.final_n_leapfrog)
+        kernel = _kernel(energy, config, step_size, n_leapfrog)
+        state = kernel.init(state.position)
     if config.n_burn:
         state = run_chain(jax.random.fold_in(key, _TAG_BURN), kernel.step, state,
                           RunConfig(n_steps=config.n_burn, chunk_size=min(100, config.n_burn), progress=progress),
@@ -138,11 +190,12 @@ def warm_up_phi4_chains(key, size: int, kappa: float, lam: float, config: Phi4Sa
 
 
 def prepare_phi4_chains(key, size: int, kappa: float, lam: float, config: Phi4SamplerConfig = Phi4SamplerConfig(),
-                        *, progress: bool | None = None, mesh=None) -> Phi4Chains:
+                        *, progress: bool | None = None, mesh=None, flow_file=None) -> Phi4Chains:
     """Adapt, burn in and measure τ_int for ``config.n_chains`` chains of ``size × size`` φ⁴ at (κ, λ)
-    (``mesh``: see :func:`warm_up_phi4_chains`; τ_int is measured on every chain of every process)."""
+    (``mesh``, ``flow_file``: see :func:`warm_up_phi4_chains`; τ_int is measured on every chain of every
+    process)."""
     state, kernel, step_size, n_leapfrog = warm_up_phi4_chains(key, size, kappa, lam, config, progress=progress,
-                                                               mesh=mesh)
+                                                               mesh=mesh, flow_file=flow_file)
     pilot = run_chain(jax.random.fold_in(key, _TAG_PILOT), kernel.step, state,
                       RunConfig(n_steps=config.n_pilot, chunk_size=min(100, config.n_pilot), progress=progress),
                       observables=_observables, desc=f"φ⁴ L={size} pilot (τ_int)", step_size=step_size, mesh=mesh)
@@ -267,7 +320,7 @@ def _load_sidecar(path: Path, batch_index: int):
 
 def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=None,
                 lam: float | None = None, sampler: str = "hmc-cluster", thin: int | None = None,
-                n_chains: int | None = None, _mesh=None):
+                n_chains: int | None = None, flow_steps: int | None = None, _mesh=None):
     """One κ: ``n`` configurations, one per chain per batch (chain = group). A grid of K values of κ
     (``kappa`` a sequence; CLI ``--kappa START:STOP:NUM``): ``n / K`` configurations per κ, κ after κ
     (κ-major), each κ with chains of its own (warm-up, step size, τ_int, thinning), κ in the
@@ -284,7 +337,10 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=Non
     if grid and (n % len(kappas) or per_kappa < 1):
         raise E.ParameterError(f"a grid of {len(kappas)} κ values needs n to be a multiple of {len(kappas)} "
                                f"(the same number of configurations at every κ); got n = {n}")
-    config = Phi4SamplerConfig(sampler=sampler, thin=thin, n_chains=n_chains or min(per_kappa, 64))
+    extra = {} if flow_steps is None else {"flow_steps": flow_steps}
+    config = Phi4SamplerConfig(sampler=sampler, thin=thin, n_chains=n_chains or min(per_kappa, 64), **extra)
+    if sampler == "flow" and grid:
+        raise E.ParameterError("--sampler flow trains one flow per action: give one κ, not a grid")
     if grid and per_kappa % config.n_chains:
         raise E.ParameterError(f"{per_kappa} configurations per κ are not a whole number of batches of "
                                f"n_chains = {config.n_chains}; choose n_chains dividing {per_kappa} "
@@ -292,6 +348,7 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=Non
     batches_per_kappa = -(-per_kappa // config.n_chains)
     root = jax.random.PRNGKey(seed)
     box: dict = {}
+    flow_file = path.with_name(path.name + ".flow.h5") if sampler == "flow" else None  # beside the output
     mesh = _mesh if spans_processes(_mesh) else None
     if mesh is not None:  # chains split over processes: each process keeps its own chain checkpoint
         path = path.with_name(f"{path.name}.process-{jax.process_index():05d}-of-{jax.process_count():05d}")
@@ -305,7 +362,8 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=Non
         """Chains as they were after batch ``batch_index - 1`` (fresh at a new κ, or from the sidecar on resume)."""
         i, key, energy = at(batch_index)
         if not batch_index % batches_per_kappa:  # the first batch of a κ: fresh chains at that κ
-            return prepare_phi4_chains(key, size, kappas[i], lam, config, progress=progress, mesh=mesh)
+            return prepare_phi4_chains(key, size, kappas[i], lam, config, progress=progress, mesh=mesh,
+                                       flow_file=flow_file)
         if "chains" in box and box["next"] == batch_index:
             return box["chains"]
         # within a κ, after an interruption: the chains of the batch before, from the sidecar
@@ -313,7 +371,7 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=Non
         if saved is None:
             raise E.TruncatedFileError(f"cannot resume at batch {batch_index}: the chain checkpoint "
                                        f"{_sidecar(path).name} is missing or older; rerun with --overwrite", path=path)
-        return _chains_from_sidecar(saved, energy, config, path, mesh)
+        return _chains_from_sidecar(saved, energy, config, path, mesh, flow_file)
 
     def make_batch(b, count):  # one configuration per chain: group = chain index (offset per κ)
         i, key, _ = at(b)
@@ -342,15 +400,29 @@ def _build_phi4(size: int, seed: int, *, n: int, path: Path, progress, kappa=Non
 
     params = {"kappa": list(kappas) if grid else kappas[0], "lam": float(lam)}
     cfg = {"kind": "phi4", "size": size, "action": "hopping: sum -2k phi_x phi_x+mu + phi^2 + lam (phi^2-1)^2",
-           **params, **asdict(config), "group_kind": "chain"}
+           **params, **_sampler_settings(config), "group_kind": "chain"}
     if grid:
         cfg.update(condition_names=["kappa"], kappa_grid=list(kappas), per_kappa=per_kappa)
     return make_batch, params, cfg, diagnostics
 
 
-def _chains_from_sidecar(saved, energy: Phi4, config: Phi4SamplerConfig, path: Path, mesh=None) -> Phi4Chains:
+def _sampler_settings(config: Phi4SamplerConfig) -> dict:
+    """The sampler settings a file records (the flow's only when the flow sampler ran)."""
+    return {k: v for k, v in asdict(config).items() if config.sampler == "flow" or not k.startswith("flow_")}
+
+
+def _chains_from_sidecar(saved, energy: Phi4, config: Phi4SamplerConfig, path: Path, mesh=None,
+                         flow_file=None) -> Phi4Chains:
     leaves, diag = saved
-    kernel = _kernel(energy, config, float(diag["step_size"]), int(diag["n_leapfrog"]))
+    flow = None
+    if config.sampler == "flow":
+        if flow_file is None or not Path(flow_file).exists():
+            raise E.TruncatedFileError("cannot resume flow-MH chains: the trained flow beside the output is "
+                                       "missing; rerun with --overwrite", path=path)
+        from ..flows.models import FlowModel
+
+        flow = FlowModel.load(flow_file).flow
+    kernel = _kernel(energy, config, float(diag["step_size"]), int(diag["n_leapfrog"]), flow)
     template = kernel.init(jnp.asarray(leaves[0]))
     treedef = jax.tree_util.tree_structure(template)
     if treedef.num_leaves != len(leaves):
@@ -415,7 +487,9 @@ def _register():
         options=(FieldOption("kappa", "grid", "hopping parameter κ, or a grid START:STOP:NUM (one file, κ in "
                              "the conditions, the same number of configurations per κ)"),
                  FieldOption("lam", float, "quartic coupling λ"),
-                 FieldOption("sampler", str, "MCMC kernel", choices=("hmc", "hmc-cluster", "mala")),
+                 FieldOption("sampler", str, "MCMC kernel (flow: reverse-KL flow, then independence MH)",
+                             choices=("hmc", "hmc-cluster", "mala", "flow")),
+                 FieldOption("flow_steps", int, "training steps of the flow (--sampler flow)"),
                  FieldOption("thin", int, "steps between saved fields (default: from measured τ_int)"),
                  FieldOption("n_chains", int, "parallel chains")),
         groups=_groups, shard_unit=_shard_unit, collective=True,

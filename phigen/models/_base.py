@@ -358,6 +358,9 @@ _MODEL_MODULES: tuple[str, ...] = (
     "phigen.scattering.models",
     "phigen.diffusion.models",
     "phigen.rg.models",
+    "phigen.flows.models",
+    "phigen.vae",
+    "phigen.gan",
 )
 
 

@@ -27,7 +27,6 @@ model's): linear in the number of pixels (:meth:`WSGMModel.sampling_cost`).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -40,8 +39,8 @@ from .._validation import as_fields, check_int_at_least
 from ..diffusion.models import DiffusionModel, diffusion_velocity_fn
 from ..diffusion.sde import (OUProcess, SamplerInfo, dsm_loss, ou_mean_std, probability_flow_sample,
                              reverse_sde_sample, score_from_velocity, time_grid, tweedie_denoise)
-from ..diffusion.train import TrainConfig, train
-from ..diffusion.unet import UNet, UNetConfig, apply_conv, count_params
+from ..diffusion.unet import UNet, UNetConfig
+from ..nn import TrainConfig, apply_conv, count_params, group_norm, periodic_conv, sinusoidal_features, train
 from ..errors import InputError, ModelFileError, ParameterError
 from ..models._base import config_from_options, read_model_file, register_model, write_model_file
 from ..models.gaussian import GaussianSpectrumModel
@@ -92,10 +91,6 @@ class ScoreNetConfig:
         return asdict(self)
 
 
-def _conv(cin, cout, key):
-    return eqx.nn.Conv2d(cin, cout, 3, padding=1, padding_mode="CIRCULAR", key=key)
-
-
 class _ResLayer(eqx.Module):
     """``h ↦ h + conv(silu(norm(h)·(1 + γ(e)) + β(e)))``: one 3×3 convolution, FiLM-conditioned on the
     noise embedding e (scale and shift, so the layer can change its gain with the noise level)."""
@@ -106,9 +101,9 @@ class _ResLayer(eqx.Module):
 
     def __init__(self, width, emb_dim, groups, *, key):
         k1, k2 = jax.random.split(key)
-        self.norm = eqx.nn.GroupNorm(math.gcd(width, groups), width)
+        self.norm = group_norm(width, groups)
         self.film = eqx.nn.Linear(emb_dim, 2 * width, key=k1)
-        self.conv = _conv(width, width, k2)
+        self.conv = periodic_conv(width, width, k2)
 
     def __call__(self, h, emb):
         gamma, beta = jnp.split(self.film(emb), 2)
@@ -138,10 +133,10 @@ class ConditionalScoreNet(eqx.Module):
         self.n_freq = max(1, e // 4)
         self.emb1 = eqx.nn.Linear(2 * self.n_freq, e, key=keys[0])
         self.emb2 = eqx.nn.Linear(e, e, key=keys[1])
-        self.conv_in = _conv(4, c, keys[2])
+        self.conv_in = periodic_conv(4, c, keys[2])
         self.blocks = [_ResLayer(c, e, config.groups, key=k) for k in keys[4:4 + config.layers - 2]]
-        self.norm_out = eqx.nn.GroupNorm(math.gcd(c, config.groups), c)
-        conv_out = _conv(c, 3, keys[3])
+        self.norm_out = group_norm(c, config.groups)
+        conv_out = periodic_conv(c, 3, keys[3])
         self.conv_out = eqx.tree_at(lambda m: (m.weight, m.bias), conv_out,
                                     (jnp.zeros_like(conv_out.weight), jnp.zeros_like(conv_out.bias)))
 
@@ -150,8 +145,7 @@ class ConditionalScoreNet(eqx.Module):
             raise InputError(f"ConditionalScoreNet takes details (3, h, w) and a coarse field (h, w); got "
                              f"{details.shape} and {coarse.shape} (map over a batch with apply_score_net)")
         # the same sinusoidal embedding of c as the baseline UNet (fixed frequencies 1 … 1000)
-        phase = jnp.asarray(np.geomspace(1.0, 1000.0, self.n_freq), details.dtype) * jnp.asarray(c, details.dtype)
-        emb = self.emb2(jax.nn.silu(self.emb1(jnp.concatenate([jnp.sin(phase), jnp.cos(phase)]))))
+        emb = self.emb2(jax.nn.silu(self.emb1(sinusoidal_features(c, self.n_freq, details.dtype))))
         h = apply_conv(self.conv_in, jnp.concatenate([details, coarse[None]], axis=0))
         for block in self.blocks:
             h = block(h, emb)

@@ -10,5 +10,6 @@ from .sharding import (chain_mesh, chain_sharding, gather_chains, global_chain_m
                        spans_processes)
 from .numpyro import numpyro_sample
 from .cluster import ClusterInfo, cluster_labels, swendsen_wang_bonds, swendsen_wang_step
+from .compose import ComposedInfo, compose_kernels
 from .mixed import HMCClusterInfo, hmc_cluster_init, hmc_cluster_step, make_hmc_cluster_kernel
 from .diagnostics import JackknifeEstimate, MeanWithError, TauInt, autocorrelation, binned_jackknife, effective_sample_size, integrated_autocorrelation_time, mean_with_error, rhat
