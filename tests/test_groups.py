@@ -412,7 +412,7 @@ def test_phi4_resumed_run_records_the_same_chains(tmp_path, monkeypatch):
     stand-in whose chain c holds c + 100·(batches done), so the chain of every saved field is known)."""
     import phigen.fields.phi4 as P
 
-    def prepare(key, size, kappa, lam, config, *, progress=None):
+    def prepare(key, size, kappa, lam, config, *, progress=None, mesh=None, flow_file=None):
         pos = jnp.broadcast_to(jnp.arange(config.n_chains, dtype=jnp.float32)[:, None, None],
                                (config.n_chains, size, size))
         return P.Phi4Chains(_FakeState(pos), None, 0.1, 4, 2, 1.0, 0.1, 1.0, 0.1, 0.8)
