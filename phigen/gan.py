@@ -32,10 +32,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._validation import as_fields, check_int_at_least, check_positive
-from .errors import InputError, ModelFileError, ParameterError
+from ._validation import check_int_at_least, check_positive
+from .errors import ModelFileError, ParameterError
 from .models._base import config_from_options, read_model_file, register_model, write_model_file
 from .nn.conv import apply_conv, periodic_conv, pool2, upsample2
+from .nn.data import training_fields
 from .nn.init import count_params, init_layers
 from .nn.train import TrainConfig, train
 
@@ -215,15 +216,7 @@ class GANModel:
     def fit(cls, fields, *, key, progress=None, config: GANConfig | None = None, **options):
         """Train on ``fields`` ``(N, H, W)``; ``config`` / ``options``: :class:`GANConfig`."""
         cfg = config_from_options(GANConfig, config, options, "fit gan")
-        x = as_fields(fields, name="training fields")
-        if x.shape[0] < 2:
-            raise InputError(f"need at least 2 training fields; got {x.shape[0]}")
-        f = 2 ** cfg.up
-        if any(s % f or s < f for s in x.shape[1:]):
-            raise ParameterError(f"a GAN with up={cfg.up} needs field sides divisible by {f}; got {x.shape[1:]}")
-        mean, std = float(np.mean(x, dtype=np.float64)), float(np.std(x, dtype=np.float64))
-        if not std > 0:
-            raise InputError("training fields are constant (zero standard deviation)")
+        x, mean, std = training_fields(fields, multiple=2 ** cfg.up, what=f"a GAN with up={cfg.up}")
         net = cfg.net_dict()
         k_g, k_d, k_train, k_eval = jax.random.split(key, 4)
         pair = _Pair(init_layers(eqx.filter_eval_shape(Generator, net, key=k_g), k_g),

@@ -31,6 +31,7 @@ from ._validation import as_fields, check_int_at_least
 from .errors import InputError, ModelFileError, ParameterError
 from .models._base import config_from_options, read_model_file, register_model, write_model_file
 from .nn.conv import apply_conv, periodic_conv, pool2, upsample2
+from .nn.data import training_fields
 from .nn.init import count_params, init_layers
 from .nn.train import TrainConfig, train
 from .samplers._rng import standard_normal
@@ -206,15 +207,7 @@ class VAEModel:
     def fit(cls, fields, *, key, progress=None, config: VAEConfig | None = None, **options):
         """Maximise the ELBO on ``fields`` ``(N, H, W)``; ``config`` / ``options``: :class:`VAEConfig`."""
         cfg = config_from_options(VAEConfig, config, options, "fit vae")
-        x = as_fields(fields, name="training fields")
-        if x.shape[0] < 2:
-            raise InputError(f"need at least 2 training fields; got {x.shape[0]}")
-        f = 2 ** cfg.down
-        if any(s % f or s < f for s in x.shape[1:]):
-            raise ParameterError(f"a VAE with down={cfg.down} needs field sides divisible by {f}; got {x.shape[1:]}")
-        mean, std = float(np.mean(x, dtype=np.float64)), float(np.std(x, dtype=np.float64))
-        if not std > 0:
-            raise InputError("training fields are constant (zero standard deviation)")
+        x, mean, std = training_fields(fields, multiple=2 ** cfg.down, what=f"a VAE with down={cfg.down}")
         k_net, k_train, k_eval = jax.random.split(key, 3)
         net = cfg.net_dict()
         vae = _make_vae(net, x.shape[1:], k_net)
