@@ -23,6 +23,7 @@ stopped).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, fields as dataclass_fields
 
 import equinox as eqx
@@ -72,7 +73,7 @@ class NetworkFitConfig:
         return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclass_fields(TrainConfig)})
 
     def unet_config(self) -> UNetConfig:
-        return UNetConfig(**{f.name: getattr(self, f.name) for f in dataclass_fields(UNetConfig)})
+        return UNetConfig(**{f.name: getattr(self, f.name) for f in dataclass_fields(UNetConfig) if hasattr(self, f.name)})
 
 
 @dataclass(frozen=True)
@@ -87,29 +88,42 @@ def _diffusion_condition(t):
     return jnp.log(t) / 4.0  # t in [1e-3, 5] -> c in [-1.7, 0.4]
 
 
-def diffusion_velocity_fn(net):
-    return lambda x, t: apply_batched(net, x, _diffusion_condition(t))
+def _with_condition(x, cond):
+    """The network input: fields ``(N, H, W)``, or with ``cond`` ``(N, D, H, W)`` (constant condition
+    channels) the stack ``(N, 1 + D, H, W)``."""
+    return x if cond is None else jnp.concatenate([x[:, None], cond.astype(x.dtype)], axis=1)
 
 
-def _velocity_fn(net):
-    return lambda x, t: apply_batched(net, x, t)
+def diffusion_velocity_fn(net, cond=None):
+    return lambda x, t: apply_batched(net, _with_condition(x, cond), _diffusion_condition(t))
+
+
+def _velocity_fn(net, cond=None):
+    return lambda x, t: apply_batched(net, _with_condition(x, cond), t)
+
+
+def _split_batch(batch):
+    """A training batch ``(N, H, W)``, or ``(N, 1 + D, H, W)`` packed with its condition channels."""
+    return (batch, None) if batch.ndim == 3 else (batch[:, 0], batch[:, 1:])
 
 
 class DiffusionLoss(eqx.Module):
     process: OUProcess = eqx.field(static=True)
 
     def __call__(self, net, x0, key):
-        return dsm_loss(diffusion_velocity_fn(net), x0, key, self.process)
+        x0, cond = _split_batch(x0)
+        return dsm_loss(diffusion_velocity_fn(net, cond), x0, key, self.process)
 
 
 class _FlowLoss(eqx.Module):
     def __call__(self, net, x1, key):
-        return flow_matching_loss(_velocity_fn(net), x1, key)
+        x1, cond = _split_batch(x1)
+        return flow_matching_loss(_velocity_fn(net, cond), x1, key)
 
 
 @eqx.filter_jit
-def sample_diffusion(net, x_T, key, times, method: str, denoise: bool):
-    score = score_from_velocity(diffusion_velocity_fn(net))
+def sample_diffusion(net, x_T, key, times, method: str, denoise: bool, cond=None):
+    score = score_from_velocity(diffusion_velocity_fn(net, cond))
     if method == "sde":
         x, _ = reverse_sde_sample(score, x_T, key, times)
         return tweedie_denoise(score, x, times[-1]) if denoise else x
@@ -155,9 +169,9 @@ def _heun_one_call_site(score, x_T, times, denoise: bool):
 
 
 @eqx.filter_jit
-def _sample_flow(net, x0, times, method: str):
-    x, _ = flow_sample(lambda x, t: apply_batched(net, x, jnp.full((x.shape[0],), t, x.dtype)), x0, times,
-                       method=method)
+def _sample_flow(net, x0, times, method: str, cond=None):
+    x, _ = flow_sample(lambda x, t: apply_batched(net, _with_condition(x, cond), jnp.full((x.shape[0],), t, x.dtype)),
+                       x0, times, method=method)
     return x
 
 
@@ -184,6 +198,36 @@ class _NetworkModel:
     def n_params(self) -> int:
         return count_params(self.net)
 
+    @property
+    def condition_names(self) -> list:
+        """The conditions a conditional model was fitted on (empty: unconditional)."""
+        return list(self.settings.get("condition_names", []))
+
+    def _condition_channels(self, n: int, condition):
+        """``(n, D, H, W)`` standardised condition channels at ``condition`` (None: unconditional);
+        warns when the condition lies outside the training range (the network extrapolates)."""
+        names = self.condition_names
+        if not names:
+            if condition is not None:
+                raise ParameterError(f"this {self.kind} model is not conditional (fit it with --condition)")
+            return None
+        if condition is None:
+            raise ParameterError(f"this {self.kind} model samples at a condition: pass condition= "
+                                 f"(phigen sample --condition {','.join(nm + '=VALUE' for nm in names)})")
+        c = np.asarray(condition, np.float64).reshape(-1)
+        if c.size != len(names) or not np.all(np.isfinite(c)):
+            raise ParameterError(f"condition must be {len(names)} finite number(s) ({', '.join(names)}); "
+                                 f"got {condition!r}")
+        lo, hi = (np.asarray(self.settings[k], np.float64) for k in ("condition_min", "condition_max"))
+        if np.any(c < lo) or np.any(c > hi):
+            import warnings
+
+            warnings.warn(f"{self.kind}: condition {dict(zip(names, c.tolist()))} lies outside the training range "
+                          f"{dict(zip(names, zip(lo.tolist(), hi.tolist())))}: the network extrapolates",
+                          stacklevel=3)
+        z = (c - np.asarray(self.settings["condition_mean"])) / np.asarray(self.settings["condition_std"])
+        return jnp.broadcast_to(jnp.asarray(z, jnp.float32)[None, :, None, None], (n, len(names), *self._shape))
+
     def standardise(self, x):
         """``(x − mean)/std`` with the training statistics stored in the model."""
         return (jnp.asarray(x, jnp.float32) - self.mean) / self.std
@@ -193,21 +237,41 @@ class _NetworkModel:
 
     # --- fitting ---------------------------------------------------------------------------------
     @classmethod
-    def _fit(cls, fields, key, progress, loss, settings, cfg: NetworkFitConfig):
+    def _fit(cls, fields, key, progress, loss, settings, cfg: NetworkFitConfig, conditions=None,
+             condition_names=None):
         x = as_fields(fields, name="training fields")
         if x.shape[0] < 2:
             raise InputError(f"need at least 2 training fields; got {x.shape[0]}")
         mean, std = float(np.mean(x, dtype=np.float64)), float(np.std(x, dtype=np.float64))
         if not std > 0:
             raise InputError("training fields are constant (zero standard deviation)")
+        data = (x - mean) / std
         unet_config = cfg.unet_config()
+        if conditions is not None:  # conditional: the standardised conditions ride along as constant channels
+            c = np.asarray(conditions, np.float64)
+            c = c[:, None] if c.ndim == 1 else c
+            if c.ndim != 2 or len(c) != len(x) or not np.all(np.isfinite(c)):
+                raise InputError(f"conditions must be finite, one row per field ({len(x)}); got shape "
+                                 f"{np.shape(conditions)}")
+            names = list(condition_names) if condition_names is not None else [f"c{i}" for i in range(c.shape[1])]
+            if len(names) != c.shape[1]:
+                raise ParameterError(f"{len(names)} condition names for {c.shape[1]} condition columns")
+            c_mean, c_std = c.mean(axis=0), c.std(axis=0)
+            c_std = np.where(c_std > 0, c_std, 1.0)
+            settings = {**settings, "condition_names": names, "condition_mean": c_mean.tolist(),
+                        "condition_std": c_std.tolist(), "condition_min": c.min(axis=0).tolist(),
+                        "condition_max": c.max(axis=0).tolist()}
+            z = ((c - c_mean) / c_std).astype(np.float32)
+            data = np.concatenate([data[:, None], np.broadcast_to(z[:, :, None, None], (len(x), c.shape[1],
+                                                                                         *x.shape[1:]))], axis=1)
+            unet_config = dataclasses.replace(unet_config, cond_channels=c.shape[1])
         unet_config.check_shape(x.shape[1:])
         config = cfg.train_config()
         k_net, k_train = jax.random.split(key)
         net = make_unet(unet_config, key=k_net)
         fingerprint = {"kind": cls.kind, "unet": unet_config.to_dict(), "shape": list(x.shape), "mean": mean,
                        "std": std, "settings": settings}
-        result = train(loss, net, (x - mean) / std, config, key=k_train, progress=progress, checkpoint=cfg.checkpoint,
+        result = train(loss, net, data, config, key=k_train, progress=progress, checkpoint=cfg.checkpoint,
                        checkpoint_every=cfg.checkpoint_every, stop_at=cfg.stop_at, fingerprint=fingerprint,
                        desc=f"fit {cls.kind}", data_parallel=bool(cfg.data_parallel))
         losses = result.losses
@@ -250,21 +314,25 @@ class DiffusionModel(_NetworkModel):
     fit_config = DiffusionConfig  # fit(..., config=None, **options): every field is an option
 
     @classmethod
-    def fit(cls, fields, *, key, progress=None, config: DiffusionConfig | None = None, **options):
+    def fit(cls, fields, *, key, progress=None, conditions=None, condition_names=None,
+            config: DiffusionConfig | None = None, **options):
         """Train on ``fields`` ``(N, H, W)`` by denoising score matching; returns the model.
-        ``config`` / ``options``: :class:`DiffusionConfig` (options override its fields)."""
+        ``config`` / ``options``: :class:`DiffusionConfig` (options override its fields).
+        ``conditions`` ``(N,)`` or ``(N, D)``: a conditional model p(x | c), the standardised c given to
+        the network as constant input channels (``condition_names`` name them)."""
         cfg = config_from_options(DiffusionConfig, config, options, "fit diffusion")
         process = OUProcess(float(cfg.t_min), float(cfg.t_max))
         return cls._fit(fields, key, progress, DiffusionLoss(process), {"t_min": process.t_min, "t_max": process.t_max},
-                        cfg)
+                        cfg, conditions, condition_names)
 
     def score(self, x, t):
         """Learned ``∇log p_t`` of the *standardised* fields: ``x`` ``(N, H, W)``, scalar t."""
         return score_from_velocity(diffusion_velocity_fn(self.net))(jnp.asarray(x, jnp.float32), t)
 
     def sample(self, n: int, *, key, sampler: str = "ode", nfe: int = 100, time_grid_kind: str = "log",
-               denoise: bool = True, t_min: float | None = None):
+               denoise: bool = True, t_min: float | None = None, condition=None):
         """``n`` new fields ``(n, H, W)``: N(0, I) at t_max, reverse process to t_min, unstandardised.
+        ``condition``: the values of a conditional model's conditions (required for one).
 
         ``sampler``: ``ode`` (Heun, 2 evaluations per step) or ``sde`` (Euler–Maruyama, 1);
         ``nfe``: total network evaluations (with ``denoise`` one goes to the Tweedie step);
@@ -277,8 +345,9 @@ class DiffusionModel(_NetworkModel):
         n_steps = max(1, budget // 2 if sampler == "ode" else budget)
         t_lo = float(self.settings.get("t_min", 1e-3) if t_min is None else t_min)
         times = jnp.asarray(time_grid(n_steps, t_lo, float(self.settings.get("t_max", 5.0)), time_grid_kind))
+        cond = self._condition_channels(int(n), condition)
         k_init, k_path = jax.random.split(key)
-        x = sample_diffusion(self.net, self._noise(n, k_init), k_path, times, sampler, bool(denoise))
+        x = sample_diffusion(self.net, self._noise(n, k_init), k_path, times, sampler, bool(denoise), cond)
         return self.unstandardise(x)
 
 
@@ -289,18 +358,22 @@ class FlowMatchingModel(_NetworkModel):
     fit_config = NetworkFitConfig  # fit(..., config=None, **options): every field is an option
 
     @classmethod
-    def fit(cls, fields, *, key, progress=None, config: NetworkFitConfig | None = None, **options):
+    def fit(cls, fields, *, key, progress=None, conditions=None, condition_names=None,
+            config: NetworkFitConfig | None = None, **options):
         """Train on ``fields`` ``(N, H, W)`` by conditional flow matching; returns the model.
-        ``config`` / ``options``: :class:`NetworkFitConfig` (options override its fields)."""
+        ``config`` / ``options``: :class:`NetworkFitConfig` (options override its fields);
+        ``conditions``: a model p(x | c), as :meth:`DiffusionModel.fit`."""
         return cls._fit(fields, key, progress, _FlowLoss(), {},
-                        config_from_options(NetworkFitConfig, config, options, "fit flow-matching"))
+                        config_from_options(NetworkFitConfig, config, options, "fit flow-matching"), conditions,
+                        condition_names)
 
     def velocity(self, x, t):
         """Learned velocity of the *standardised* fields: ``x`` ``(N, H, W)``, scalar t in [0, 1]."""
         x = jnp.asarray(x, jnp.float32)
         return apply_batched(self.net, x, jnp.full((x.shape[0],), t, jnp.float32))
 
-    def sample(self, n: int, *, key, sampler: str = "ode", nfe: int = 100, time_grid_kind: str = "cosine"):
+    def sample(self, n: int, *, key, sampler: str = "ode", nfe: int = 100, time_grid_kind: str = "cosine",
+               condition=None):
         """``n`` new fields ``(n, H, W)``: integrate from N(0, I) at t = 0 to t = 1, unstandardised.
 
         ``sampler``: ``ode``/``heun`` (2 evaluations per step) or ``euler`` (1); ``nfe``: total
@@ -315,4 +388,5 @@ class FlowMatchingModel(_NetworkModel):
         nfe = check_int_at_least(nfe, "nfe", 2 if method == "heun" else 1)
         n_steps = max(1, nfe // 2 if method == "heun" else nfe)
         times = jnp.asarray(flow_time_grid(n_steps, time_grid_kind))
-        return self.unstandardise(_sample_flow(self.net, self._noise(n, key), times, method))
+        cond = self._condition_channels(int(n), condition)
+        return self.unstandardise(_sample_flow(self.net, self._noise(n, key), times, method, cond))

@@ -44,7 +44,9 @@ class UNetConfig:
     width: channels at full resolution; depth: number of resolutions (fields' sides must be
     divisible by ``2**(depth-1)``); blocks: residual blocks per resolution; max_mult: channel
     multiplier cap (``C_l = width·min(2**l, max_mult)``); emb_dim: conditioning embedding size
-    (default ``4·width``); groups: GroupNorm groups (reduced to a divisor of each channel count).
+    (default ``4·width``); groups: GroupNorm groups (reduced to a divisor of each channel count);
+    cond_channels: constant input channels carrying a condition vector (conditional models: the
+    network takes ``(1 + cond_channels, H, W)``, the field then the standardised conditions).
     """
 
     width: int = 32
@@ -53,6 +55,7 @@ class UNetConfig:
     max_mult: int = 2
     emb_dim: int | None = None
     groups: int = 8
+    cond_channels: int = 0
 
     def __post_init__(self):
         check_int_at_least(self.width, "width", 1)
@@ -60,6 +63,7 @@ class UNetConfig:
         check_int_at_least(self.blocks, "blocks", 1)
         check_int_at_least(self.max_mult, "max_mult", 1)
         check_int_at_least(self.groups, "groups", 1)
+        check_int_at_least(self.cond_channels, "cond_channels", 0)
         if self.emb_dim is not None:
             check_int_at_least(self.emb_dim, "emb_dim", 2)
 
@@ -129,7 +133,7 @@ class UNet(eqx.Module):
         n_freq = self.n_freq = max(1, e // 4)
         self.emb1 = eqx.nn.Linear(2 * n_freq, e, key=next(keys))
         self.emb2 = eqx.nn.Linear(e, e, key=next(keys))
-        self.conv_in = periodic_conv(1, ch[0], next(keys))
+        self.conv_in = periodic_conv(1 + config.cond_channels, ch[0], next(keys))
         self.down, cin = [], ch[0]
         for level in range(config.depth):
             blocks = []
@@ -156,10 +160,14 @@ class UNet(eqx.Module):
         self.depth = config.depth
 
     def __call__(self, x, c):
-        if x.ndim != 2:
-            raise InputError(f"UNet takes one field (H, W); got shape {x.shape} (use apply_batched)")
+        n_in = self.conv_in.weight.shape[1]
+        if x.ndim == 2 and n_in == 1:
+            x = x[None]
+        if x.ndim != 3 or x.shape[0] != n_in:
+            raise InputError(f"this UNet takes {'one field (H, W)' if n_in == 1 else f'({n_in}, H, W): a field and its condition channels'}; "
+                             f"got shape {x.shape} (use apply_batched)")
         emb = self.emb2(jax.nn.silu(self.emb1(sinusoidal_features(c, self.n_freq, x.dtype))))
-        h = apply_conv(self.conv_in, x[None])
+        h = apply_conv(self.conv_in, x)
         skips = []
         for level, blocks in enumerate(self.down):
             for block in blocks:
