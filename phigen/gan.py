@@ -66,6 +66,7 @@ class GANConfig:
     checkpoint: str | None = None
     checkpoint_every: int | None = None
     stop_at: int | None = None
+    data_parallel: bool = False  # split each batch over every device of every process (docs/scale_out.md)
 
     def __post_init__(self):
         check_int_at_least(self.width, "width", 1)
@@ -226,7 +227,7 @@ class GANModel:
         res = train(_WGANGPLoss(_latent_shape(net, x.shape[1:]), float(cfg.gp_weight)), pair, (x - mean) / std,
                     cfg.train_config(), key=k_train, progress=progress, checkpoint=cfg.checkpoint,
                     checkpoint_every=cfg.checkpoint_every, stop_at=cfg.stop_at, fingerprint=fp, desc="fit gan",
-                    has_aux=True, optimizer=_optimizer(cfg))
+                    has_aux=True, optimizer=_optimizer(cfg), data_parallel=bool(cfg.data_parallel))
         model = cls(res.ema_model.generator, res.model.critic, net, x.shape[1:], mean, std, res.losses, res.aux)
         tail = max(1, len(res.losses) // 20)
         n_eval = min(256, len(x))

@@ -63,6 +63,7 @@ class VAEConfig:
     checkpoint: str | None = None
     checkpoint_every: int | None = None
     stop_at: int | None = None
+    data_parallel: bool = False  # split each batch over every device of every process (docs/scale_out.md)
 
     def __post_init__(self):
         check_int_at_least(self.width, "width", 1)
@@ -214,7 +215,8 @@ class VAEModel:
         fp = {"kind": "vae", "net": net, "shape": list(x.shape), "mean": mean, "std": std}
         res = train(_NegativeELBO(), vae, (x - mean) / std, cfg.train_config(), key=k_train, progress=progress,
                     checkpoint=cfg.checkpoint, checkpoint_every=cfg.checkpoint_every, stop_at=cfg.stop_at,
-                    fingerprint=fp, desc="fit vae", has_aux=True)
+                    fingerprint=fp, desc="fit vae", has_aux=True,
+                    data_parallel=bool(cfg.data_parallel))
         model = cls(res.ema_model, net, mean, std, res.losses)
         tail = max(1, len(res.losses) // 20)
         model.training = {"train_config": asdict(cfg.train_config()), "n_params": count_params(vae),

@@ -234,6 +234,16 @@ for cls in (DiffusionModel, FlowMatchingModel)[: int(sys.argv[3])]:
     if with_sampling:  # a data-parallel model samples as usual
         finite = bool(np.all(np.isfinite(np.asarray(runs[1].sample(4, key=jax.random.PRNGKey(1), nfe=4)))))
     out[cls.kind] = [r.losses.tolist() for r in runs] + [finite]
+if int(sys.argv[3]) > 2:  # the seeds' network models train through the same loop
+    from phigen.flows.models import FlowModel
+    from phigen.gan import GANModel
+    from phigen.vae import VAEModel
+
+    small = {"flow": dict(layers=2, width=4), "vae": dict(width=4, down=1), "gan": dict(width=4, up=1)}
+    for cls in (FlowModel, VAEModel, GANModel):
+        runs = [cls.fit(x, key=jax.random.PRNGKey(5), progress=False, steps=steps, batch_size=16, chunk=steps // 2,
+                        data_parallel=dp, **small[cls.kind]) for dp in (False, True)]
+        out[cls.kind] = [r.losses.tolist() for r in runs] + [True]
 print("REPORT" + json.dumps(out))
 """
 
@@ -273,5 +283,5 @@ def test_data_parallel_training_on_four_devices_matches_one(host_devices):
 
 
 @pytest.mark.slow
-def test_data_parallel_training_diffusion_and_flow_matching(host_devices):
-    _check_same_curves(host_devices(_DATA_PARALLEL, 4, 60, 1, 2), 60)
+def test_data_parallel_training_of_every_network_model(host_devices):
+    _check_same_curves(host_devices(_DATA_PARALLEL, 4, 60, 1, 5), 60)

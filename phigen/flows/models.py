@@ -61,6 +61,7 @@ class FlowFitConfig:
     checkpoint_every: int | None = None
     stop_at: int | None = None
     eval_samples: int = 1024
+    data_parallel: bool = False  # split each batch over every device of every process (docs/scale_out.md)
 
     def net_config(self, symmetric_default: bool) -> FlowNetConfig:
         sym = symmetric_default if self.sign_symmetric is None else bool(self.sign_symmetric)
@@ -176,9 +177,12 @@ class FlowModel:
 
     @staticmethod
     def _train(loss, flow, data, cfg: FlowFitConfig, key, progress, fingerprint):
+        if cfg.data_parallel and data is None:
+            raise ParameterError("data_parallel splits the training data's batches; reverse-KL training has no data")
         return train(loss, flow, data, cfg.train_config(), key=key, progress=progress, checkpoint=cfg.checkpoint,
                      checkpoint_every=cfg.checkpoint_every, stop_at=cfg.stop_at, fingerprint=fingerprint,
-                     desc=f"fit flow ({fingerprint['objective']})")
+                     desc=f"fit flow ({fingerprint['objective']})",
+                     data_parallel=bool(cfg.data_parallel))
 
     @staticmethod
     def _record(losses, cfg: FlowFitConfig, objective: str, n_params: int) -> dict:

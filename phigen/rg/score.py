@@ -202,14 +202,15 @@ class _LevelLoss(eqx.Module):
 
 
 def train_level(factor: WaveletFactorisation, fields, level: int, net_config: ScoreNetConfig,
-                config: TrainConfig, *, key, process: OUProcess = OUProcess(), progress=None, shifts: int = 1):
+                config: TrainConfig, *, key, process: OUProcess = OUProcess(), progress=None, shifts: int = 1,
+                data_parallel=False):
     """Fit the conditional network of ``level`` (1 = finest) on :func:`level_training_data` (with
     ``shifts``); returns the ``TrainResult`` (use ``ema_model``)."""
     k_net, k_train = jax.random.split(key)
     net = make_score_net(net_config, key=k_net)
     data = level_training_data(factor, fields, level, shifts)
     return train(_LevelLoss(process), net, data, config, key=k_train, progress=progress,
-                 desc=f"fit wsgm level {level}")
+                 desc=f"fit wsgm level {level}", data_parallel=data_parallel)
 
 
 # --- sampling ----------------------------------------------------------------------------------------
@@ -427,6 +428,7 @@ class WSGMConfig:
     coarse_width: int = 16
     coarse_depth: int | None = None
     coarse_augment: int = 16384
+    data_parallel: bool = False  # split each batch over every device of every process (docs/scale_out.md)
 
     def __post_init__(self):
         if self.coarse not in COARSE_MODELS:
@@ -532,7 +534,8 @@ class WSGMModel:
             config = TrainConfig(batch_size=min(n_pairs, cfg.batch_size * 4 ** (j - 1)), **cfg.train_base())
             t0 = time.perf_counter()
             result = train_level(factor, x, j, net_config, config, key=jax.random.fold_in(key, j),
-                                 process=process, progress=progress, shifts=cfg.shifts)
+                                 process=process, progress=progress, shifts=cfg.shifts,
+                                 data_parallel=bool(cfg.data_parallel))
             seconds = time.perf_counter() - t0
             nets.append(result.ema_model)
             losses.append(result.losses)
