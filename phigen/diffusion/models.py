@@ -34,6 +34,7 @@ import numpy as np
 from .._validation import as_fields, check_int_at_least
 from ..errors import InputError, ModelFileError, ParameterError
 from ..models._base import config_from_options, read_model_file, register_model, write_model_file
+from ..models._conditions import condition_settings, standardised_condition
 from .flow import flow_matching_loss, flow_sample, flow_time_grid
 from .sde import OUProcess, dsm_loss, ou_mean_std, reverse_sde_sample, score_from_velocity, time_grid, tweedie_denoise
 from ..nn.train import TrainConfig, train
@@ -206,27 +207,10 @@ class _NetworkModel:
     def _condition_channels(self, n: int, condition):
         """``(n, D, H, W)`` standardised condition channels at ``condition`` (None: unconditional);
         warns when the condition lies outside the training range (the network extrapolates)."""
-        names = self.condition_names
-        if not names:
-            if condition is not None:
-                raise ParameterError(f"this {self.kind} model is not conditional (fit it with --condition)")
+        z = standardised_condition(self.settings, condition, self.kind)
+        if z is None:
             return None
-        if condition is None:
-            raise ParameterError(f"this {self.kind} model samples at a condition: pass condition= "
-                                 f"(phigen sample --condition {','.join(nm + '=VALUE' for nm in names)})")
-        c = np.asarray(condition, np.float64).reshape(-1)
-        if c.size != len(names) or not np.all(np.isfinite(c)):
-            raise ParameterError(f"condition must be {len(names)} finite number(s) ({', '.join(names)}); "
-                                 f"got {condition!r}")
-        lo, hi = (np.asarray(self.settings[k], np.float64) for k in ("condition_min", "condition_max"))
-        if np.any(c < lo) or np.any(c > hi):
-            import warnings
-
-            warnings.warn(f"{self.kind}: condition {dict(zip(names, c.tolist()))} lies outside the training range "
-                          f"{dict(zip(names, zip(lo.tolist(), hi.tolist())))}: the network extrapolates",
-                          stacklevel=3)
-        z = (c - np.asarray(self.settings["condition_mean"])) / np.asarray(self.settings["condition_std"])
-        return jnp.broadcast_to(jnp.asarray(z, jnp.float32)[None, :, None, None], (n, len(names), *self._shape))
+        return jnp.broadcast_to(jnp.asarray(z)[None, :, None, None], (n, z.size, *self._shape))
 
     def standardise(self, x):
         """``(x − mean)/std`` with the training statistics stored in the model."""
@@ -248,23 +232,11 @@ class _NetworkModel:
         data = (x - mean) / std
         unet_config = cfg.unet_config()
         if conditions is not None:  # conditional: the standardised conditions ride along as constant channels
-            c = np.asarray(conditions, np.float64)
-            c = c[:, None] if c.ndim == 1 else c
-            if c.ndim != 2 or len(c) != len(x) or not np.all(np.isfinite(c)):
-                raise InputError(f"conditions must be finite, one row per field ({len(x)}); got shape "
-                                 f"{np.shape(conditions)}")
-            names = list(condition_names) if condition_names is not None else [f"c{i}" for i in range(c.shape[1])]
-            if len(names) != c.shape[1]:
-                raise ParameterError(f"{len(names)} condition names for {c.shape[1]} condition columns")
-            c_mean, c_std = c.mean(axis=0), c.std(axis=0)
-            c_std = np.where(c_std > 0, c_std, 1.0)
-            settings = {**settings, "condition_names": names, "condition_mean": c_mean.tolist(),
-                        "condition_std": c_std.tolist(), "condition_min": c.min(axis=0).tolist(),
-                        "condition_max": c.max(axis=0).tolist()}
-            z = ((c - c_mean) / c_std).astype(np.float32)
-            data = np.concatenate([data[:, None], np.broadcast_to(z[:, :, None, None], (len(x), c.shape[1],
+            z, cond_settings = condition_settings(conditions, condition_names, len(x))
+            settings = {**settings, **cond_settings}
+            data = np.concatenate([data[:, None], np.broadcast_to(z[:, :, None, None], (len(x), z.shape[1],
                                                                                          *x.shape[1:]))], axis=1)
-            unet_config = dataclasses.replace(unet_config, cond_channels=c.shape[1])
+            unet_config = dataclasses.replace(unet_config, cond_channels=z.shape[1])
         unet_config.check_shape(x.shape[1:])
         config = cfg.train_config()
         k_net, k_train = jax.random.split(key)

@@ -9,6 +9,10 @@
 
 exact (every layer's log-determinant is closed form). ``flow_sample`` returns samples and their
 log-density in one pass; ``flow_log_prob`` inverts. Both act on batches ``(N, H, W)``.
+
+A conditional flow (``cond_channels`` = D > 0) is a flow of p(x | c): every layer reads the D
+standardised conditions (:mod:`phigen.flows.layers`), given as ``cond`` ``(D,)`` (one condition for
+the batch) or ``(N, D)`` (one per field).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ __all__ = ["FlowNetConfig", "Flow", "make_flow", "flow_sample", "flow_log_prob",
 class FlowNetConfig:
     """Shape of a :class:`Flow`: ``layers`` affine couplings (alternating checkerboard colours), each
     conditioner ``hidden`` periodic ``kernel``×``kernel`` convolutions of ``width`` channels;
-    ``spectral``: a learnable spectral scaling first; ``symmetric``: Z₂-equivariant couplings."""
+    ``spectral``: a learnable spectral scaling first; ``symmetric``: Z₂-equivariant couplings;
+    ``cond_channels``: number D of conditions of a conditional flow (0: unconditional)."""
 
     layers: int = 8
     width: int = 16
@@ -42,9 +47,11 @@ class FlowNetConfig:
     kernel: int = 3
     spectral: bool = True
     symmetric: bool = False
+    cond_channels: int = 0
 
     def __post_init__(self):
         check_int_at_least(self.layers, "layers", 0)
+        check_int_at_least(self.cond_channels, "cond_channels", 0)
         check_int_at_least(self.width, "width", 1)
         check_int_at_least(self.hidden, "hidden", 1)
         check_int_at_least(self.kernel, "kernel", 1)
@@ -68,25 +75,38 @@ class Flow(eqx.Module):
     def __init__(self, config: FlowNetConfig, shape, *, key):
         shape = tuple(int(s) for s in shape)
         keys = jax.random.split(key, max(1, config.layers))
-        self.spectral = SpectralScale(jnp.zeros(shape, jnp.float32)) if config.spectral else None
+        d = config.cond_channels
+        self.spectral = (SpectralScale(jnp.zeros(shape, jnp.float32), jnp.zeros((d, *shape), jnp.float32) if d else None)
+                         if config.spectral else None)
         self.couplings = [AffineCoupling(i % 2, config.width, config.hidden, config.kernel, config.symmetric,
-                                         key=keys[i]) for i in range(config.layers)]
-        self.affine = GlobalAffine(jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+                                         key=keys[i], cond=d) for i in range(config.layers)]
+        self.affine = GlobalAffine(jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32),
+                                   jnp.zeros((2, d), jnp.float32) if d else None)
         self.shape = shape
 
-    def forward(self, z):
-        """``(x, log|det ∂x/∂z|)`` for one noise field ``z`` ``(H, W)``."""
+    @property
+    def cond_channels(self) -> int:
+        """D of a conditional flow p(x | c), 0 for an unconditional one."""
+        w = self.affine.cond_weights
+        return 0 if w is None else int(w.shape[1])
+
+    def layers(self) -> list:
+        """The layers in the order noise → field."""
+        return ([self.spectral] if self.spectral is not None else []) + list(self.couplings) + [self.affine]
+
+    def forward(self, z, c=None):
+        """``(x, log|det ∂x/∂z|)`` for one noise field ``z`` ``(H, W)`` (``c`` ``(D,)``: the condition)."""
         x, logdet = z, jnp.zeros((), z.dtype)
-        for layer in ([self.spectral] if self.spectral is not None else []) + list(self.couplings) + [self.affine]:
-            x, ld = layer(x)
+        for layer in self.layers():
+            x, ld = layer(x, c)
             logdet = logdet + ld
         return x, logdet
 
-    def inverse(self, x):
-        """``(z, log|det ∂z/∂x|)`` for one field ``x`` ``(H, W)``."""
+    def inverse(self, x, c=None):
+        """``(z, log|det ∂z/∂x|)`` for one field ``x`` ``(H, W)`` (``c`` ``(D,)``: the condition)."""
         z, logdet = x, jnp.zeros((), x.dtype)
-        for layer in [self.affine] + list(reversed(self.couplings)) + ([self.spectral] if self.spectral is not None else []):
-            z, ld = layer.inverse(z)
+        for layer in reversed(self.layers()):
+            z, ld = layer.inverse(z, c)
             logdet = logdet + ld
         return z, logdet
 
@@ -109,6 +129,11 @@ def make_flow(config: FlowNetConfig, shape, *, key, loc: float = 0.0, scale: flo
                        [jnp.zeros(c.conv_out.bias.shape) for c in flow.couplings])
     flow = eqx.tree_at(lambda f: (f.affine.loc, f.affine.log_scale), flow,
                        (jnp.asarray(loc, jnp.float32), jnp.asarray(math.log(scale), jnp.float32)))
+    d = config.cond_channels
+    if d:  # a conditional flow starts as the same flow at every condition
+        flow = eqx.tree_at(lambda f: f.affine.cond_weights, flow, jnp.zeros((2, d), jnp.float32))
+        if flow.spectral is not None:
+            flow = eqx.tree_at(lambda f: f.spectral.theta_cond, flow, jnp.zeros((d, *shape), jnp.float32))
     if flow.spectral is not None:
         theta = np.zeros(tuple(shape)) if log_spectrum is None else 0.5 * np.asarray(log_spectrum, np.float64)
         if theta.shape != tuple(shape) or not np.all(np.isfinite(theta)):
@@ -123,16 +148,36 @@ def gaussian_log_density(z):
     return -0.5 * jnp.sum(z * z, axis=(-2, -1)) - 0.5 * v * math.log(2 * math.pi)
 
 
-def flow_sample(flow: Flow, key, n: int):
-    """``(x (n, H, W), log q(x) (n,))``: ``n`` draws of the flow and their exact log-density."""
+def _batch_conditions(flow: Flow, cond, n: int):
+    """``cond`` (None, ``(D,)`` or ``(n, D)``) as ``(n, D)`` float32, checked against the flow."""
+    d = flow.cond_channels
+    if cond is None:
+        if d:
+            raise InputError(f"this flow is conditional (D = {d}): pass its standardised conditions")
+        return None
+    if not d:
+        raise InputError("this flow is not conditional; it takes no conditions")
+    cond = jnp.asarray(cond, jnp.float32)
+    cond = jnp.broadcast_to(cond, (n, d)) if cond.ndim == 1 else cond
+    if cond.shape != (n, d):
+        raise InputError(f"conditions of shape {tuple(cond.shape)} for {n} fields of a flow with D = {d}")
+    return cond
+
+
+def flow_sample(flow: Flow, key, n: int, cond=None):
+    """``(x (n, H, W), log q(x) (n,))``: ``n`` draws of the flow and their exact log-density;
+    ``cond``: the standardised condition ``(D,)`` or ``(n, D)`` of a conditional flow."""
     z = standard_normal(key, (n, *flow.shape), jnp.float32)
-    x, logdet = jax.vmap(flow.forward)(z)
+    c = _batch_conditions(flow, cond, n)
+    x, logdet = jax.vmap(flow.forward)(z) if c is None else jax.vmap(flow.forward)(z, c)
     return x, gaussian_log_density(z) - logdet
 
 
-def flow_log_prob(flow: Flow, x):
-    """``log q(x)`` ``(N,)`` of fields ``x`` ``(N, H, W)`` (shape must be the flow's)."""
+def flow_log_prob(flow: Flow, x, cond=None):
+    """``log q(x)`` ``(N,)`` of fields ``x`` ``(N, H, W)`` (shape must be the flow's); ``cond`` as in
+    :func:`flow_sample`."""
     if tuple(x.shape[1:]) != tuple(flow.shape):
         raise InputError(f"fields of shape {tuple(x.shape[1:])} do not match the flow's {tuple(flow.shape)}")
-    z, logdet = jax.vmap(flow.inverse)(x)
+    c = _batch_conditions(flow, cond, x.shape[0])
+    z, logdet = jax.vmap(flow.inverse)(x) if c is None else jax.vmap(flow.inverse)(x, c)
     return gaussian_log_density(z) + logdet

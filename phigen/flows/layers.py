@@ -18,6 +18,11 @@ returns the log-determinant of the inverse map. Layers:
   data units.
 
 The conditioner's output convolution starts at zero, so an untrained coupling is the identity.
+
+**Conditional layers** (``cond`` > 0: a flow of p(x | c) for D standardised conditions c ``(D,)``):
+the spectral multiplier becomes ``θ_k(c) = θ_k + Σ_d c_d θ_{d,k}``, the global affine's shift and
+log-scale gain the same linear terms, and each coupling's CNN reads the D conditions as constant
+input channels beside the frozen sites. Every layer takes ``c`` (None for an unconditional flow).
 """
 
 from __future__ import annotations
@@ -43,37 +48,49 @@ def symmetrise_spectrum(theta):
 
 
 class SpectralScale(eqx.Module):
-    """``y = F⁻¹[exp(θ_k) F x]`` (θ symmetrised); ``log|det| = Σ_k θ_k``. ``theta`` ``(H, W)``."""
+    """``y = F⁻¹[exp(θ_k) F x]`` (θ symmetrised); ``log|det| = Σ_k θ_k``. ``theta`` ``(H, W)``;
+    conditional: ``theta_cond`` ``(D, H, W)``, ``θ(c) = θ + Σ_d c_d θ_d`` (None: unconditional)."""
 
     theta: jax.Array
+    theta_cond: jax.Array | None = None
 
-    def _multiplier(self):
-        th = symmetrise_spectrum(self.theta)
+    def _multiplier(self, c):
+        th = self.theta if self.theta_cond is None else self.theta + jnp.tensordot(c, self.theta_cond, 1)
+        th = symmetrise_spectrum(th)
         return th, jnp.exp(th[:, : th.shape[1] // 2 + 1])
 
     def _apply(self, x, mult):
         return jnp.fft.irfft2(jnp.fft.rfft2(x) * mult, s=x.shape)
 
-    def __call__(self, x):
-        th, mult = self._multiplier()
+    def __call__(self, x, c=None):
+        th, mult = self._multiplier(c)
         return self._apply(x, mult), jnp.sum(th)
 
-    def inverse(self, y):
-        th, mult = self._multiplier()
+    def inverse(self, y, c=None):
+        th, mult = self._multiplier(c)
         return self._apply(y, 1.0 / mult), -jnp.sum(th)
 
 
 class GlobalAffine(eqx.Module):
-    """``y = loc + exp(log_scale)·x``; ``log|det| = H·W·log_scale``."""
+    """``y = loc + exp(log_scale)·x``; ``log|det| = H·W·log_scale``; conditional: ``cond_weights``
+    ``(2, D)``, ``loc(c) = loc + w₀·c``, ``log_scale(c) = log_scale + w₁·c``."""
 
     loc: jax.Array
     log_scale: jax.Array
+    cond_weights: jax.Array | None = None
 
-    def __call__(self, x):
-        return self.loc + jnp.exp(self.log_scale) * x, x.size * self.log_scale
+    def _loc_scale(self, c):
+        if self.cond_weights is None:
+            return self.loc, self.log_scale
+        return self.loc + self.cond_weights[0] @ c, self.log_scale + self.cond_weights[1] @ c
 
-    def inverse(self, y):
-        return (y - self.loc) * jnp.exp(-self.log_scale), -y.size * self.log_scale
+    def __call__(self, x, c=None):
+        loc, log_scale = self._loc_scale(c)
+        return loc + jnp.exp(log_scale) * x, x.size * log_scale
+
+    def inverse(self, y, c=None):
+        loc, log_scale = self._loc_scale(c)
+        return (y - loc) * jnp.exp(-log_scale), -y.size * log_scale
 
 
 class AffineCoupling(eqx.Module):
@@ -84,35 +101,37 @@ class AffineCoupling(eqx.Module):
     parity: int = eqx.field(static=True)
     symmetric: bool = eqx.field(static=True)
 
-    def __init__(self, parity: int, width: int, hidden: int, kernel: int, symmetric: bool, *, key):
+    def __init__(self, parity: int, width: int, hidden: int, kernel: int, symmetric: bool, *, key, cond: int = 0):
         keys = jax.random.split(key, hidden + 1)
-        chans = [1] + [width] * hidden
+        chans = [1 + int(cond)] + [width] * hidden
         self.convs = [periodic_conv(chans[i], chans[i + 1], keys[i], kernel) for i in range(hidden)]
         self.conv_out = zero_conv(chans[-1], 2, keys[-1], kernel)
         self.parity, self.symmetric = int(parity), bool(symmetric)
 
-    def _net(self, frozen):
+    def _net(self, frozen, c):
         h = frozen[None]
+        if c is not None:  # the conditions as constant channels
+            h = jnp.concatenate([h, jnp.broadcast_to(c[:, None, None], (c.shape[0], *frozen.shape))])
         for conv in self.convs:
             h = jax.nn.silu(apply_conv(conv, h))
         out = apply_conv(self.conv_out, h)
         return out[0], out[1]
 
-    def _shift_scale(self, frozen):
-        g, h = self._net(frozen)
-        if self.symmetric:
-            g2, h2 = self._net(-frozen)
+    def _shift_scale(self, frozen, c):
+        g, h = self._net(frozen, c)
+        if self.symmetric:  # even / odd in the field at fixed conditions
+            g2, h2 = self._net(-frozen, c)
             g, h = 0.5 * (g + g2), 0.5 * (h - h2)
         return jnp.tanh(g), h
 
-    def __call__(self, x):
+    def __call__(self, x, c=None):
         m = checkerboard(x.shape, self.parity)
-        s, t = self._shift_scale(m * x)
+        s, t = self._shift_scale(m * x, c)
         s, t = (1.0 - m) * s, (1.0 - m) * t
         return m * x + (1.0 - m) * (x * jnp.exp(s) + t), jnp.sum(s)
 
-    def inverse(self, y):
+    def inverse(self, y, c=None):
         m = checkerboard(y.shape, self.parity)
-        s, t = self._shift_scale(m * y)  # the frozen sites are unchanged
+        s, t = self._shift_scale(m * y, c)  # the frozen sites are unchanged
         s, t = (1.0 - m) * s, (1.0 - m) * t
         return m * y + (1.0 - m) * ((y - t) * jnp.exp(-s)), -jnp.sum(s)

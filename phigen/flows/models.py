@@ -15,6 +15,7 @@ resumable training). The model samples with the EMA weights.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, fields as dataclass_fields
 
 import equinox as eqx
@@ -26,6 +27,7 @@ from .._validation import as_fields, check_int_at_least
 from ..energies.base import Energy
 from ..errors import InputError, ModelFileError, ParameterError
 from ..models._base import config_from_options, read_model_file, register_model, write_model_file
+from ..models._conditions import condition_settings, standardised_condition
 from ..nn.init import count_params
 from ..nn.train import TrainConfig, train
 from .flow import Flow, FlowNetConfig, flow_log_prob, flow_sample, make_flow
@@ -72,9 +74,15 @@ class FlowFitConfig:
 
 
 class MaxLikelihoodLoss(eqx.Module):
-    """``−⟨log q(x)⟩ / V`` over a batch of fields (nats per site)."""
+    """``−⟨log q(x)⟩ / V`` over a batch of fields (nats per site). ``conditional``: the batch is
+    ``(B, 1 + D, H, W)``, the field then its D standardised conditions as constant channels."""
+
+    conditional: bool = eqx.field(static=True, default=False)
 
     def __call__(self, flow, x, key):
+        if self.conditional:
+            x, c = x[:, 0], x[:, 1:, 0, 0]
+            return -jnp.mean(flow_log_prob(flow, x, c)) / (x.shape[-1] * x.shape[-2])
         return -jnp.mean(flow_log_prob(flow, x)) / (x.shape[-1] * x.shape[-2])
 
 
@@ -112,11 +120,17 @@ class FlowModel:
     fit_config = FlowFitConfig
 
     def __init__(self, flow: Flow, net_config: FlowNetConfig, losses=None, training: dict | None = None,
-                 energy: dict | None = None):
+                 energy: dict | None = None, conditions: dict | None = None):
         self.flow, self.net_config = flow, net_config
         self.losses = np.zeros((0,), np.float32) if losses is None else np.asarray(losses, np.float32)
         self.training = dict(training or {})
         self.energy_record = dict(energy or {})
+        self.conditions = dict(conditions or {})   # a conditional flow's names, mean/std, training range
+
+    @property
+    def condition_names(self) -> list:
+        """The conditions a conditional flow was fitted on (empty: unconditional)."""
+        return list(self.conditions.get("condition_names", []))
 
     @property
     def field_shape(self) -> tuple[int, int]:
@@ -133,8 +147,11 @@ class FlowModel:
 
     # --- fitting ---------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, fields, *, key, progress=None, config: FlowFitConfig | None = None, **options):
-        """Maximum likelihood on ``fields`` ``(N, H, W)``; ``config`` / ``options``: :class:`FlowFitConfig`."""
+    def fit(cls, fields, *, key, progress=None, conditions=None, condition_names=None,
+            config: FlowFitConfig | None = None, **options):
+        """Maximum likelihood on ``fields`` ``(N, H, W)``; ``config`` / ``options``: :class:`FlowFitConfig`.
+        ``conditions`` ``(N,)`` or ``(N, D)``: a conditional flow p(x | c) (``condition_names`` name
+        them); every layer reads the standardised c (:mod:`phigen.flows.layers`)."""
         cfg = config_from_options(FlowFitConfig, config, options, "fit flow")
         x = as_fields(fields, name="training fields")
         if x.shape[0] < 2:
@@ -143,14 +160,22 @@ class FlowModel:
         if not std > 0:
             raise InputError("training fields are constant (zero standard deviation)")
         net_config = cfg.net_config(False)
+        data, z, cond_settings = x, None, {}
+        if conditions is not None:  # the standardised conditions ride along as constant channels
+            z, cond_settings = condition_settings(conditions, condition_names, len(x))
+            net_config = dataclasses.replace(net_config, cond_channels=z.shape[1])
+            data = np.concatenate([x[:, None], np.broadcast_to(z[:, :, None, None], (len(x), z.shape[1],
+                                                                                      *x.shape[1:]))], axis=1)
         k_net, k_train = jax.random.split(key)
         flow = make_flow(net_config, x.shape[1:], key=k_net, loc=mean, scale=std)
         fingerprint = {"kind": "flow", "objective": "max-likelihood", "net": net_config.to_dict(),
-                       "shape": list(x.shape), "mean": mean, "std": std}
-        result = cls._train(MaxLikelihoodLoss(), flow, x, cfg, k_train, progress, fingerprint)
+                       "shape": list(x.shape), "mean": mean, "std": std, "conditions": cond_settings}
+        result = cls._train(MaxLikelihoodLoss(conditions is not None), flow, data, cfg, k_train, progress,
+                            fingerprint)
         training = cls._record(result.losses, cfg, "max-likelihood", count_params(flow))
-        training["train_nll_per_site"] = float(-np.mean(_log_prob_batches(result.ema_model, x)) / np.prod(x.shape[1:]))
-        return cls(result.ema_model, net_config, result.losses, training)
+        training["train_nll_per_site"] = float(-np.mean(_log_prob_batches(result.ema_model, x, z))
+                                               / np.prod(x.shape[1:]))
+        return cls(result.ema_model, net_config, result.losses, training, conditions=cond_settings)
 
     @classmethod
     def fit_energy(cls, energy: Energy, shape, *, key, progress=None, config: FlowFitConfig | None = None,
@@ -192,21 +217,25 @@ class FlowModel:
                 "steps_done": int(len(losses)), "loss_units": "nats per site"}
 
     # --- using it --------------------------------------------------------------------------------
-    def sample(self, n: int, *, key, batch: int = 256):
-        """``n`` independent flow draws ``(n, H, W)``."""
+    def sample(self, n: int, *, key, batch: int = 256, condition=None):
+        """``n`` independent flow draws ``(n, H, W)``; ``condition``: the ``(D,)`` values of a conditional
+        flow (in ``condition_names`` order; outside the training range it warns)."""
         n = check_int_at_least(n, "n", 1)
-        out = [np.asarray(_sample_batch(self.flow, jax.random.fold_in(key, i), min(batch, n - s)))
+        z = standardised_condition(self.conditions, condition, self.kind)
+        out = [np.asarray(_sample_batch(self.flow, jax.random.fold_in(key, i), min(batch, n - s), z))
                for i, s in enumerate(range(0, n, batch))]
         return jnp.asarray(np.concatenate(out))
 
-    def log_prob(self, fields):
-        """Exact ``log q(x)`` ``(N,)`` of ``fields`` ``(N, H, W)``."""
+    def log_prob(self, fields, condition=None):
+        """Exact ``log q(x)`` ``(N,)`` of ``fields`` ``(N, H, W)`` (at ``condition`` for a conditional flow)."""
         x = as_fields(fields, name="fields")
-        return jnp.asarray(_log_prob_batches(self.flow, x))
+        z = standardised_condition(self.conditions, condition, self.kind)
+        return jnp.asarray(_log_prob_batches(self.flow, x, z))
 
     # --- files -----------------------------------------------------------------------------------
     def save(self, path):
-        config = {"net": self.net_config.to_dict(), "shape": list(self.field_shape), "energy": self.energy_record}
+        config = {"net": self.net_config.to_dict(), "shape": list(self.field_shape), "energy": self.energy_record,
+                  "conditions": self.conditions}
         return write_model_file(path, self.kind, config=config, arrays={"losses": self.losses},
                                 modules={"flow": self.flow}, training=self.training)
 
@@ -219,20 +248,27 @@ class FlowModel:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"incomplete flow model file: {exc!r}", path=path) from None
         skeleton = eqx.filter_eval_shape(Flow, net_config, shape, key=jax.random.PRNGKey(0))
+        conditions = f.config.get("conditions") or {}
+        if len(conditions.get("condition_names", [])) != net_config.cond_channels:
+            raise ModelFileError(f"flow model file: {net_config.cond_channels} condition channels but conditions "
+                                 f"{conditions.get('condition_names', [])}", path=path)
         return cls(f.module("flow", like=skeleton), net_config, f.arrays.get("losses"), f.training,
-                   f.config.get("energy"))
+                   f.config.get("energy"), conditions)
 
 
 @eqx.filter_jit
-def _sample_batch(flow, key, n):
-    return flow_sample(flow, key, n)[0]
+def _sample_batch(flow, key, n, cond=None):
+    return flow_sample(flow, key, n, cond)[0]
 
 
 _log_prob_jit = eqx.filter_jit(flow_log_prob)
 
 
-def _log_prob_batches(flow, x, batch: int = 256) -> np.ndarray:
-    return np.concatenate([np.asarray(_log_prob_jit(flow, jnp.asarray(x[s:s + batch])), np.float64)
+def _log_prob_batches(flow, x, cond=None, batch: int = 256) -> np.ndarray:
+    """``log q`` of ``x`` in batches; ``cond``: None, one ``(D,)`` or per field ``(N, D)`` standardised."""
+    def c(s):
+        return None if cond is None else (cond if np.ndim(cond) == 1 else cond[s:s + batch])
+    return np.concatenate([np.asarray(_log_prob_jit(flow, jnp.asarray(x[s:s + batch]), c(s)), np.float64)
                            for s in range(0, len(x), batch)])
 
 
