@@ -2,7 +2,7 @@
 
     python scripts/make_reference_data.py [--only turbulence|cosmic-web] [--out data]
     python scripts/make_reference_data.py --only turbulence-128|cosmic-web-128 [--n-simulations 8] [--out data]
-    python scripts/make_reference_data.py --only phi4-kappa-32|phi4-kappa-64|cosmic-web-lhs [--out DIR]
+    python scripts/make_reference_data.py --only phi4-kappa-32|phi4-kappa-64|cosmic-web-lhs|cosmic-web-lhs-repeats [--out DIR]
     python scripts/make_reference_data.py --annotate-groups [--out data]
 
 Without ``--only`` it makes the two 64² files (a few minutes on a 2-core CPU). The 128² files are
@@ -321,10 +321,54 @@ def make_cosmic_web_lhs(out: Path) -> dict:
             "groups": _group_layout(path)}
 
 
+COSMIC_WEB_LHS_REPEATS = {"repeats": 4, "every": 4, "seed": 1000}
+
+
+def make_cosmic_web_lhs_repeats(out: Path) -> dict:
+    """More simulations at the cosmologies the conditional benchmark holds out (every 4th of the Latin
+    hypercube): 4 new simulations (new seeds) per cosmology, 12 maps each, so a held-out cosmology's
+    truth is 5 simulations and its scatter can be measured between simulations, not from one."""
+    import tempfile
+
+    from phigen.fields.cosmic_web import Cosmology, generate_cosmic_web, simulation_table
+    from phigen.io import open_fields, write_fields
+
+    c, r = COSMIC_WEB_LHS, COSMIC_WEB_LHS_REPEATS
+    path = out / "cosmic_web_lhs_repeats_64.h5"
+    table = simulation_table(c["seed"], c["n_simulations"], Cosmology(), omega_m_range=c["omega_m_range"],
+                             sigma8_range=c["sigma8_range"])
+    per = 3 * c["n_slabs"]
+    xs, conds, groups = [], [], []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, sim in enumerate(range(0, c["n_simulations"], r["every"])):
+            om, s8 = table[sim, 0], table[sim, 1]
+            part = Path(tmp) / f"cosmology_{sim}.h5"
+            # phigen generate cosmic-web --size 64 --box 128 --omega-m OM --sigma8 S8 -n 48 --seed 1000+i
+            generate_cosmic_web(part, size=c["size"], n=per * r["repeats"], seed=r["seed"] + i, box=c["box"],
+                                n_slabs=c["n_slabs"], omega_m=om, sigma8=s8, overwrite=True, progress=True)
+            with open_fields(part) as ds:
+                x, cond, names = ds[:], np.asarray(ds.conditions(), np.float64), list(ds.condition_names)
+                params = dict(ds.params)
+            sim_col = names.index("simulation")
+            # simulations numbered after the hypercube's: 32 + 4 i + repeat
+            cond[:, sim_col] = c["n_simulations"] + r["repeats"] * i + cond[:, sim_col]
+            xs.append(x), conds.append(cond), groups.append(cond[:, sim_col].astype(np.int64))
+    seconds = time.perf_counter() - t0
+    params.update(omega_m="per simulation", sigma8="per simulation")
+    write_fields(path, np.concatenate(xs), field="cosmic-web", generator="scripts/make_reference_data.py",
+                 seed=r["seed"], params=params, conditions=np.concatenate(conds).astype(np.float32),
+                 condition_names=names, groups=np.concatenate(groups), group_kind="simulation", overwrite=True,
+                 config={"kind": "cosmic-web", "repeats_of": "cosmic_web_lhs_64.h5 simulations "
+                         f"0, {r['every']}, …", "repeats": r["repeats"], "maps_per_simulation": per})
+    return {"file": str(path), "seconds": seconds, "bytes": path.stat().st_size,
+            "cosmologies": table[::r["every"], :2].round(4).tolist(), "groups": _group_layout(path)}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--only", choices=["turbulence", "cosmic-web", "turbulence-128", "cosmic-web-128", "phi4-kappa-32",
-                                      "phi4-kappa-64", "cosmic-web-lhs"],
+                                      "phi4-kappa-64", "cosmic-web-lhs", "cosmic-web-lhs-repeats"],
                    help="one dataset (default: the two 64² sets; the 128² sets only when named)")
     p.add_argument("--n-simulations", type=int, default=None,
                    help="cosmic-web-128 only: number of simulations (default %d)" % COSMIC_WEB_128["n_simulations"])
@@ -350,6 +394,8 @@ def main():
         report[args.only] = make_phi4_kappa_grid(out, int(args.only.rsplit("-", 1)[1]))
     if args.only == "cosmic-web-lhs":
         report["cosmic-web-lhs"] = make_cosmic_web_lhs(out)
+    if args.only == "cosmic-web-lhs-repeats":
+        report["cosmic-web-lhs-repeats"] = make_cosmic_web_lhs_repeats(out)
     print(json.dumps(report, indent=2, default=float))
 
 

@@ -339,3 +339,38 @@ def test_conditional_flow_through_the_cli(amplitude_fields, tmp_path):
     with pio.open_fields(tmp_path / "s.h5") as ds:
         assert ds.condition_names == ["a"] and np.allclose(ds.conditions()[:, 0], 0.5) and ds[:].shape == (6, 8, 8)
     assert main(["sample", str(model), "-n", "2", "-o", str(tmp_path / "t.h5"), "--quiet"]) != 0  # no condition
+
+
+# --- transfer across volumes ---------------------------------------------------------------------
+def test_resize_flow_keeps_couplings_and_resamples_the_spectrum():
+    from phigen.flows import resize_flow
+
+    config = FlowNetConfig(layers=2, width=4, symmetric=True)
+    f = _random_flow(config, (8, 8))
+    g = resize_flow(f, config, (16, 16))
+    assert g.shape == (16, 16) and g.spectral.theta.shape == (16, 16)
+    # the old momenta are a sub-grid of the new: θ there is unchanged, between them interpolated
+    np.testing.assert_allclose(g.spectral.theta[::2, ::2], f.spectral.theta, atol=1e-6)
+    np.testing.assert_allclose(g.spectral.theta[1, 0], 0.5 * (f.spectral.theta[0, 0] + f.spectral.theta[1, 0]),
+                               atol=1e-6)
+    for a, b in zip(jax.tree_util.tree_leaves(f.couplings), jax.tree_util.tree_leaves(g.couplings)):
+        np.testing.assert_array_equal(a, b)
+    x, logq = flow_sample(g, jax.random.key(1), 3)
+    np.testing.assert_allclose(flow_log_prob(g, x), logq, atol=2e-3)
+    with pytest.raises(ParameterError, match="even"):
+        resize_flow(f, config, (9, 9))
+
+
+def test_reverse_kl_fit_started_from_a_smaller_lattice():
+    """A GFF flow fitted at L = 4 starts the L = 8 fit much closer to F than a fresh flow does."""
+    energy = gaussian_free_field(KAPPA)
+    opts = dict(progress=False, layers=2, width=4, hidden=1, learning_rate=1e-2, warmup=5, chunk=20,
+                eval_samples=256)
+    small = FlowModel.fit_energy(energy, 4, key=jax.random.key(0), steps=200, **opts)
+    fresh = FlowModel.fit_energy(energy, 8, key=jax.random.key(1), steps=20, **opts)
+    moved = FlowModel.fit_energy(energy, 8, key=jax.random.key(1), steps=20, init=small, **opts)
+    log_z = _gff_log_z(8, KAPPA)
+    gap = lambda m: (m.training["free_energy_variational"] + log_z) / 64  # noqa: E731  (≥ 0, nats per site)
+    assert moved.training["init"]["shape"] == [4, 4] and moved.field_shape == (8, 8)
+    assert gap(moved) < 0.25 * gap(fresh), (gap(moved), gap(fresh))
+    assert moved.losses[:5].mean() < fresh.losses[:5].mean()

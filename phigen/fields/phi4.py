@@ -129,9 +129,11 @@ def check_lattice_size(size):
 
 
 def train_phi4_flow(key, size: int, kappa: float, lam: float, config: Phi4SamplerConfig = Phi4SamplerConfig(), *,
-                    progress: bool | None = None, flow_file=None):
+                    progress: bool | None = None, flow_file=None, init=None):
     """The flow of ``sampler="flow"``: loaded from ``flow_file`` when it exists (a ``flow`` model fitted
-    to the same φ⁴ action and shape), else trained by reverse KL (and saved there when given)."""
+    to the same φ⁴ action and shape), else trained by reverse KL (and saved there when given).
+    ``init``: a flow model fitted on a smaller lattice that starts the training (transfer across
+    volumes, :meth:`phigen.flows.FlowModel.fit_energy`)."""
     from ..flows.models import FlowModel
 
     energy = Phi4(kappa, lam)
@@ -144,7 +146,7 @@ def train_phi4_flow(key, size: int, kappa: float, lam: float, config: Phi4Sample
         return model
     model = FlowModel.fit_energy(energy, size, key=jax.random.fold_in(key, _TAG_FLOW), progress=progress,
                                  steps=config.flow_steps, batch_size=config.flow_batch, layers=config.flow_layers,
-                                 width=config.flow_width, learning_rate=config.flow_learning_rate)
+                                 width=config.flow_width, learning_rate=config.flow_learning_rate, init=init)
     if flow_file is not None:
         model.save(flow_file)
     return model

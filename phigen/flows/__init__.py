@@ -9,13 +9,13 @@
   importance weights, ESS/N and reweighted means.
 """
 
-from .flow import Flow, FlowNetConfig, flow_log_prob, flow_sample, gaussian_log_density, make_flow
+from .flow import Flow, FlowNetConfig, flow_log_prob, flow_sample, gaussian_log_density, make_flow, resize_flow
 from .layers import AffineCoupling, GlobalAffine, SpectralScale, checkerboard
 from .mcmc import (FlowMHInfo, FlowMHState, effective_sample_size_fraction, flow_mh_init, flow_mh_step, log_weights,
                    make_flow_mh_kernel, reweighted_mean)
 from .models import FlowFitConfig, FlowModel, free_energy_record
 
-__all__ = ["Flow", "FlowNetConfig", "flow_log_prob", "flow_sample", "gaussian_log_density", "make_flow",
+__all__ = ["Flow", "FlowNetConfig", "flow_log_prob", "flow_sample", "gaussian_log_density", "make_flow", "resize_flow",
            "AffineCoupling", "GlobalAffine", "SpectralScale", "checkerboard", "FlowMHInfo", "FlowMHState",
            "effective_sample_size_fraction", "flow_mh_init", "flow_mh_step", "log_weights", "make_flow_mh_kernel",
            "reweighted_mean", "FlowFitConfig", "FlowModel", "free_energy_record"]

@@ -31,7 +31,7 @@ from ..nn.init import init_layers
 from ..samplers._rng import standard_normal
 from .layers import AffineCoupling, GlobalAffine, SpectralScale
 
-__all__ = ["FlowNetConfig", "Flow", "make_flow", "flow_sample", "flow_log_prob", "gaussian_log_density"]
+__all__ = ["FlowNetConfig", "Flow", "make_flow", "resize_flow", "flow_sample", "flow_log_prob", "gaussian_log_density"]
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,47 @@ def make_flow(config: FlowNetConfig, shape, *, key, loc: float = 0.0, scale: flo
             raise ParameterError(f"log_spectrum must be a finite (H, W) array; got shape {theta.shape}")
         flow = eqx.tree_at(lambda f: f.spectral.theta, flow, jnp.asarray(theta, jnp.float32))
     return flow
+
+
+def _resample_spectrum(theta, shape):
+    """θ on an ``(..., H, W)`` FFT grid → ``(..., *shape)``: periodic linear interpolation in the
+    lattice momentum (index ``i`` of the new grid sits at old index ``i·H/H'``)."""
+    theta = np.asarray(theta, np.float64)
+    out = theta
+    for axis, new in zip((-2, -1), shape):
+        old = theta.shape[axis]
+        pos = np.arange(new) * old / new
+        lo = np.floor(pos).astype(int)
+        w = pos - lo
+        a, b = np.take(out, lo % old, axis=axis), np.take(out, (lo + 1) % old, axis=axis)
+        shape_w = [1] * out.ndim
+        shape_w[axis] = new
+        out = (1 - w.reshape(shape_w)) * a + w.reshape(shape_w) * b
+    return out
+
+
+def resize_flow(flow: Flow, config: FlowNetConfig, shape) -> Flow:
+    """The same flow on fields of another ``shape`` (H, W): the couplings' convolutions are local and
+    translation-invariant, so they carry over unchanged; the spectral layer's θ (and its condition
+    weights) is resampled in the lattice momentum; the global affine is kept. The start of a fit on
+    a larger lattice from one trained on a smaller, cheaper one (transfer across volumes).
+    ``config``: the flow's :class:`FlowNetConfig`."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 2 or min(shape) < 2 or (config.layers and any(s % 2 for s in shape)):
+        raise ParameterError(f"a flow needs a 2D field shape (H, W) with even sides >= 2; got {shape}")
+    skeleton = eqx.filter_eval_shape(Flow, config, shape, key=jax.random.PRNGKey(0))
+    leaves, treedef = jax.tree_util.tree_flatten(skeleton)
+    old = jax.tree_util.tree_leaves(flow)
+    if len(old) != len(leaves):
+        raise ParameterError("resize_flow: the flow does not have the layers of its config")
+    new = jax.tree_util.tree_unflatten(treedef, old)  # same layers; only the static shape differs
+    if flow.spectral is not None:
+        theta = jnp.asarray(_resample_spectrum(flow.spectral.theta, shape), jnp.float32)
+        new = eqx.tree_at(lambda f: f.spectral.theta, new, theta)
+        if flow.spectral.theta_cond is not None:
+            cond = jnp.asarray(_resample_spectrum(flow.spectral.theta_cond, shape), jnp.float32)
+            new = eqx.tree_at(lambda f: f.spectral.theta_cond, new, cond)
+    return new
 
 
 def gaussian_log_density(z):

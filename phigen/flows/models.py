@@ -30,7 +30,7 @@ from ..models._base import config_from_options, read_model_file, register_model,
 from ..models._conditions import condition_settings, standardised_condition
 from ..nn.init import count_params
 from ..nn.train import TrainConfig, train
-from .flow import Flow, FlowNetConfig, flow_log_prob, flow_sample, make_flow
+from .flow import Flow, FlowNetConfig, flow_log_prob, flow_sample, make_flow, resize_flow
 from .mcmc import effective_sample_size_fraction, log_weights
 
 __all__ = ["FlowFitConfig", "FlowModel", "MaxLikelihoodLoss", "ReverseKLLoss", "energy_record", "energy_from_record"]
@@ -179,8 +179,12 @@ class FlowModel:
 
     @classmethod
     def fit_energy(cls, energy: Energy, shape, *, key, progress=None, config: FlowFitConfig | None = None,
-                   **options):
+                   init: "FlowModel | None" = None, **options):
         """Reverse KL on ``p ∝ exp(−energy)`` for fields of ``shape`` (H, W) (an int L: L × L): no data.
+
+        ``init``: a reverse-KL :class:`FlowModel` (typically fitted on a smaller lattice, which is
+        cheaper) whose flow, resized to ``shape`` by :func:`~phigen.flows.flow.resize_flow`, starts
+        this fit: its network shape replaces ``layers``/``width``/… of the options.
 
         The fit record gets ``free_energy_variational`` (⟨log q + U⟩, an upper bound of F = −log Z),
         ``log_z`` (importance-sampling estimate with its error) and ``ess_fraction`` (ESS/N of the
@@ -192,11 +196,22 @@ class FlowModel:
         record = energy_record(energy)
         net_config = cfg.net_config(record.get("name") == "phi4")
         k_net, k_train, k_eval = jax.random.split(key, 3)
-        flow = make_flow(net_config, shape, key=k_net)
+        init_record = None
+        if init is not None:
+            if not isinstance(init, FlowModel) or init.net_config.cond_channels:
+                raise ParameterError("init must be an unconditional FlowModel (a flow fitted by fit_energy)")
+            net_config = init.net_config
+            flow = resize_flow(init.flow, net_config, shape)
+            init_record = {"shape": list(init.field_shape), "steps": int(init.training.get("steps_done", 0)),
+                           "energy": init.energy_record}
+        else:
+            flow = make_flow(net_config, shape, key=k_net)
         fingerprint = {"kind": "flow", "objective": "reverse-kl", "net": net_config.to_dict(), "shape": list(shape),
-                       "energy": record}
+                       "energy": record, "init": init_record}
         result = cls._train(ReverseKLLoss(energy, cfg.batch_size), flow, None, cfg, k_train, progress, fingerprint)
         training = cls._record(result.losses, cfg, "reverse-kl", count_params(flow))
+        if init_record is not None:
+            training["init"] = init_record
         training.update(free_energy_record(result.ema_model, energy, key=k_eval, n=cfg.eval_samples))
         return cls(result.ema_model, net_config, result.losses, training, record)
 
