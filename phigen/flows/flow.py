@@ -29,7 +29,7 @@ from .._validation import check_int_at_least
 from ..errors import InputError, ParameterError
 from ..nn.init import init_layers
 from ..samplers._rng import standard_normal
-from .layers import AffineCoupling, GlobalAffine, SpectralScale
+from .layers import AffineCoupling, GlobalAffine, SpectralScale, SplineCoupling
 
 __all__ = ["FlowNetConfig", "Flow", "make_flow", "resize_flow", "flow_sample", "flow_log_prob", "gaussian_log_density"]
 
@@ -39,7 +39,8 @@ class FlowNetConfig:
     """Shape of a :class:`Flow`: ``layers`` affine couplings (alternating checkerboard colours), each
     conditioner ``hidden`` periodic ``kernel``×``kernel`` convolutions of ``width`` channels;
     ``spectral``: a learnable spectral scaling first; ``symmetric``: Z₂-equivariant couplings;
-    ``cond_channels``: number D of conditions of a conditional flow (0: unconditional)."""
+    ``cond_channels``: number D of conditions of a conditional flow (0: unconditional);
+    ``coupling``: ``"affine"`` (RealNVP) or ``"spline"`` (rational-quadratic, ``bins`` bins)."""
 
     layers: int = 8
     width: int = 16
@@ -48,10 +49,15 @@ class FlowNetConfig:
     spectral: bool = True
     symmetric: bool = False
     cond_channels: int = 0
+    coupling: str = "affine"
+    bins: int = 8
 
     def __post_init__(self):
         check_int_at_least(self.layers, "layers", 0)
         check_int_at_least(self.cond_channels, "cond_channels", 0)
+        check_int_at_least(self.bins, "bins", 2)
+        if self.coupling not in ("affine", "spline"):
+            raise ParameterError(f"coupling must be 'affine' or 'spline'; got {self.coupling!r}")
         check_int_at_least(self.width, "width", 1)
         check_int_at_least(self.hidden, "hidden", 1)
         check_int_at_least(self.kernel, "kernel", 1)
@@ -78,8 +84,12 @@ class Flow(eqx.Module):
         d = config.cond_channels
         self.spectral = (SpectralScale(jnp.zeros(shape, jnp.float32), jnp.zeros((d, *shape), jnp.float32) if d else None)
                          if config.spectral else None)
-        self.couplings = [AffineCoupling(i % 2, config.width, config.hidden, config.kernel, config.symmetric,
-                                         key=keys[i], cond=d) for i in range(config.layers)]
+        if config.coupling == "spline":
+            self.couplings = [SplineCoupling(i % 2, config.width, config.hidden, config.kernel, config.symmetric,
+                                             key=keys[i], cond=d, bins=config.bins) for i in range(config.layers)]
+        else:
+            self.couplings = [AffineCoupling(i % 2, config.width, config.hidden, config.kernel, config.symmetric,
+                                             key=keys[i], cond=d) for i in range(config.layers)]
         self.affine = GlobalAffine(jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32),
                                    jnp.zeros((2, d), jnp.float32) if d else None)
         self.shape = shape

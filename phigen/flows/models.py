@@ -51,6 +51,8 @@ class FlowFitConfig:
     hidden: int = FlowNetConfig.hidden
     kernel: int = FlowNetConfig.kernel
     spectral: bool = FlowNetConfig.spectral
+    coupling: str = FlowNetConfig.coupling   # "affine" (RealNVP) or "spline" (rational-quadratic)
+    bins: int = FlowNetConfig.bins
     sign_symmetric: bool | None = None     # Z₂-equivariant couplings; None: True for phi4, False for data
     steps: int = 2000
     batch_size: int = 64
@@ -67,7 +69,8 @@ class FlowFitConfig:
 
     def net_config(self, symmetric_default: bool) -> FlowNetConfig:
         sym = symmetric_default if self.sign_symmetric is None else bool(self.sign_symmetric)
-        return FlowNetConfig(self.layers, self.width, self.hidden, self.kernel, bool(self.spectral), sym)
+        return FlowNetConfig(self.layers, self.width, self.hidden, self.kernel, bool(self.spectral), sym,
+                             coupling=self.coupling, bins=self.bins)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclass_fields(TrainConfig)})
