@@ -172,7 +172,9 @@ class FlowModel:
         k_net, k_train = jax.random.split(key)
         flow = make_flow(net_config, x.shape[1:], key=k_net, loc=mean, scale=std)
         fingerprint = {"kind": "flow", "objective": "max-likelihood", "net": net_config.to_dict(),
-                       "shape": list(x.shape), "mean": mean, "std": std, "conditions": cond_settings}
+                       "shape": list(x.shape), "mean": mean, "std": std}
+        if cond_settings:  # (only when conditional: unconditional checkpoints of earlier versions still resume)
+            fingerprint["conditions"] = cond_settings
         result = cls._train(MaxLikelihoodLoss(conditions is not None), flow, data, cfg, k_train, progress,
                             fingerprint)
         training = cls._record(result.losses, cfg, "max-likelihood", count_params(flow))
@@ -210,7 +212,9 @@ class FlowModel:
         else:
             flow = make_flow(net_config, shape, key=k_net)
         fingerprint = {"kind": "flow", "objective": "reverse-kl", "net": net_config.to_dict(), "shape": list(shape),
-                       "energy": record, "init": init_record}
+                       "energy": record}
+        if init_record is not None:
+            fingerprint["init"] = init_record
         result = cls._train(ReverseKLLoss(energy, cfg.batch_size), flow, None, cfg, k_train, progress, fingerprint)
         training = cls._record(result.losses, cfg, "reverse-kl", count_params(flow))
         if init_record is not None:
