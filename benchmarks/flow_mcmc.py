@@ -44,6 +44,7 @@ def _parse(argv):
     ap.add_argument("--flow-width", type=int, default=16)
     ap.add_argument("--flow-lr", type=float, default=3e-3)
     ap.add_argument("--transfer", action="store_true", help="start each size from the previous size's flow")
+    ap.add_argument("--flow-coupling", choices=("affine", "spline"), default="spline")
     ap.add_argument("--kappa", type=float, default=0.3403)
     ap.add_argument("--lam", type=float, default=1.0)
     ap.add_argument("--chains", type=int, default=64)
@@ -122,6 +123,7 @@ def main(argv=None):
 
     ratios, figures = {}, {"kappa": args.kappa, "lam": args.lam, "chains": args.chains, "steps": args.steps,
                            "flow": {"batch": args.flow_batch, "layers": args.flow_layers, "width": args.flow_width,
+                                    "coupling": args.flow_coupling,
                                     "learning_rate": args.flow_lr}}
     energy = Phi4(args.kappa, args.lam)
     figures["transfer"] = bool(args.transfer)
@@ -131,7 +133,7 @@ def main(argv=None):
         key = jax.random.fold_in(jax.random.key(args.seed), L)
         cfg = Phi4SamplerConfig(sampler="flow", n_chains=args.chains, flow_steps=steps, flow_batch=args.flow_batch,
                                 flow_layers=args.flow_layers, flow_width=args.flow_width, n_warmup=200, n_burn=0,
-                                flow_learning_rate=args.flow_lr)
+                                flow_learning_rate=args.flow_lr, flow_coupling=args.flow_coupling)
         t0, c0 = time.perf_counter(), time.process_time()
         model = train_phi4_flow(key, L, args.kappa, args.lam, cfg, progress=False,
                                 init=previous if args.transfer else None)
