@@ -24,7 +24,7 @@ per-field standard deviations' spread.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields as dataclass_fields
+from dataclasses import asdict, dataclass
 
 import equinox as eqx
 import jax
@@ -79,7 +79,7 @@ class GANConfig:
         return {k: getattr(self, k) for k in ("width", "up", "latent_channels")}
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclass_fields(TrainConfig)})
+        return TrainConfig.of(self)
 
 
 class Generator(eqx.Module):

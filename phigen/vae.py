@@ -20,7 +20,7 @@ learned linear map to the coarse grid). Samples include the observation noise ``
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields as dataclass_fields
+from dataclasses import asdict, dataclass
 
 import equinox as eqx
 import jax
@@ -77,7 +77,7 @@ class VAEConfig:
         return {k: getattr(self, k) for k in ("width", "down", "latent", "latent_channels", "latent_dim")}
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclass_fields(TrainConfig)})
+        return TrainConfig.of(self)
 
 
 class VAE(eqx.Module):

@@ -71,7 +71,7 @@ class NetworkFitConfig:
     data_parallel: bool = False  # split each batch over every device of every process (docs/scale_out.md)
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclass_fields(TrainConfig)})
+        return TrainConfig.of(self)
 
     def unet_config(self) -> UNetConfig:
         return UNetConfig(**{f.name: getattr(self, f.name) for f in dataclass_fields(UNetConfig) if hasattr(self, f.name)})

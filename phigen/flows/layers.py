@@ -100,6 +100,26 @@ class GlobalAffine(eqx.Module):
         return (y - loc) * jnp.exp(-log_scale), -y.size * log_scale
 
 
+def _conditioner(width: int, hidden: int, kernel: int, cond: int, n_out: int, key):
+    """A coupling's periodic CNN: ``hidden`` convolutions of ``width`` channels from the frozen field
+    (and ``cond`` condition channels), then a zero-initialised output convolution of ``n_out``."""
+    keys = jax.random.split(key, hidden + 1)
+    chans = [1 + int(cond)] + [width] * hidden
+    convs = [periodic_conv(chans[i], chans[i + 1], keys[i], kernel) for i in range(hidden)]
+    return convs, zero_conv(chans[-1], n_out, keys[-1], kernel)
+
+
+def _apply_conditioner(convs, conv_out, frozen, c):
+    """``(n_out, H, W)`` from the frozen field ``(H, W)`` and the conditions ``c`` ``(D,)`` (or None),
+    which enter as constant channels."""
+    h = frozen[None]
+    if c is not None:
+        h = jnp.concatenate([h, jnp.broadcast_to(c[:, None, None], (c.shape[0], *frozen.shape))])
+    for conv in convs:
+        h = jax.nn.silu(apply_conv(conv, h))
+    return apply_conv(conv_out, h)
+
+
 class AffineCoupling(eqx.Module):
     """Checkerboard affine coupling with a periodic CNN conditioner (module docstring)."""
 
@@ -109,19 +129,11 @@ class AffineCoupling(eqx.Module):
     symmetric: bool = eqx.field(static=True)
 
     def __init__(self, parity: int, width: int, hidden: int, kernel: int, symmetric: bool, *, key, cond: int = 0):
-        keys = jax.random.split(key, hidden + 1)
-        chans = [1 + int(cond)] + [width] * hidden
-        self.convs = [periodic_conv(chans[i], chans[i + 1], keys[i], kernel) for i in range(hidden)]
-        self.conv_out = zero_conv(chans[-1], 2, keys[-1], kernel)
+        self.convs, self.conv_out = _conditioner(width, hidden, kernel, cond, 2, key)
         self.parity, self.symmetric = int(parity), bool(symmetric)
 
     def _net(self, frozen, c):
-        h = frozen[None]
-        if c is not None:  # the conditions as constant channels
-            h = jnp.concatenate([h, jnp.broadcast_to(c[:, None, None], (c.shape[0], *frozen.shape))])
-        for conv in self.convs:
-            h = jax.nn.silu(apply_conv(conv, h))
-        out = apply_conv(self.conv_out, h)
+        out = _apply_conditioner(self.convs, self.conv_out, frozen, c)
         return out[0], out[1]
 
     def _shift_scale(self, frozen, c):
@@ -196,19 +208,12 @@ class SplineCoupling(eqx.Module):
 
     def __init__(self, parity: int, width: int, hidden: int, kernel: int, symmetric: bool, *, key, cond: int = 0,
                  bins: int = 8, bound: float = 5.0):
-        keys = jax.random.split(key, hidden + 1)
-        chans = [1 + int(cond)] + [width] * hidden
-        self.convs = [periodic_conv(chans[i], chans[i + 1], keys[i], kernel) for i in range(hidden)]
-        self.conv_out = zero_conv(chans[-1], 3 * int(bins) - 1, keys[-1], kernel)  # zero: the identity spline
+        # a zero output convolution: the identity spline
+        self.convs, self.conv_out = _conditioner(width, hidden, kernel, cond, 3 * int(bins) - 1, key)
         self.parity, self.symmetric, self.bins, self.bound = int(parity), bool(symmetric), int(bins), float(bound)
 
     def _net(self, frozen, c):
-        h = frozen[None]
-        if c is not None:
-            h = jnp.concatenate([h, jnp.broadcast_to(c[:, None, None], (c.shape[0], *frozen.shape))])
-        for conv in self.convs:
-            h = jax.nn.silu(apply_conv(conv, h))
-        return apply_conv(self.conv_out, h)
+        return _apply_conditioner(self.convs, self.conv_out, frozen, c)
 
     def _params(self, frozen, c):
         k = self.bins

@@ -16,7 +16,7 @@ resumable training). The model samples with the EMA weights.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, fields as dataclass_fields
+from dataclasses import asdict, dataclass
 
 import equinox as eqx
 import jax
@@ -73,7 +73,7 @@ class FlowFitConfig:
                              coupling=self.coupling, bins=self.bins)
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclass_fields(TrainConfig)})
+        return TrainConfig.of(self)
 
 
 class MaxLikelihoodLoss(eqx.Module):

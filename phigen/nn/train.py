@@ -22,7 +22,7 @@ checkpoint equals an uninterrupted one (up to float reassociation across chunk b
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -54,6 +54,12 @@ class TrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     chunk: int = 50
+
+    @classmethod
+    def of(cls, options) -> "TrainConfig":
+        """The training settings held by an options record with fields of the same names (the fit
+        configs of the network models)."""
+        return cls(**{f.name: getattr(options, f.name) for f in fields(cls)})
 
     def __post_init__(self):
         check_int_at_least(self.steps, "steps", 1)
