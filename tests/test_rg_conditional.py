@@ -101,6 +101,20 @@ def test_conditional_bad_input(grid_file, tmp_path):
         phigen.sample(m, 2, condition={"lam": 1.0})
     with pytest.raises(E.ParameterError, match="1 finite number"):
         m.thetas_at([0.3, 0.4])
+    with pytest.raises(E.ParameterError, match="1 finite number"):
+        m.sample(2, key=jax.random.PRNGKey(0), condition=float("nan"))
+    # outside the training κ (0.26 … 0.40) the polynomials extrapolate: a warning, and still a sample
+    with pytest.warns(UserWarning, match=r"outside the training range.*θ\(c\) extrapolates"):
+        s = m.sample(2, key=jax.random.PRNGKey(0), condition=0.45)
+    assert s.shape == (2, 16, 16)
+    with pytest.warns(UserWarning, match="outside the training range"):
+        phigen.sample(m, 2, condition={"kappa": 0.2}, progress=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        m.at(0.3)  # inside: no warning
+        m.at(0.40)  # the range's end is inside
 
 
 def test_magnetisation_terms_are_matched_jointly_and_saved(grid_file, tmp_path):

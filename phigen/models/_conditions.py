@@ -7,7 +7,9 @@ range, so that sampling can check a condition and warn when it extrapolates.
 - :func:`condition_settings`: the checked ``(N, D)`` training conditions, their standardised values
   and the settings record;
 - :func:`standardised_condition`: one condition given at sampling, checked against the settings and
-  standardised ``(D,)``.
+  standardised ``(D,)``;
+- :func:`warn_if_extrapolating`: the warning for a condition outside the training range (also used by
+  conditional WC-RG, whose energies are polynomials of the condition).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError, ParameterError
 
-__all__ = ["condition_settings", "standardised_condition"]
+__all__ = ["condition_settings", "standardised_condition", "warn_if_extrapolating"]
 
 
 def condition_settings(conditions, condition_names, n_fields: int):
@@ -56,9 +58,16 @@ def standardised_condition(settings: dict, condition, kind: str):
     if c.size != len(names) or not np.all(np.isfinite(c)):
         raise ParameterError(f"condition must be {len(names)} finite number(s) ({', '.join(names)}); "
                              f"got {condition!r}")
-    lo, hi = (np.asarray(settings[k], np.float64) for k in ("condition_min", "condition_max"))
+    warn_if_extrapolating(kind, names, c, settings["condition_min"], settings["condition_max"], what="the network",
+                          stacklevel=4)
+    return ((c - np.asarray(settings["condition_mean"])) / np.asarray(settings["condition_std"])).astype(np.float32)
+
+
+def warn_if_extrapolating(kind: str, names, condition, lo, hi, *, what: str = "the model", stacklevel: int = 3):
+    """Warn (``UserWarning``) when ``condition`` ``(D,)`` lies outside the box ``[lo, hi]`` of the
+    training conditions: the model is then used where no training field constrained it."""
+    c, lo, hi = (np.asarray(v, np.float64).reshape(-1) for v in (condition, lo, hi))
     if np.any(c < lo) or np.any(c > hi):
         warnings.warn(f"{kind}: condition {dict(zip(names, c.tolist()))} lies outside the training range "
-                      f"{dict(zip(names, zip(lo.tolist(), hi.tolist())))}: the network extrapolates",
-                      stacklevel=3)
-    return ((c - np.asarray(settings["condition_mean"])) / np.asarray(settings["condition_std"])).astype(np.float32)
+                      f"{dict(zip(names, zip(lo.tolist(), hi.tolist())))}: {what} extrapolates",
+                      stacklevel=stacklevel)

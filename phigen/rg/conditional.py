@@ -27,6 +27,7 @@ import numpy as np
 from .._validation import as_fields, check_int_at_least, check_positive
 from ..errors import InputError, ModelFileError, ParameterError
 from ..models._base import config_from_options, read_model_file, register_model, write_model_file
+from ..models._conditions import warn_if_extrapolating
 from ._shifts import level_shifts
 from .factor import WaveletFactorisation
 from .gibbs import sample_level, score_matching_system, solve_score_matching
@@ -248,13 +249,17 @@ class ConditionalWCRGModel:
                 "basis": self.magnetisation_basis.tolist()}
 
     # --- sampling --------------------------------------------------------------------------------
-    def _basis_at(self, condition) -> np.ndarray:
-        """g(c̃) ``(B,)`` at ``condition`` (a number, or one value per condition name)."""
-        c = np.asarray(condition, np.float64).reshape(1, -1)
-        if c.shape[1] != len(self.condition_names) or not np.all(np.isfinite(c)):
+    def _condition_row(self, condition) -> np.ndarray:
+        """``condition`` (a number, or one value per condition name) as a checked ``(D,)`` row."""
+        c = np.asarray(condition, np.float64).reshape(-1)
+        if c.size != len(self.condition_names) or not np.all(np.isfinite(c)):
             raise ParameterError(f"condition must be {len(self.condition_names)} finite number(s) "
                                  f"({', '.join(self.condition_names)}); got {condition!r}")
-        return condition_basis(c, self.mean, self.std, self.degree)[0]
+        return c
+
+    def _basis_at(self, condition) -> np.ndarray:
+        """g(c̃) ``(B,)`` at ``condition`` (a number, or one value per condition name)."""
+        return condition_basis(self._condition_row(condition)[None], self.mean, self.std, self.degree)[0]
 
     def thetas_at(self, condition) -> tuple:
         """θ_j(c) of every level at ``condition``."""
@@ -266,8 +271,13 @@ class ConditionalWCRGModel:
         return (self._basis_at(condition) @ self.magnetisation_basis).astype(np.float32)
 
     def at(self, condition) -> WCRGModel:
-        """The WC-RG model of one condition (sample it, save it, judge it like any WC-RG model)."""
+        """The WC-RG model of one condition (sample it, save it, judge it like any WC-RG model). Warns
+        when ``condition`` lies outside the training conditions' range (the polynomials extrapolate)."""
         b = self.base
+        trained = np.asarray(self.training.get("conditions") or [], np.float64)
+        if trained.ndim == 2 and trained.shape[1] == len(self.condition_names):
+            warn_if_extrapolating("wcrg-conditional", self.condition_names, self._condition_row(condition),
+                                  trained.min(axis=0), trained.max(axis=0), what="θ(c)")
         return WCRGModel(b.factorisation, b.specs, self.thetas_at(condition), b.field_shape, dict(b.sampling),
                          {"condition": dict(zip(self.condition_names, np.atleast_1d(condition).tolist()))},
                          magnetisation=self.magnetisation_at(condition))
