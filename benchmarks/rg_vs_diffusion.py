@@ -191,7 +191,8 @@ def run_dataset(path, models, args):
                                                 "steps_per_iteration": args.maxent_steps_per_iteration,
                                                 "marginal_bins": args.maxent_marginal_bins}
             model = pm.get_model_class("scattering").fit(train, key=jax.random.PRNGKey(0), mode=mode, J=args.scattering_J,
-                                                         steps=steps, progress=False, **extra)
+                                                         steps=steps, progress=False,
+                                                         isotropic=not args.scattering_anisotropic, **extra)
             opts = [{}]
         else:
             steps = args.diffusion_steps
@@ -352,6 +353,9 @@ def main(argv=None):
                     help="training steps, or 'auto': the CPU budget of the costliest Gibbs-energy row")
     ap.add_argument("--scattering-J", type=int, default=None, help="scattering scales (default: the model's)")
     ap.add_argument("--scattering-steps", type=int, default=300, help="L-BFGS iterations per micro sample")
+    ap.add_argument("--scattering-anisotropic", action="store_true",
+                    help="scattering statistics per orientation (isotropic=False): they fix each orientation's "
+                         "power, which the isotropic ones leave free")
     ap.add_argument("--maxent-steps", type=int, default=200,
                     help="moment-matching updates of the max-ent model (at most: it stops early on its residual)")
     ap.add_argument("--maxent-learning-rate", type=float, default=0.5, help="Newton step η of the max-ent fit")
