@@ -192,7 +192,8 @@ def run_dataset(path, models, args):
                                                 "marginal_bins": args.maxent_marginal_bins}
             model = pm.get_model_class("scattering").fit(train, key=jax.random.PRNGKey(0), mode=mode, J=args.scattering_J,
                                                          steps=steps, progress=False,
-                                                         isotropic=not args.scattering_anisotropic, **extra)
+                                                         isotropic=not args.scattering_anisotropic,
+                                                         orientation_power=args.scattering_orientation_power, **extra)
             opts = [{}]
         else:
             steps = args.diffusion_steps
@@ -356,6 +357,8 @@ def main(argv=None):
     ap.add_argument("--scattering-anisotropic", action="store_true",
                     help="scattering statistics per orientation (isotropic=False): they fix each orientation's "
                          "power, which the isotropic ones leave free")
+    ap.add_argument("--scattering-orientation-power", action="store_true",
+                    help="isotropic scattering statistics plus log S2 per orientation (orientation_power=True)")
     ap.add_argument("--maxent-steps", type=int, default=200,
                     help="moment-matching updates of the max-ent model (at most: it stops early on its residual)")
     ap.add_argument("--maxent-learning-rate", type=float, default=0.5, help="Newton step η of the max-ent fit")

@@ -302,3 +302,20 @@ def test_preconditioner_weights(ss):
         ss.preconditioner()
     with pytest.raises(ParameterError):
         ss.preconditioner(-s2)
+
+
+def test_orientation_power_keeps_s2_per_orientation(ss, ss_aniso, gaussian_fields):
+    """``orientation_power``: the isotropic statistics with log S2 per (j, ℓ) in place of its
+    orientation mean; every other entry unchanged, and S2 equal to the anisotropic set's."""
+    J, L = ss.J, ss.L
+    op = ScatteringSpectra(ss.shape, J, L, orientation_power=True)
+    assert op.n_stats == ss.n_stats + J * (L - 1) == len(op.describe())
+    x = jnp.asarray(gaussian_fields(3, N, slope=1.0, seed=3))
+    a, b, c = np.asarray(op(x)), np.asarray(ss(x)), np.asarray(ss_aniso(x))
+    t_op, t_iso, t_an = (m.table()["type"] for m in (op, ss, ss_aniso))
+    np.testing.assert_allclose(a[:, t_op == "S2"], c[:, t_an == "S2"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.log(np.mean(np.exp(a[:, t_op == "S2"]).reshape(3, J, L), -1)), b[:, t_iso == "S2"],
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(a[:, t_op != "S2"], b[:, t_iso != "S2"])
+    # without isotropy S2 is already per orientation: the option changes nothing
+    assert ScatteringSpectra(ss.shape, J, L, isotropic=False, orientation_power=True).n_stats == ss_aniso.n_stats

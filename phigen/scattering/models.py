@@ -64,6 +64,7 @@ class ScatteringConfig:
     L: int = 4
     mode: str = "micro"
     isotropic: bool = True
+    orientation_power: bool = False
     strict_scales: bool = False
     steps: int | None = None
     sample_steps: int = 500
@@ -88,9 +89,10 @@ def default_J(shape) -> int:
     return int(min(7, max(1, math.floor(math.log2(min(shape))) - 2)))
 
 
-def _statistics(shape, J, L, isotropic, reference_s2, strict_scales=False) -> ScatteringSpectra:
+def _statistics(shape, J, L, isotropic, reference_s2, strict_scales=False,
+                orientation_power=False) -> ScatteringSpectra:
     return ScatteringSpectra(tuple(shape), J, L, isotropic=isotropic, reference_s2=reference_s2,
-                             strict_scales=strict_scales)
+                             strict_scales=strict_scales, orientation_power=orientation_power)
 
 
 def _rows(stats, x, chunk=16) -> np.ndarray:
@@ -108,13 +110,14 @@ class ScatteringModel:
     def __init__(self, *, mode: str, shape, J: int, L: int, isotropic: bool, reference_s2, target, scale,
                  mean: float, std: float, steps: int, maxent: MaxEntParams | None = None,
                  sample_steps: int = 500, training: dict | None = None, strict_scales: bool = False,
-                 start_power=None, marginal: MarginalStatistics | None = None):
+                 start_power=None, marginal: MarginalStatistics | None = None, orientation_power: bool = False):
         if mode not in MODES:
             raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
         if mode == "maxent" and maxent is None:
             raise ParameterError("a maxent model needs its fitted parameters")
         self.mode, self.J, self.L, self.isotropic = mode, int(J), int(L), bool(isotropic)
         self.strict_scales = bool(strict_scales)
+        self.orientation_power = bool(orientation_power) and self.isotropic
         self._shape = tuple(int(s) for s in shape)
         self.reference_s2 = None if reference_s2 is None else np.asarray(reference_s2, np.float32)
         self.target = np.asarray(target, np.float32)
@@ -130,7 +133,7 @@ class ScatteringModel:
             raise ParameterError("marginal (pixel-PDF) statistics are an option of mode 'maxent' only")
         self.marginal = marginal
         self.statistics = _statistics(self._shape, self.J, self.L, self.isotropic, self.reference_s2,
-                                      self.strict_scales)
+                                      self.strict_scales, self.orientation_power)
         if marginal is not None:
             self.statistics = ConcatenatedStatistics((self.statistics, marginal))
         self._loss = None     # built on first use and kept: the compiled synthesis is cached on it
@@ -162,7 +165,8 @@ class ScatteringModel:
         """Fit on ``fields`` (N, H, W). ``config`` / ``options``: :class:`ScatteringConfig` (options
         override its fields).
 
-        ``J`` scales (default :func:`default_J`), ``L`` orientations, ``isotropic`` reduction,
+        ``J`` scales (default :func:`default_J`), ``L`` orientations, ``isotropic`` reduction
+        (``orientation_power``: keep log S2 per orientation in it, docs/scattering.md),
         ``strict_scales`` (j1 < j2 < j3 only: the compact set of the reference code, 1013 statistics
         for J = 6, L = 4, instead of 1637).
         micro: ``steps`` = L-BFGS iterations each sample gets (default 300); ``batch_size`` caps the
@@ -178,6 +182,7 @@ class ScatteringModel:
         """
         cfg = config_from_options(ScatteringConfig, config, options, "fit scattering")
         J, L, mode, isotropic, strict_scales = cfg.J, cfg.L, cfg.mode, cfg.isotropic, cfg.strict_scales
+        orientation_power = bool(cfg.orientation_power) and isotropic
         steps, sample_steps, n_chains, batch_size = cfg.steps, cfg.sample_steps, cfg.n_chains, cfg.batch_size
         steps_per_iteration, learning_rate, selection = cfg.steps_per_iteration, cfg.learning_rate, cfg.selection
         patience, marginal_bins, theta_prior = cfg.patience, cfg.marginal_bins, cfg.theta_prior
@@ -192,11 +197,13 @@ class ScatteringModel:
                              f"use J <= {int(math.log2(min(shape)))}")
         if batch_size is not None:
             batch_size = check_int_at_least(batch_size, "batch_size", 1)
-        base = _statistics(shape, J, L, isotropic, None, strict_scales)
+        base = _statistics(shape, J, L, isotropic, None, strict_scales, orientation_power)
         reference_s2 = base.power(x) if mode == "micro" else None
-        stats = base if reference_s2 is None else _statistics(shape, J, L, isotropic, reference_s2, strict_scales)
+        stats = base if reference_s2 is None else _statistics(shape, J, L, isotropic, reference_s2, strict_scales,
+                                                              orientation_power)
         common = dict(shape=shape, J=J, L=L, isotropic=isotropic, reference_s2=reference_s2,
-                      strict_scales=strict_scales, mean=float(x.mean()), std=float(x.std()))
+                      strict_scales=strict_scales, orientation_power=orientation_power, mean=float(x.mean()),
+                      std=float(x.std()))
         if mode == "micro":
             steps = 300 if steps is None else check_int_at_least(steps, "steps", 0)
             rows = _rows(stats, x)
@@ -298,7 +305,8 @@ class ScatteringModel:
     # -- files -----------------------------------------------------------------------------------
     def save(self, path):
         config = {"mode": self.mode, "shape": list(self._shape), "J": self.J, "L": self.L,
-                  "isotropic": self.isotropic, "strict_scales": self.strict_scales, "mean": self.mean, "std": self.std, "steps": self.steps,
+                  "isotropic": self.isotropic, "strict_scales": self.strict_scales,
+                  "orientation_power": self.orientation_power, "mean": self.mean, "std": self.std, "steps": self.steps,
                   "sample_steps": self.sample_steps, "n_stats": self.n_stats}
         arrays = {"target": self.target, "scale": self.scale}
         if self.reference_s2 is not None:
@@ -327,6 +335,7 @@ class ScatteringModel:
                                       np.asarray(a["amplitude"], np.float32), float(c["step_size"]))
             model = cls(mode=c["mode"], shape=c["shape"], J=c["J"], L=c["L"], isotropic=c["isotropic"],
                         strict_scales=bool(c.get("strict_scales", False)),
+                        orientation_power=bool(c.get("orientation_power", False)),
                         reference_s2=a.get("reference_s2"), target=a["target"], scale=a["scale"], mean=c["mean"],
                         std=c["std"], steps=c["steps"], sample_steps=c["sample_steps"], maxent=maxent,
                         training=f.training, start_power=a.get("start_power"),

@@ -83,6 +83,7 @@ class _Plan:
     c01_sel: tuple        # per j2: (idx_re (n, m), idx_im (n, m)) into the flattened block
     c11_sel: tuple        # per j3: likewise
     entries: tuple        # one dict per output entry (describe())
+    orientation_power: bool = False  # isotropic, but log S2 kept per orientation (J·L entries)
 
 
 def _box_halfwidths(sq, tol):
@@ -201,7 +202,8 @@ def _selection(J, L, isotropic, strict_scales):
 
 
 @functools.lru_cache(maxsize=32)
-def _plan(shape, J, L, kind, isotropic, strict_scales, log_s2, include_mean, checkpoint, crop_tol):
+def _plan(shape, J, L, kind, isotropic, strict_scales, log_s2, include_mean, checkpoint, crop_tol,
+          orientation_power=False):
     bank = filter_bank(shape, J, L, kind=kind)
     boxes = [_box_halfwidths(np.max(bank.psi[j] ** 2, axis=0), crop_tol) for j in range(J)]
     # Nest the boxes (box_j ⊆ box_j' for j > j'), so that a field stored on box j' can be re-cropped.
@@ -211,15 +213,18 @@ def _plan(shape, J, L, kind, isotropic, strict_scales, log_s2, include_mean, che
     entries = []
     if include_mean:
         entries.append(dict(type="mean"))
-    scale_keys = [dict(j1=j) for j in range(J)] if isotropic else [dict(j1=j, l1=l) for j in range(J) for l in range(L)]
-    entries += [dict(type="S2", transform="log" if log_s2 else "none", **k) for k in scale_keys]
+    per_orientation = [dict(j1=j, l1=l) for j in range(J) for l in range(L)]
+    scale_keys = [dict(j1=j) for j in range(J)] if isotropic else per_orientation
+    orientation_power = bool(orientation_power and isotropic)  # without isotropy S2 already is per orientation
+    s2_keys = per_orientation if orientation_power else scale_keys
+    entries += [dict(type="S2", transform="log" if log_s2 else "none", **k) for k in s2_keys]
     entries += [dict(type="S1", transform="S1/sqrt(S2)", **k) for k in scale_keys]
     entries += [dict(type="C01", part="re", **d) for d in c01_re] + [dict(type="C01", part="im", **d) for d in c01_im]
     entries += [dict(type="C11", part="re", **d) for d in c11_re] + [dict(type="C11", part="im", **d) for d in c11_im]
     for e in entries:
         e["isotropic"] = bool(isotropic)
     return _Plan(tuple(shape), J, L, isotropic, strict_scales, log_s2, include_mean, checkpoint,
-                 tuple(boxes), c01_sel, c11_sel, tuple(entries))
+                 tuple(boxes), c01_sel, c11_sel, tuple(entries), orientation_power)
 
 
 # --- the computation ----------------------------------------------------------------------------
@@ -298,6 +303,8 @@ def _flat(x, psi, sq_boxes, ref_s2, plan: _Plan):
     s1n = s1 / sig
     if plan.isotropic:
         s2_out, s1_out = jnp.mean(s2, -1), jnp.mean(s1n, -1)
+        if plan.orientation_power:  # the power of each orientation, not only their mean
+            s2_out = s2.reshape(n, -1)
     else:
         s2_out, s1_out = s2.reshape(n, -1), s1n.reshape(n, -1)
     parts = [mean[:, None]] if plan.include_mean else []
@@ -364,7 +371,10 @@ class ScatteringSpectra(eqx.Module):
     """Configured scattering-spectra statistics Φ(x) for fields of one shape (a pytree: jit/vmap-friendly).
 
     ``ScatteringSpectra(shape, J, L=4, *, isotropic=True, wavelets="morlet", strict_scales=False,
-    log_s2=True, include_mean=True, reference_s2=None, checkpoint=True, crop_tol=1e-6)``;
+    log_s2=True, include_mean=True, reference_s2=None, checkpoint=True, crop_tol=1e-6,
+    orientation_power=False)``; ``orientation_power`` (with ``isotropic``): log S2 per scale AND
+    orientation (J·L entries instead of J), the other statistics still averaged over orientations —
+    isotropic statistics leave free how a field shares its power between orientations;
     ``ss(x)`` maps fields ``(N, H, W)`` (or one ``(H, W)``) to ``(N, n_stats)`` float32, differentiable
     in x. ``describe()`` names every entry; see the module docstring for the formulas.
     """
@@ -376,7 +386,8 @@ class ScatteringSpectra(eqx.Module):
 
     def __init__(self, shape, J: int, L: int = 4, *, isotropic: bool = True, wavelets: str = "morlet",
                  strict_scales: bool = False, log_s2: bool = True, include_mean: bool = True,
-                 reference_s2=None, checkpoint: bool = True, crop_tol: float = 1e-6):
+                 reference_s2=None, checkpoint: bool = True, crop_tol: float = 1e-6,
+                 orientation_power: bool = False):
         if np.ndim(shape) == 0:
             shape = (int(shape), int(shape))
         shape = tuple(int(s) for s in shape)
@@ -392,7 +403,7 @@ class ScatteringSpectra(eqx.Module):
         if not 0 < crop_tol < 1:
             raise ParameterError(f"crop_tol must be in (0, 1); got {crop_tol!r}")
         plan = _plan(shape, J, L, wavelets, bool(isotropic), bool(strict_scales), bool(log_s2),
-                     bool(include_mean), bool(checkpoint), float(crop_tol))
+                     bool(include_mean), bool(checkpoint), float(crop_tol), bool(orientation_power))
         bank = filter_bank(shape, J, L, kind=wavelets)
         self.psi = jnp.asarray(bank.psi, jnp.float32)
         weights = []
@@ -512,7 +523,7 @@ class ScatteringSpectra(eqx.Module):
             if self.reference_s2 is None:
                 raise ParameterError("single_map_scale with log_s2=False needs a reference_s2")
             ref = np.asarray(self.reference_s2, np.float32)
-            out[types == "S2"] = ref.mean(-1) if self.isotropic else ref.reshape(-1)
+            out[types == "S2"] = ref.mean(-1) if self.isotropic and not self.plan.orientation_power else ref.reshape(-1)
         return out
 
     def preconditioner(self, s2=None) -> np.ndarray:
