@@ -5,8 +5,9 @@ split seed 0, by whole groups of correlated fields — chains, runs, simulations
 each model is fitted on the training half, draws ``--n-samples``
 fields, and is measured with :func:`phigen.stats.compare` against the held-out truth next to the
 truth-vs-truth floor: power-spectrum chi2, pixel-PDF W1, Minkowski chi2, reduced-bispectrum chi2; plus the
-std per wavelet scale (relative error of each level's detail channels, :func:`phigen.rg.per_scale_std`)
-and, for φ⁴, the Binder cumulant U₄ and χ. Reported per model: parameters, fit seconds, sampling
+std per wavelet scale (relative error of each level's detail channels, :func:`phigen.rg.per_scale_std`,
+read against its truth-vs-truth null :func:`phigen.rg.per_scale_std_null`: two halves of the held-out
+truth, split by group, differ by that much too) and, for φ⁴, the Binder cumulant U₄ and χ. Reported per model: parameters, fit seconds, sampling
 seconds per field (compilation excluded: a warm-up batch is drawn first), network evaluations per
 field (NFE) where it applies.
 
@@ -110,9 +111,9 @@ def _binder_se(x, n_boot=200, seed=0):
     return float(np.std([_binder(x[rng.integers(0, len(x), len(x))]) for _ in range(n_boot)]))
 
 
-def _measure(samples, truth, field, params, J=None, wavelet="db4", truth_groups=None):
+def _measure(samples, truth, field, params, J=None, wavelet="db4", truth_groups=None, std_null=None):
     from phigen.compare import field_statistics
-    from phigen.rg import default_levels, per_scale_std
+    from phigen.rg import default_levels, per_scale_std, per_scale_std_null
     from phigen.stats import compare
 
     J = default_levels(truth.shape[1:]) if J is None else J  # the models' default: coarsest side 8 (3 at 64², 4 at 128²)
@@ -129,6 +130,10 @@ def _measure(samples, truth, field, params, J=None, wavelet="db4", truth_groups=
     rel = s["detail"] / t["detail"] - 1
     out["std_per_scale_max_rel_error"] = float(np.max(np.abs(rel)))
     out["std_per_scale_rel_error"] = rel.tolist()
+    # the truth's own halves (split by group) differ too: the 5 % target read against that null
+    null = std_null if std_null is not None else per_scale_std_null(truth, wavelet, J, groups=truth_groups)
+    out["std_per_scale_null"] = {"mean": null["mean"], "p95": null["p95"], "m": null["m"]}
+    out["std_per_scale_verdict"] = "off" if out["std_per_scale_max_rel_error"] > null["p95"] else "consistent"
     out["std_growth"] = {"model": s["growth"].tolist(), "truth": t["growth"].tolist()}
     kind = field.replace("-", "_")
     issue = list(ISSUE_DISTANCES) + ([FIELD_DISTANCE[kind]] if kind in FIELD_DISTANCE
@@ -160,7 +165,10 @@ def _sample_timed(model, n, seed, batch, **options):
 def run_dataset(path, models, args):
     import phigen.models as pm
 
+    from phigen.rg import default_levels, per_scale_std_null
+
     train, truth, field, params, truth_groups = _split(path)
+    std_null = per_scale_std_null(truth, "db4", default_levels(truth.shape[1:]), groups=truth_groups)
     rows = {}
     print(f"\n== {path}: {field} {train.shape[1]}×{train.shape[2]}, {len(train)} training / {len(truth)} held-out fields",
           flush=True)
@@ -206,7 +214,7 @@ def run_dataset(path, models, args):
         fit_s = time.perf_counter() - t0
         for o in opts:
             samples, per_field = _sample_timed(model, args.n_samples, seed=1, batch=args.batch, **o)
-            m = _measure(samples, truth, field, params, truth_groups=truth_groups)
+            m = _measure(samples, truth, field, params, truth_groups=truth_groups, std_null=std_null)
             key = f"{kind}" + "".join(f" {k}={','.join(f'{t:g}' for t in v) if isinstance(v, list) else v}"
                                       for k, v in o.items())
             rows[key] = {"kind": kind, "options": o, "n_params": int(model.n_params), "fit_s": fit_s,
@@ -270,7 +278,9 @@ def _print_row(name, r):
            f"  W1 {r['pdf.w1']['model']:.3g} ({r['pdf.w1']['null_p95']:.3g}: {r['pdf.w1']['verdict']})"
            f"  Mink {r['minkowski.chi2']['model']:.3g} ({r['minkowski.chi2']['null_p95']:.3g}: "
            f"{r['minkowski.chi2']['verdict']})"
-           f"  std/scale {100 * r['std_per_scale_max_rel_error']:.1f}%  off {r['off']}/{len(r['issue_distances'])}"
+           f"  std/scale {100 * r['std_per_scale_max_rel_error']:.1f}% (null p95 "
+           f"{100 * r['std_per_scale_null']['p95']:.1f}%: {r['std_per_scale_verdict']})"
+           f"  off {r['off']}/{len(r['issue_distances'])}"
            f" (> 2×p95: {r['beyond_twice_p95']})")
     if "U4" in r:
         txt += f"  U4 {r['U4']['model']:.3f}±{r['U4']['model_se']:.3f} (truth {r['U4']['truth']:.3f})"
@@ -297,6 +307,7 @@ def summarise(results) -> tuple[dict, dict]:
             figures[f"{base}.spectrum_over_null_mean"] = ps["model"] / ps["null_mean"] if ps["null_mean"] else float("nan")
             figures[f"{base}.spectrum_p_value"] = ps["p_value"]
             figures[f"{base}.std_per_scale_max_rel_error"] = r["std_per_scale_max_rel_error"]
+            figures[f"{base}.std_per_scale_null_p95"] = r["std_per_scale_null"]["p95"]
             figures[f"{base}.n_params"] = r["n_params"]
             figures[f"{base}.fit_s"] = r["fit_s"]
             figures[f"{base}.sample_s_per_field"] = r["sample_s_per_field"]

@@ -6,7 +6,7 @@
 - :mod:`phigen.rg.superres`: super-resolution, coarse-to-fine sampling from given coarse fields.
 """
 
-from .factor import WaveletFactorisation, default_levels, detail_row_norms, per_scale_std
+from .factor import WaveletFactorisation, default_levels, detail_row_norms, per_scale_std, per_scale_std_null
 from .superres import coarse_grain, coarse_grain_file
 
 # the registered models pull in equinox, optax and the diffusion code: imported on first access
@@ -14,7 +14,7 @@ _LAZY = {"WCRGModel": "phigen.rg.wcrg", "WCRGConfig": "phigen.rg.wcrg", "Conditi
          "ConditionalWCRGConfig": "phigen.rg.conditional", "WSGMModel": "phigen.rg.score", "WSGMConfig": "phigen.rg.score"}
 
 __all__ = ["WaveletFactorisation", "coarse_grain", "coarse_grain_file", "default_levels", "detail_row_norms",
-           "per_scale_std", *_LAZY]
+           "per_scale_std", "per_scale_std_null", *_LAZY]
 
 
 def __getattr__(name):
