@@ -117,7 +117,6 @@ class ScatteringModel:
             raise ParameterError("a maxent model needs its fitted parameters")
         self.mode, self.J, self.L, self.isotropic = mode, int(J), int(L), bool(isotropic)
         self.strict_scales = bool(strict_scales)
-        self.orientation_power = bool(orientation_power) and self.isotropic
         self._shape = tuple(int(s) for s in shape)
         self.reference_s2 = None if reference_s2 is None else np.asarray(reference_s2, np.float32)
         self.target = np.asarray(target, np.float32)
@@ -133,7 +132,8 @@ class ScatteringModel:
             raise ParameterError("marginal (pixel-PDF) statistics are an option of mode 'maxent' only")
         self.marginal = marginal
         self.statistics = _statistics(self._shape, self.J, self.L, self.isotropic, self.reference_s2,
-                                      self.strict_scales, self.orientation_power)
+                                      self.strict_scales, bool(orientation_power))
+        self.orientation_power = self.statistics.plan.orientation_power  # off without isotropy (the plan says)
         if marginal is not None:
             self.statistics = ConcatenatedStatistics((self.statistics, marginal))
         self._loss = None     # built on first use and kept: the compiled synthesis is cached on it
@@ -182,7 +182,6 @@ class ScatteringModel:
         """
         cfg = config_from_options(ScatteringConfig, config, options, "fit scattering")
         J, L, mode, isotropic, strict_scales = cfg.J, cfg.L, cfg.mode, cfg.isotropic, cfg.strict_scales
-        orientation_power = bool(cfg.orientation_power) and isotropic
         steps, sample_steps, n_chains, batch_size = cfg.steps, cfg.sample_steps, cfg.n_chains, cfg.batch_size
         steps_per_iteration, learning_rate, selection = cfg.steps_per_iteration, cfg.learning_rate, cfg.selection
         patience, marginal_bins, theta_prior = cfg.patience, cfg.marginal_bins, cfg.theta_prior
@@ -197,6 +196,7 @@ class ScatteringModel:
                              f"use J <= {int(math.log2(min(shape)))}")
         if batch_size is not None:
             batch_size = check_int_at_least(batch_size, "batch_size", 1)
+        orientation_power = bool(cfg.orientation_power)
         base = _statistics(shape, J, L, isotropic, None, strict_scales, orientation_power)
         reference_s2 = base.power(x) if mode == "micro" else None
         stats = base if reference_s2 is None else _statistics(shape, J, L, isotropic, reference_s2, strict_scales,
