@@ -27,7 +27,7 @@ log P(k) over simulations, and the RMS of the per-simulation (Ω_m, σ₈) estim
 values divided by √(simulations): the error of the pooled truth's own estimate.
 
 Usage: ``python benchmarks/conditional_cosmic_web.py --data LHS.h5 [--repeats FILE|none]
-[--model wcrg-conditional] [--set KEY=VALUE ...] [--quick] [--json PATH]``
+[--model wcrg-conditional] [--set KEY=VALUE ...] [--sample-steps N] [--quick] [--json PATH]``
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ def parse(argv=None):
     ap.add_argument("--data", default="data/cosmic_web_lhs_64.h5")
     ap.add_argument("--model", default="wcrg-conditional")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fit option (repeatable)")
+    ap.add_argument("--sample-steps", type=int, default=None,
+                    help="MALA steps per level when sampling (default: the model's own; WC-RG's finest levels "
+                         "need ~2000 from white noise to reach the variance their calibration set, docs/rg.md)")
     ap.add_argument("--every", type=int, default=4, help="hold out every this-many-th simulation")
     ap.add_argument("--repeats", default=None,
                     help="more simulations at the held-out cosmologies (default: cosmic_web_lhs_repeats_64.h5 "
@@ -169,7 +172,8 @@ def main(argv=None):
                 g_true = np.concatenate([g_true, groups_rep[more]])
         sim_ids = np.unique(g_true)
         t1 = time.perf_counter()
-        y = np.asarray(model.sample(len(x_true), key=jax.random.PRNGKey(100 + i), condition=c))
+        sample_opts = {} if args.sample_steps is None else {"steps": args.sample_steps}
+        y = np.asarray(model.sample(len(x_true), key=jax.random.PRNGKey(100 + i), condition=c, **sample_opts))
         sample_s = time.perf_counter() - t1
         _, p_model = band_power(y, pixel)
         ratio = p_model.mean(0) / p_true.mean(0)

@@ -145,6 +145,10 @@ def test_spectral_calibration_per_condition_moves_only_the_calibrated_couplings(
                                    **OPTS)
     rec = cal.training["spectral_calibration"]
     assert rec["passes"] == 1 and len(rec["spectrum_rms_log_ratio_per_condition"]) == 3
+    assert rec["projected"] == "steps"  # per-condition Newton steps projected on the basis
+    for per_level in rec["spectrum_rms_log_ratio_per_condition"]:  # before the step and after it, per level
+        assert sorted(per_level) == list(range(1, cal.base.factorisation.J + 1))
+        assert all(len(e) == 2 and np.all(np.isfinite(e)) for e in per_level.values())
     for lvl in range(1, cal.base.factorisation.J + 1):  # conditional levels: the same-channel couplings move
         spec = cal.base.specs[lvl - 1]
         terms, _ = _spectral_basis(spec, (4, 4))
@@ -155,3 +159,39 @@ def test_spectral_calibration_per_condition_moves_only_the_calibrated_couplings(
         assert not np.allclose(b[:, moved], a[:, moved])
     # the coarsest energy is not calibrated (as WC-RG's default)
     np.testing.assert_allclose(cal.theta_basis[-1], plain.theta_basis[-1], rtol=1e-4, atol=1e-6)
+
+
+def test_per_condition_magnetisation_matches_each_condition_and_interpolates(grid_file, tmp_path):
+    """magnetisation_mode="per-condition": one a per training κ, its E[nM²] matched there (the chains'
+    moment error shrinks from the first pass to the last), a(κ) a monotone cubic through the knots,
+    constant beyond them, saved and loaded; bad input fails in one line."""
+    with phigen.open_fields(grid_file) as ds:
+        x, c = ds[:], ds.conditions()[:, 0]
+    m = ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, condition_names=["kappa"],
+                                 magnetisation_passes=6, magnetisation_chains=64, magnetisation_mode="per-condition",
+                                 sign_symmetric=True, **OPTS)
+    rec = m.training["magnetisation"]
+    knots = m.magnetisation_knots
+    assert rec["mode"] == "per-condition" and knots.shape == (3, 2)
+    np.testing.assert_allclose(knots[:, 0], np.unique(c), rtol=1e-6)
+    err = np.abs(np.asarray(rec["nM2_rel_error_per_pass"]))  # (3 κ, 6 passes)
+    assert err.shape == (3, 6) and np.all(np.isfinite(err))
+    # chains from noise at a = 0 miss the data's E[nM²] somewhere (80 coarse steps); Newton brings it in
+    assert err[:, 0].max() > 0.2 and err[:, -2:].mean() < 0.5 * err[:, 0].max(), err
+    assert not np.any(m.magnetisation_basis)  # the polynomial basis of (a, b) stays unused
+    for kappa, a in knots:  # the knots are the values at the training κ; (a, b = 0)
+        np.testing.assert_allclose(m.magnetisation_at(kappa), [a, 0.0], rtol=1e-5, atol=1e-7)
+    lo, hi = sorted(knots[:2, 1])
+    mid = m.magnetisation_at(0.5 * (knots[0, 0] + knots[1, 0]))[0]
+    assert lo - 1e-7 <= mid <= hi + 1e-7  # PCHIP: no overshoot between knots
+    np.testing.assert_allclose(m.magnetisation_at(0.2), [knots[0, 1], 0.0], rtol=1e-6)  # constant beyond
+    np.testing.assert_allclose(m.at(0.33).magnetisation, m.magnetisation_at(0.33))
+    assert m.n_params == sum(t.size for t in m.theta_basis) + 3
+    back = phigen.load_model(m.save(tmp_path / "perk.h5"))
+    np.testing.assert_array_equal(back.magnetisation_knots, knots)
+    np.testing.assert_allclose(back.magnetisation_at(0.3), m.magnetisation_at(0.3))
+    with pytest.raises(E.ParameterError, match="magnetisation_mode"):
+        ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, magnetisation_mode="spline", **OPTS)
+    with pytest.raises(E.ParameterError, match="one condition"):
+        ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=np.stack([c, c * 2], 1),
+                                 magnetisation_passes=2, magnetisation_mode="per-condition", **OPTS)

@@ -45,6 +45,9 @@ class ConditionalWCRGConfig:
     terms n·(a M² + b M⁴) of the coarsest field, their basis coefficients (a, b)(c) = Σ_b g_b(c)(a_b, b_b)
     moment-matched jointly across the training conditions, with ``magnetisation_chains`` fresh
     coarsest chains per condition and pass (0: no terms; docs/rg.md has the measurements).
+    ``magnetisation_mode="per-condition"`` (one condition only) instead matches the single term n·a·M²
+    at each training condition (a 1-D Newton iteration on E[nM²], a averaged over the later passes) and
+    interpolates a(c) between the training conditions by a monotone cubic (PCHIP), constant beyond them.
     ``spectral_passes``: WC-RG's spectral calibration (moment matching of every conditional level's
     same-channel couplings to the detail spectra) run at each training condition with
     ``spectral_chains`` chains, the calibrated θ then projected back on the condition basis by least
@@ -55,6 +58,7 @@ class ConditionalWCRGConfig:
     spectral_chains: int = 64
     magnetisation_passes: int = 0
     magnetisation_chains: int = 128
+    magnetisation_mode: str = "basis"
     J: int | None = None
     wavelet: str = "db4"
     k: int | tuple = 3
@@ -78,6 +82,8 @@ class ConditionalWCRGConfig:
         if np.ndim(self.k) != 0:
             object.__setattr__(self, "k", tuple(int(v) for v in self.k))
         check_int_at_least(self.magnetisation_passes, "magnetisation_passes", 0)
+        if self.magnetisation_mode not in ("basis", "per-condition"):
+            raise ParameterError(f"magnetisation_mode must be 'basis' or 'per-condition'; got {self.magnetisation_mode!r}")
         check_int_at_least(self.spectral_passes, "spectral_passes", 0)
         for name in ("shifts", "chunk", "magnetisation_chains", "spectral_chains"):
             check_int_at_least(getattr(self, name), name, 1)
@@ -111,7 +117,7 @@ class ConditionalWCRGModel:
     fit_config = ConditionalWCRGConfig
 
     def __init__(self, base: WCRGModel, theta_basis: tuple, condition_names, mean, std, degree: int,
-                 training: dict | None = None, magnetisation_basis=None):
+                 training: dict | None = None, magnetisation_basis=None, magnetisation_knots=None):
         self.base = base  # the factorisation, specs and sampling budget; its thetas are set per condition
         self.theta_basis = tuple(np.asarray(t, np.float32) for t in theta_basis)  # per level (B, P)
         self.condition_names = list(condition_names)
@@ -122,10 +128,13 @@ class ConditionalWCRGModel:
         # (B, 2): basis coefficients of the magnetisation terms (a, b)(c); zeros: no terms
         self.magnetisation_basis = (np.zeros((n_b, 2), np.float32) if magnetisation_basis is None
                                     else np.asarray(magnetisation_basis, np.float32))
+        # or (magnetisation_mode="per-condition"): (K, 2) rows (c_k, a_k), a(c) interpolated between them
+        self.magnetisation_knots = None if magnetisation_knots is None else np.asarray(magnetisation_knots, np.float64)
 
     @property
     def n_params(self) -> int:
         used = self.magnetisation_basis.size if np.any(self.magnetisation_basis) else 0
+        used += 0 if self.magnetisation_knots is None else len(self.magnetisation_knots)
         return int(sum(t.size for t in self.theta_basis) + used)
 
     @property
@@ -147,6 +156,9 @@ class ConditionalWCRGModel:
         c = c[:, None] if c.ndim == 1 else c
         if c.ndim != 2 or len(c) != len(x) or not np.all(np.isfinite(c)):
             raise InputError(f"conditions must be finite, one row per field ({len(x)}); got shape {np.shape(conditions)}")
+        if cfg.magnetisation_passes and cfg.magnetisation_mode == "per-condition" and c.shape[1] != 1:
+            raise ParameterError(f"magnetisation_mode='per-condition' interpolates a(c) along one condition; "
+                                 f"got {c.shape[1]} (use magnetisation_mode='basis')")
         values, index = np.unique(c, axis=0, return_inverse=True)
         index = index.reshape(-1)
         n_basis = condition_basis(values[:1], 0.0, 1.0, cfg.degree).shape[1]
@@ -179,7 +191,9 @@ class ConditionalWCRGModel:
         mag_record, spectral = None, None
         if cfg.spectral_passes:
             spectral = model._calibrate_spectra(x, index, values, g, cfg, key)
-        if cfg.magnetisation_passes:
+        if cfg.magnetisation_passes and cfg.magnetisation_mode == "per-condition":
+            mag_record = model._match_magnetisation_per_condition(x, index, values, cfg, key)
+        elif cfg.magnetisation_passes:
             mag_record = model._match_magnetisation(x, index, values, g, cfg, key)
         training = {"levels": levels, "n_conditions": int(len(values)), "conditions": values.tolist(),
                     "magnetisation": mag_record, "spectral_calibration": spectral, "degree": cfg.degree, "ridge": cfg.ridge, "coarse_ridge": cfg.coarse_ridge,
@@ -189,23 +203,31 @@ class ConditionalWCRGModel:
         return model
 
     def _calibrate_spectra(self, x, index, values, g, cfg: ConditionalWCRGConfig, key) -> dict:
-        """WC-RG's spectral calibration at every training condition (its own fields, the model's own
-        coarse fields as WC-RG does), then θ_b by least squares on the calibrated θ(c_k): the entries
-        the calibration left alone are reproduced exactly (g has full column rank)."""
+        """WC-RG's spectral calibration on the condition basis, ``spectral_passes`` times: at every training
+        condition one Newton step of each conditional level's same-channel couplings (WC-RG's, on that
+        condition's fields and the model's own coarse fields there), then the steps Δθ(c_k) projected on
+        the basis by least squares and added to θ_b (entries the calibration leaves alone do not move).
+        The fixed point matches the spectra through the basis, on average over the conditions, instead
+        of calibrating each condition to its own few fields and projecting the results."""
         from .wcrg import _calibrate_spectra
 
-        per_level = [[] for _ in self.theta_basis]
-        errors = []
-        for k, value in enumerate(values):
-            m = self.at(value)
-            rec = _calibrate_spectra(m, x[index == k], n_iter=cfg.spectral_passes, n_fields=cfg.spectral_chains,
-                                     key=jax.random.fold_in(key, 4099 + k))
-            for j, t in enumerate(m.thetas):
-                per_level[j].append(np.asarray(t, np.float64))
-            errors.append({int(lvl): r["spectrum_rms_log_ratio_per_pass"] for lvl, r in rec.items()
-                           if isinstance(lvl, int)})
-        self.theta_basis = tuple(np.linalg.lstsq(g, np.stack(t), rcond=None)[0].astype(np.float32) for t in per_level)
-        return {"passes": cfg.spectral_passes, "chains": cfg.spectral_chains,
+        errors = [{} for _ in values]
+        for p in range(cfg.spectral_passes):
+            steps = [[] for _ in self.theta_basis]
+            for k, value in enumerate(values):
+                m = self.at(value)
+                before = [np.asarray(t, np.float64) for t in m.thetas]
+                rec = _calibrate_spectra(m, x[index == k], n_iter=1, n_fields=cfg.spectral_chains,
+                                         key=jax.random.fold_in(key, 4099 + 1000 * p + k))
+                for j, t in enumerate(m.thetas):
+                    steps[j].append(np.asarray(t, np.float64) - before[j])
+                for lvl, r in rec.items():
+                    if isinstance(lvl, int):  # the spectrum error before this pass's step (and after the last)
+                        e = r["spectrum_rms_log_ratio_per_pass"]
+                        errors[k].setdefault(lvl, []).extend(e if p == cfg.spectral_passes - 1 else e[:1])
+            self.theta_basis = tuple((t + np.linalg.lstsq(g, np.stack(d), rcond=None)[0]).astype(np.float32)
+                                     for t, d in zip(self.theta_basis, steps))
+        return {"passes": cfg.spectral_passes, "chains": cfg.spectral_chains, "projected": "steps",
                 "spectrum_rms_log_ratio_per_condition": errors}
 
     def _match_magnetisation(self, x, index, values, g, cfg: ConditionalWCRGConfig, key) -> dict:
@@ -248,6 +270,40 @@ class ConditionalWCRGModel:
         return {"passes": cfg.magnetisation_passes, "moment_rel_error_per_pass": history,
                 "basis": self.magnetisation_basis.tolist()}
 
+    def _match_magnetisation_per_condition(self, x, index, values, cfg: ConditionalWCRGConfig, key) -> dict:
+        """a of the term n·a·M² at every training condition: Newton on E[nM²] (the exponential family's
+        step a += (E_model − E_data)/Var, Var the mean of the model's and the data's), fresh coarsest
+        chains from noise at every pass, a averaged over the second half of the passes (the single
+        statistic is well determined in both phases, unlike (a, b) jointly: docs/rg.md). The knots
+        (c_k, a_k) define a(c) by monotone cubic interpolation (:meth:`magnetisation_at`)."""
+        f, base = self.base.factorisation, self.base
+        spec, consts = base.specs[-1], base.level_constants(f.J + 1)
+        shape = (cfg.magnetisation_chains, 1) + tuple(f.level_shape(x.shape[-2:], f.J))
+        steps = int(base.sampling["coarse_steps"])
+        adapt = min(int(base.sampling["coarse_adapt"]), steps // 4)
+        s_all = [_magnetisation_statistics(f.normalise_coarse(f.coarse(x[index == k], f.J), f.J)[:, None])[:, 0]
+                 for k in range(len(values))]
+        if float(np.mean(np.concatenate(s_all))) < 1e-3:
+            return {"skipped": "the training fields' mean does not fluctuate (E[nM²] < 1e-3)"}
+        knots, history = [], []
+        for k, value in enumerate(values):
+            s_data, theta = s_all[k], self.thetas_at(value)[-1]
+            a, iterates, errors = 0.0, [], []
+            for it in range(cfg.magnetisation_passes):
+                kk = jax.random.fold_in(key, 7919 + 1000 * it + k)
+                y, _ = sample_level(theta, spec, consts, _white_noise(jax.random.fold_in(kk, 1), shape), key=kk,
+                                    n_steps=steps, n_adapt=adapt, flip=True, magnetisation=np.array([a, 0.0], np.float32))
+                s_model = _magnetisation_statistics(y)[:, 0]
+                errors.append(float(s_model.mean() / s_data.mean() - 1.0))
+                var = 0.5 * (s_model.var() + s_data.var())
+                a += float((s_model.mean() - s_data.mean()) / max(var, 1e-12))
+                iterates.append(a)
+            knots.append((float(value[0]), float(np.mean(iterates[len(iterates) // 2:]))))
+            history.append(errors)
+        self.magnetisation_knots = np.asarray(knots, np.float64)
+        return {"mode": "per-condition", "passes": cfg.magnetisation_passes, "nM2_rel_error_per_pass": history,
+                "knots": self.magnetisation_knots.tolist()}
+
     # --- sampling --------------------------------------------------------------------------------
     def _condition_row(self, condition) -> np.ndarray:
         """``condition`` (a number, or one value per condition name) as a checked ``(D,)`` row."""
@@ -268,6 +324,14 @@ class ConditionalWCRGModel:
 
     def magnetisation_at(self, condition) -> np.ndarray:
         """(a, b) of the magnetisation terms at ``condition`` (zeros without them)."""
+        if self.magnetisation_knots is not None:
+            c, a = self.magnetisation_knots[:, 0], self.magnetisation_knots[:, 1]
+            q = float(np.clip(self._condition_row(condition)[0], c[0], c[-1]))
+            if len(c) == 1:
+                return np.array([a[0], 0.0], np.float32)
+            from scipy.interpolate import PchipInterpolator
+
+            return np.array([float(PchipInterpolator(c, a)(q)), 0.0], np.float32)
         return (self._basis_at(condition) @ self.magnetisation_basis).astype(np.float32)
 
     def at(self, condition) -> WCRGModel:
@@ -297,6 +361,8 @@ class ConditionalWCRGModel:
         config, arrays = structure_record(self.base.factorisation, self.base.specs)
         arrays.update({f"theta_basis/{i}": t for i, t in enumerate(self.theta_basis)})
         arrays.update(condition_mean=self.mean, condition_std=self.std, magnetisation_basis=self.magnetisation_basis)
+        if self.magnetisation_knots is not None:
+            arrays["magnetisation_knots"] = self.magnetisation_knots
         return write_model_file(path, self.kind, config={**config, "shape": list(self.base.field_shape),
                                                          "sampling": self.base.sampling, "degree": self.degree,
                                                          "condition_names": self.condition_names},
@@ -316,8 +382,12 @@ class ConditionalWCRGModel:
             mag = mf.arrays.get("magnetisation_basis")
             if mag is not None and np.shape(mag) != (n_b, 2):
                 raise ValueError("the magnetisation basis must be (basis size, 2)")
+            knots = mf.arrays.get("magnetisation_knots")
+            if knots is not None and (np.ndim(knots) != 2 or np.shape(knots)[1] != 2 or len(c["condition_names"]) != 1
+                                      or not np.all(np.isfinite(knots)) or np.any(np.diff(np.asarray(knots)[:, 0]) <= 0)):
+                raise ValueError("the magnetisation knots must be finite (condition, a) rows in increasing condition")
             return cls(base, basis, c["condition_names"], mf.arrays["condition_mean"], mf.arrays["condition_std"],
-                       int(c["degree"]), mf.training, magnetisation_basis=mag)
+                       int(c["degree"]), mf.training, magnetisation_basis=mag, magnetisation_knots=knots)
         except (KeyError, TypeError, ValueError, InputError) as exc:
             raise ModelFileError(f"incomplete or inconsistent wcrg-conditional model file: {exc}", path=path) from None
 
