@@ -31,8 +31,8 @@ from ..models._conditions import warn_if_extrapolating
 from ._shifts import level_shifts
 from .factor import WaveletFactorisation
 from .gibbs import sample_level, score_matching_system, solve_score_matching
-from .wcrg import (WCRGModel, _magnetisation_statistics, _shifted_level_data, _white_noise, structure_from_file,
-                   structure_record)
+from .wcrg import (_MAGNETISATION_MIN_NM2, WCRGModel, _magnetisation_statistics, _shifted_level_data, _white_noise,
+                   structure_from_file, structure_record)
 
 __all__ = ["ConditionalWCRGModel", "ConditionalWCRGConfig", "condition_basis"]
 
@@ -48,10 +48,10 @@ class ConditionalWCRGConfig:
     ``magnetisation_mode="per-condition"`` (one condition only) instead matches the single term n·a·M²
     at each training condition (a 1-D Newton iteration on E[nM²], a averaged over the later passes) and
     interpolates a(c) between the training conditions by a monotone cubic (PCHIP), constant beyond them.
-    ``spectral_passes``: WC-RG's spectral calibration (moment matching of every conditional level's
-    same-channel couplings to the detail spectra) run at each training condition with
-    ``spectral_chains`` chains, the calibrated θ then projected back on the condition basis by least
-    squares (0: off)."""
+    ``spectral_passes``: passes of WC-RG's spectral calibration (moment matching of every conditional
+    level's same-channel couplings to the detail spectra): at each training condition one Newton step
+    with ``spectral_chains`` chains, the steps projected on the condition basis by least squares
+    (0: off)."""
 
     degree: int = 2
     spectral_passes: int = 0
@@ -230,21 +230,30 @@ class ConditionalWCRGModel:
         return {"passes": cfg.spectral_passes, "chains": cfg.spectral_chains, "projected": "steps",
                 "spectrum_rms_log_ratio_per_condition": errors}
 
+    def _coarsest_chains_setup(self, x, index, n_values: int, cfg: ConditionalWCRGConfig):
+        """What both magnetisation matchers need: the data's (nM², nM⁴) per condition, and the coarsest
+        level's (spec, constants, chain shape, steps, adaptation steps); ``(skip record, None)`` when the
+        training fields' mean does not fluctuate (the terms then have nothing to describe)."""
+        f, base = self.base.factorisation, self.base
+        s_data = [_magnetisation_statistics(f.normalise_coarse(f.coarse(x[index == k], f.J), f.J)[:, None])
+                  for k in range(n_values)]
+        if float(np.mean(np.concatenate(s_data)[:, 0])) < _MAGNETISATION_MIN_NM2:
+            return {"skipped": f"the training fields' mean does not fluctuate (E[nM²] < {_MAGNETISATION_MIN_NM2})"}, None
+        shape = (cfg.magnetisation_chains, 1) + tuple(f.level_shape(x.shape[-2:], f.J))
+        steps = int(base.sampling["coarse_steps"])
+        adapt = min(int(base.sampling["coarse_adapt"]), steps // 4)
+        return s_data, (base.specs[-1], base.level_constants(f.J + 1), shape, steps, adapt)
+
     def _match_magnetisation(self, x, index, values, g, cfg: ConditionalWCRGConfig, key) -> dict:
         """Joint moment matching of the magnetisation-term basis: the exponential family's Newton step
         on E[s ⊗ g(c)], s = (nM², nM⁴) of the normalised coarsest field, with the Fisher matrix
         Σ_k g_k g_kᵀ ⊗ Cov_k(s) (Cov: the mean of the model's and the data's, as WC-RG). The chains
         start from noise at every pass, so the fit sees what sampling from scratch gives (persistent
         chains stayed ordered where fresh ones did not: a metastable disordered state, docs/rg.md)."""
-        f, base = self.base.factorisation, self.base
-        spec, consts = base.specs[-1], base.level_constants(f.J + 1)
-        s_data = [_magnetisation_statistics(f.normalise_coarse(f.coarse(x[index == k], f.J), f.J)[:, None])
-                  for k in range(len(values))]
-        if float(np.mean(np.concatenate(s_data)[:, 0])) < 1e-3:
-            return {"skipped": "the training fields' mean does not fluctuate (E[nM²] < 1e-3)"}
-        shape = (cfg.magnetisation_chains, 1) + tuple(f.level_shape(x.shape[-2:], f.J))
-        steps = int(base.sampling["coarse_steps"])
-        adapt = min(int(base.sampling["coarse_adapt"]), steps // 4)
+        s_data, coarse = self._coarsest_chains_setup(x, index, len(values), cfg)
+        if coarse is None:
+            return s_data
+        spec, consts, shape, steps, adapt = coarse
         n_b = g.shape[1]
         phi = np.zeros((n_b, 2))
         history = []
@@ -276,18 +285,13 @@ class ConditionalWCRGModel:
         chains from noise at every pass, a averaged over the second half of the passes (the single
         statistic is well determined in both phases, unlike (a, b) jointly: docs/rg.md). The knots
         (c_k, a_k) define a(c) by monotone cubic interpolation (:meth:`magnetisation_at`)."""
-        f, base = self.base.factorisation, self.base
-        spec, consts = base.specs[-1], base.level_constants(f.J + 1)
-        shape = (cfg.magnetisation_chains, 1) + tuple(f.level_shape(x.shape[-2:], f.J))
-        steps = int(base.sampling["coarse_steps"])
-        adapt = min(int(base.sampling["coarse_adapt"]), steps // 4)
-        s_all = [_magnetisation_statistics(f.normalise_coarse(f.coarse(x[index == k], f.J), f.J)[:, None])[:, 0]
-                 for k in range(len(values))]
-        if float(np.mean(np.concatenate(s_all))) < 1e-3:
-            return {"skipped": "the training fields' mean does not fluctuate (E[nM²] < 1e-3)"}
+        s_all, coarse = self._coarsest_chains_setup(x, index, len(values), cfg)
+        if coarse is None:
+            return s_all
+        spec, consts, shape, steps, adapt = coarse
         knots, history = [], []
         for k, value in enumerate(values):
-            s_data, theta = s_all[k], self.thetas_at(value)[-1]
+            s_data, theta = s_all[k][:, 0], self.thetas_at(value)[-1]
             a, iterates, errors = 0.0, [], []
             for it in range(cfg.magnetisation_passes):
                 kk = jax.random.fold_in(key, 7919 + 1000 * it + k)
