@@ -10,7 +10,7 @@ import phigen
 from phigen import errors as E
 from phigen.rg.conditional import ConditionalWCRGModel, condition_basis
 from phigen.rg.gibbs import score_matching_system, solve_score_matching
-from phigen.rg.wcrg import WCRGModel, _shifted_level_data
+from phigen.rg.wcrg import _shifted_level_data
 from phigen.rg._shifts import level_shifts
 
 OPTS = dict(J=2, k=1, k_coarse=1, n_bumps=2, shifts=2, sample_steps=40, sample_adapt=10, coarse_sample_steps=80,
@@ -195,3 +195,61 @@ def test_per_condition_magnetisation_matches_each_condition_and_interpolates(gri
     with pytest.raises(E.ParameterError, match="one condition"):
         ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=np.stack([c, c * 2], 1),
                                  magnetisation_passes=2, magnetisation_mode="per-condition", **OPTS)
+
+
+def test_per_condition_normalisation_carries_an_amplitude_law_exactly(tmp_path):
+    """Fields x = m(c) + s(c)·z with the same zero-mean z at every condition, log s and m quadratic in c:
+    each condition's normalisation is exactly s(c) (stds) and 2^j m(c) (coarse means), so the regression
+    on the degree-2 basis recovers them at any c, the normalised fields are the same at every condition
+    and θ(c) does not depend on c (the shared normalisation makes it); samples at an unseen c have
+    the amplitude s(c)."""
+    from phigen.fields.gaussian import gaussian_field, power_law_spectrum
+    from phigen.rg.factor import WaveletFactorisation
+
+    z = np.asarray(gaussian_field(jax.random.PRNGKey(3), 24, 16, power_law_spectrum(2.0, k_cut=None)), np.float64)
+    z = z - z.mean()
+    c_train = np.array([0.0, 0.3, 0.7, 1.0])
+    log_s = lambda c: 0.2 + 0.5 * c - 0.3 * c ** 2  # noqa: E731
+    m_of = lambda c: 1.0 + 0.4 * c + 0.2 * c ** 2  # noqa: E731
+    x = np.concatenate([m_of(c) + np.exp(log_s(c)) * z for c in c_train]).astype(np.float32)
+    c = np.repeat(c_train, len(z))
+    opts = {**OPTS, "n_bumps": 0, "ridge": 1e-6, "coarse_ridge": 1e-6}
+    per = ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, condition_names=["q"],
+                                   normalisation="per-condition", **opts)
+    shared = ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, condition_names=["q"], **opts)
+    fz = WaveletFactorisation.fit(z.astype(np.float32), J=2)
+    for q in (0.0, 0.45, 1.0):  # training, unseen, training
+        f = per.factorisation_at(q)
+        np.testing.assert_allclose(f.detail_std, np.exp(log_s(q)) * fz.detail_std, rtol=1e-4)
+        np.testing.assert_allclose(f.coarse_std, np.exp(log_s(q)) * fz.coarse_std, rtol=1e-4)
+        np.testing.assert_allclose(f.coarse_mean, m_of(q) * 2.0 ** np.arange(3), rtol=1e-5, atol=1e-4)
+    assert per.factorisation_at(0.45) is not per.base.factorisation
+    assert shared.factorisation_at(0.45) is shared.base.factorisation
+
+    def spread(model):  # the largest relative change of any level's θ between the ends of the range
+        return max(float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+                   for a, b in zip(model.thetas_at(0.0), model.thetas_at(1.0)))
+
+    assert spread(per) < 1e-3 < 0.1 < spread(shared), (spread(per), spread(shared))
+    assert per.n_params == shared.n_params + 3 * (8 * 2 + 2)
+
+    # sampled at unseen conditions with one key: the same normalised draws, so the amplitudes are in the
+    # ratio of s(c) and the means differ by m(c)
+    k = jax.random.PRNGKey(5)
+    lo, hi = (np.asarray(per.sample(32, key=k, condition=q), np.float64) for q in (0.2, 0.9))
+    ratio = (hi - m_of(0.9)).std() / (lo - m_of(0.2)).std()
+    assert ratio == pytest.approx(np.exp(log_s(0.9) - log_s(0.2)), rel=1e-3), ratio
+    assert hi.mean() - lo.mean() == pytest.approx(m_of(0.9) - m_of(0.2), abs=0.01)
+
+    per.save(tmp_path / "n.h5")
+    back = phigen.load_model(tmp_path / "n.h5")
+    np.testing.assert_array_equal(back.normalisation_basis, per.normalisation_basis)
+    np.testing.assert_array_equal(back.factorisation_at(0.45).detail_std, per.factorisation_at(0.45).detail_std)
+    assert back.training["normalisation"] == "per-condition"
+    with pytest.raises(E.ParameterError, match="normalisation must be 'shared' or 'per-condition'"):
+        ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, normalisation="local", **opts)
+    keep = np.ones(len(x), bool)
+    keep[len(z) + 1:2 * len(z)] = False  # condition 0.3 keeps a single field
+    with pytest.raises(E.InputError, match="at least 2 fields per condition; condition 1 has 1"):
+        ConditionalWCRGModel.fit(x[keep], key=jax.random.PRNGKey(0), conditions=c[keep],
+                                 normalisation="per-condition", **opts)

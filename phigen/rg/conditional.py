@@ -10,9 +10,12 @@ per-condition sums ``M_k = Σ ∇Φ∇Φᵀ``, ``b_k = Σ ΔΦ`` over the n_k fi
 
 solved with the same Jacobi-preconditioned ridge as WC-RG. Sampling at any c (seen in training or
 not) builds the WC-RG energy θ(c) and samples it coarse to fine (:class:`~phigen.rg.wcrg.WCRGModel`).
-The wavelet normalisation is shared by all conditions. Optional (``magnetisation_passes``): WC-RG's
-magnetisation terms with a basis of their own, moment-matched jointly across conditions. Not yet:
-WC-RG's spectral calibration per condition.
+The wavelet normalisation (the means and standard deviations per level and channel that the energies
+read their variables in) is shared by all conditions by default; ``normalisation="per-condition"``
+makes it a function of c too — each statistic's per-condition value (log for the standard deviations)
+regressed on the same basis g — so the amplitude per scale follows c exactly where it is smooth in c
+and θ(c) only carries what normalising leaves. Optional: WC-RG's magnetisation terms
+(``magnetisation_passes``) and spectral calibration (``spectral_passes``) across conditions.
 """
 
 from __future__ import annotations
@@ -51,7 +54,9 @@ class ConditionalWCRGConfig:
     ``spectral_passes``: passes of WC-RG's spectral calibration (moment matching of every conditional
     level's same-channel couplings to the detail spectra): at each training condition one Newton step
     with ``spectral_chains`` chains, the steps projected on the condition basis by least squares
-    (0: off)."""
+    (0: off). ``normalisation``: ``"shared"`` (one wavelet normalisation for all conditions) or
+    ``"per-condition"`` (each condition's detail and coarse means and log standard deviations regressed
+    on the condition basis: the normalisation at c, docs/rg.md)."""
 
     degree: int = 2
     spectral_passes: int = 0
@@ -59,6 +64,7 @@ class ConditionalWCRGConfig:
     magnetisation_passes: int = 0
     magnetisation_chains: int = 128
     magnetisation_mode: str = "basis"
+    normalisation: str = "shared"
     J: int | None = None
     wavelet: str = "db4"
     k: int | tuple = 3
@@ -84,6 +90,8 @@ class ConditionalWCRGConfig:
         check_int_at_least(self.magnetisation_passes, "magnetisation_passes", 0)
         if self.magnetisation_mode not in ("basis", "per-condition"):
             raise ParameterError(f"magnetisation_mode must be 'basis' or 'per-condition'; got {self.magnetisation_mode!r}")
+        if self.normalisation not in ("shared", "per-condition"):
+            raise ParameterError(f"normalisation must be 'shared' or 'per-condition'; got {self.normalisation!r}")
         check_int_at_least(self.spectral_passes, "spectral_passes", 0)
         for name in ("shifts", "chunk", "magnetisation_chains", "spectral_chains"):
             check_int_at_least(getattr(self, name), name, 1)
@@ -117,7 +125,8 @@ class ConditionalWCRGModel:
     fit_config = ConditionalWCRGConfig
 
     def __init__(self, base: WCRGModel, theta_basis: tuple, condition_names, mean, std, degree: int,
-                 training: dict | None = None, magnetisation_basis=None, magnetisation_knots=None):
+                 training: dict | None = None, magnetisation_basis=None, magnetisation_knots=None,
+                 normalisation_basis=None):
         self.base = base  # the factorisation, specs and sampling budget; its thetas are set per condition
         self.theta_basis = tuple(np.asarray(t, np.float32) for t in theta_basis)  # per level (B, P)
         self.condition_names = list(condition_names)
@@ -130,11 +139,15 @@ class ConditionalWCRGModel:
                                     else np.asarray(magnetisation_basis, np.float32))
         # or (magnetisation_mode="per-condition"): (K, 2) rows (c_k, a_k), a(c) interpolated between them
         self.magnetisation_knots = None if magnetisation_knots is None else np.asarray(magnetisation_knots, np.float64)
+        # (B, 8J+2) (normalisation="per-condition"): basis coefficients of the factorisation's statistics
+        # (detail means, log detail stds, coarse means, log coarse stds); None: base.factorisation everywhere
+        self.normalisation_basis = None if normalisation_basis is None else np.asarray(normalisation_basis, np.float64)
 
     @property
     def n_params(self) -> int:
         used = self.magnetisation_basis.size if np.any(self.magnetisation_basis) else 0
         used += 0 if self.magnetisation_knots is None else len(self.magnetisation_knots)
+        used += 0 if self.normalisation_basis is None else self.normalisation_basis.size
         return int(sum(t.size for t in self.theta_basis) + used)
 
     @property
@@ -176,18 +189,23 @@ class ConditionalWCRGModel:
         sampling = {"steps": cfg.sample_steps, "adapt": cfg.sample_adapt, "coarse_steps": cfg.coarse_sample_steps,
                     "coarse_adapt": cfg.coarse_sample_adapt, "precondition": False}
         base = WCRGModel(fact, tuple(specs), (), x.shape[1:], sampling)
+        norm_basis = (_fit_normalisation_basis(x, index, g, fact) if cfg.normalisation == "per-condition" else None)
+        # each condition's fields are read in the normalisation at its c (the basis's, not its own raw one)
+        level_models = [base if norm_basis is None else
+                        WCRGModel(_factorisation_from_row(fact, g[k] @ norm_basis), base.specs, (), x.shape[1:])
+                        for k in range(len(values))]
         from tqdm.auto import tqdm
 
         basis, levels = [], []
         with tqdm(total=fact.J + 1, desc="fit wcrg-conditional", unit="level",
                   disable=None if progress is None else not progress) as bar:
             for lvl in range(1, fact.J + 2):
-                theta, rec = _fit_conditional_level(base, lvl, x, index, g, cfg)
+                theta, rec = _fit_conditional_level(level_models, lvl, x, index, g, cfg)
                 basis.append(theta)
                 levels.append(rec)
                 bar.update(1)
         names = list(condition_names) if condition_names is not None else [f"c{i}" for i in range(c.shape[1])]
-        model = cls(base, tuple(basis), names, mean, std, cfg.degree)
+        model = cls(base, tuple(basis), names, mean, std, cfg.degree, normalisation_basis=norm_basis)
         mag_record, spectral = None, None
         if cfg.spectral_passes:
             spectral = model._calibrate_spectra(x, index, values, g, cfg, key)
@@ -196,7 +214,8 @@ class ConditionalWCRGModel:
         elif cfg.magnetisation_passes:
             mag_record = model._match_magnetisation(x, index, values, g, cfg, key)
         training = {"levels": levels, "n_conditions": int(len(values)), "conditions": values.tolist(),
-                    "magnetisation": mag_record, "spectral_calibration": spectral, "degree": cfg.degree, "ridge": cfg.ridge, "coarse_ridge": cfg.coarse_ridge,
+                    "magnetisation": mag_record, "spectral_calibration": spectral, "normalisation": cfg.normalisation,
+                    "degree": cfg.degree, "ridge": cfg.ridge, "coarse_ridge": cfg.coarse_ridge,
                     "sign_symmetric": bool(cfg.sign_symmetric), "shifts": int(cfg.shifts),
                     "fit_seconds_solve": time.perf_counter() - t_start}
         model.training = training
@@ -230,13 +249,16 @@ class ConditionalWCRGModel:
         return {"passes": cfg.spectral_passes, "chains": cfg.spectral_chains, "projected": "steps",
                 "spectrum_rms_log_ratio_per_condition": errors}
 
-    def _coarsest_chains_setup(self, x, index, n_values: int, cfg: ConditionalWCRGConfig):
-        """What both magnetisation matchers need: the data's (nM², nM⁴) per condition, and the coarsest
-        level's (spec, constants, chain shape, steps, adaptation steps); ``(skip record, None)`` when the
-        training fields' mean does not fluctuate (the terms then have nothing to describe)."""
+    def _coarsest_chains_setup(self, x, index, values, cfg: ConditionalWCRGConfig):
+        """What both magnetisation matchers need: the data's (nM², nM⁴) per condition (in the
+        normalisation at that condition), and the coarsest level's (spec, constants, chain shape, steps,
+        adaptation steps); ``(skip record, None)`` when the training fields' mean does not fluctuate (the
+        terms then have nothing to describe)."""
         f, base = self.base.factorisation, self.base
-        s_data = [_magnetisation_statistics(f.normalise_coarse(f.coarse(x[index == k], f.J), f.J)[:, None])
-                  for k in range(n_values)]
+        s_data = []
+        for k, value in enumerate(values):
+            fk = self.factorisation_at(value)
+            s_data.append(_magnetisation_statistics(fk.normalise_coarse(fk.coarse(x[index == k], f.J), f.J)[:, None]))
         if float(np.mean(np.concatenate(s_data)[:, 0])) < _MAGNETISATION_MIN_NM2:
             return {"skipped": f"the training fields' mean does not fluctuate (E[nM²] < {_MAGNETISATION_MIN_NM2})"}, None
         shape = (cfg.magnetisation_chains, 1) + tuple(f.level_shape(x.shape[-2:], f.J))
@@ -250,7 +272,7 @@ class ConditionalWCRGModel:
         Σ_k g_k g_kᵀ ⊗ Cov_k(s) (Cov: the mean of the model's and the data's, as WC-RG). The chains
         start from noise at every pass, so the fit sees what sampling from scratch gives (persistent
         chains stayed ordered where fresh ones did not: a metastable disordered state, docs/rg.md)."""
-        s_data, coarse = self._coarsest_chains_setup(x, index, len(values), cfg)
+        s_data, coarse = self._coarsest_chains_setup(x, index, values, cfg)
         if coarse is None:
             return s_data
         spec, consts, shape, steps, adapt = coarse
@@ -285,7 +307,7 @@ class ConditionalWCRGModel:
         chains from noise at every pass, a averaged over the second half of the passes (the single
         statistic is well determined in both phases, unlike (a, b) jointly: docs/rg.md). The knots
         (c_k, a_k) define a(c) by monotone cubic interpolation (:meth:`magnetisation_at`)."""
-        s_all, coarse = self._coarsest_chains_setup(x, index, len(values), cfg)
+        s_all, coarse = self._coarsest_chains_setup(x, index, values, cfg)
         if coarse is None:
             return s_all
         spec, consts, shape, steps, adapt = coarse
@@ -321,6 +343,13 @@ class ConditionalWCRGModel:
         """g(c̃) ``(B,)`` at ``condition`` (a number, or one value per condition name)."""
         return condition_basis(self._condition_row(condition)[None], self.mean, self.std, self.degree)[0]
 
+    def factorisation_at(self, condition) -> WaveletFactorisation:
+        """The wavelet normalisation at ``condition``: the shared one, or (``normalisation="per-condition"``)
+        the means and exp(log stds) of the basis at c."""
+        if self.normalisation_basis is None:
+            return self.base.factorisation
+        return _factorisation_from_row(self.base.factorisation, self._basis_at(condition) @ self.normalisation_basis)
+
     def thetas_at(self, condition) -> tuple:
         """θ_j(c) of every level at ``condition``."""
         g = self._basis_at(condition)
@@ -346,7 +375,7 @@ class ConditionalWCRGModel:
         if trained.ndim == 2 and trained.shape[1] == len(self.condition_names):
             warn_if_extrapolating("wcrg-conditional", self.condition_names, self._condition_row(condition),
                                   trained.min(axis=0), trained.max(axis=0), what="θ(c)")
-        return WCRGModel(b.factorisation, b.specs, self.thetas_at(condition), b.field_shape, dict(b.sampling),
+        return WCRGModel(self.factorisation_at(condition), b.specs, self.thetas_at(condition), b.field_shape, dict(b.sampling),
                          {"condition": dict(zip(self.condition_names, np.atleast_1d(condition).tolist()))},
                          magnetisation=self.magnetisation_at(condition))
 
@@ -367,6 +396,8 @@ class ConditionalWCRGModel:
         arrays.update(condition_mean=self.mean, condition_std=self.std, magnetisation_basis=self.magnetisation_basis)
         if self.magnetisation_knots is not None:
             arrays["magnetisation_knots"] = self.magnetisation_knots
+        if self.normalisation_basis is not None:
+            arrays["normalisation_basis"] = self.normalisation_basis
         return write_model_file(path, self.kind, config={**config, "shape": list(self.base.field_shape),
                                                          "sampling": self.base.sampling, "degree": self.degree,
                                                          "condition_names": self.condition_names},
@@ -390,8 +421,12 @@ class ConditionalWCRGModel:
             if knots is not None and (np.ndim(knots) != 2 or np.shape(knots)[1] != 2 or len(c["condition_names"]) != 1
                                       or not np.all(np.isfinite(knots)) or np.any(np.diff(np.asarray(knots)[:, 0]) <= 0)):
                 raise ValueError("the magnetisation knots must be finite (condition, a) rows in increasing condition")
+            norm = mf.arrays.get("normalisation_basis")
+            if norm is not None and (np.shape(norm) != (n_b, 8 * fact.J + 2) or not np.all(np.isfinite(norm))):
+                raise ValueError(f"the normalisation basis must be finite, (basis size {n_b}, 8J+2 = {8 * fact.J + 2})")
             return cls(base, basis, c["condition_names"], mf.arrays["condition_mean"], mf.arrays["condition_std"],
-                       int(c["degree"]), mf.training, magnetisation_basis=mag, magnetisation_knots=knots)
+                       int(c["degree"]), mf.training, magnetisation_basis=mag, magnetisation_knots=knots,
+                       normalisation_basis=norm)
         except (KeyError, TypeError, ValueError, InputError) as exc:
             raise ModelFileError(f"incomplete or inconsistent wcrg-conditional model file: {exc}", path=path) from None
 
@@ -402,19 +437,45 @@ def _as_wcrg_config(cfg: ConditionalWCRGConfig):
     return WCRGConfig(**cfg.wcrg_options(), calibrate=0, check_samples=0)
 
 
-def _fit_conditional_level(base: WCRGModel, lvl: int, x, index, g, cfg: ConditionalWCRGConfig):
-    """θ basis ``(B, P)`` of level ``lvl`` by the assembled score-matching system (module docstring)."""
+def _normalisation_row(f: WaveletFactorisation) -> np.ndarray:
+    """A factorisation's statistics as one row ``(8J+2,)``: detail means, log detail stds (level-major,
+    channel-minor), coarse means, log coarse stds (x_0 … x_J)."""
+    return np.concatenate([f.detail_mean.ravel(), np.log(f.detail_std).ravel(), f.coarse_mean, np.log(f.coarse_std)])
+
+
+def _factorisation_from_row(f: WaveletFactorisation, row) -> WaveletFactorisation:
+    """Inverse of :func:`_normalisation_row` (wavelet and J from ``f``)."""
+    J = f.J
+    dm, lds, cm, lcs = np.split(np.asarray(row, np.float64), [3 * J, 6 * J, 7 * J + 1])
+    return WaveletFactorisation(f.wavelet, J, dm.reshape(J, 3), np.exp(lds).reshape(J, 3), cm, np.exp(lcs))
+
+
+def _fit_normalisation_basis(x, index, g, fact: WaveletFactorisation) -> np.ndarray:
+    """``(B, 8J+2)``: least squares of every condition's own normalisation row on g(c_k) (the stds in log:
+    relative errors weigh alike at every amplitude, and the std at any c is positive)."""
+    counts = np.bincount(index, minlength=len(g))
+    if counts.min() < 2:
+        raise InputError(f"normalisation='per-condition' needs at least 2 fields per condition; "
+                         f"condition {int(np.argmin(counts))} has {int(counts.min())}")
+    rows = np.stack([_normalisation_row(WaveletFactorisation.fit(x[index == k], wavelet=fact.wavelet, J=fact.J))
+                     for k in range(len(g))])
+    return np.linalg.lstsq(g, rows, rcond=None)[0]
+
+
+def _fit_conditional_level(models, lvl: int, x, index, g, cfg: ConditionalWCRGConfig):
+    """θ basis ``(B, P)`` of level ``lvl`` by the assembled score-matching system (module docstring);
+    ``models[k]``: the WC-RG structure whose normalisation condition k's fields are read in."""
     t0 = time.perf_counter()
-    fact = base.factorisation
-    spec, consts = base.specs[lvl - 1], base.level_constants(lvl)
+    fact = models[0].factorisation
+    spec = models[0].specs[lvl - 1]
     shifts = level_shifts(min(lvl, fact.J), cfg.shifts)
     n_b, p = g.shape[1], spec.n_features
     M = np.zeros((n_b * p, n_b * p))
     b = np.zeros(n_b * p)
     n_total = 0
     for k in range(len(g)):
-        cond, y = _shifted_level_data(fact, x[index == k], lvl, shifts)
-        Mk, bk, nk = score_matching_system(spec, consts, y, cond, chunk=cfg.chunk)
+        cond, y = _shifted_level_data(models[k].factorisation, x[index == k], lvl, shifts)
+        Mk, bk, nk = score_matching_system(spec, models[k].level_constants(lvl), y, cond, chunk=cfg.chunk)
         gg = np.outer(g[k], g[k])
         M += np.kron(gg, np.asarray(Mk, np.float64))
         b += np.kron(g[k], np.asarray(bk, np.float64))
