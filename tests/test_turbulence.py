@@ -144,6 +144,27 @@ def test_generate_turbulence_file(tmp_path):
     assert res["slope"] == direct["slope"] and res["budget"]["residual"] == direct["budget"]["residual"]
     assert np.isfinite(res["slope"]) and res["slope"] < 0
 
+    # the same set in two shards (one batch each): the master's budget is over both shards' batches,
+    # not the last shard's, and so is that of the merged file
+    from phigen.generators import generate_share
+
+    kw = dict(size=32, n=16, seed=2, batch_size=8, progress=False)
+    for k in (1, 0):  # process 0 last: it writes the master
+        generate_share("turbulence", tmp_path / "s.h5", process_index=k, process_count=2, **kw)
+    merged = phigen.io.merge_shards(tmp_path / "s.h5", tmp_path / "m.h5", progress=False)
+    shard_budgets = []
+    for shard in sorted(tmp_path.glob("s.shard-*.h5")):
+        with phigen.io.open_fields(shard) as f:
+            shard_budgets.append(f.diagnostics()["energy_budget"])
+    assert [b["n_batches"] for b in shard_budgets] == [1, 1]
+    assert shard_budgets[0]["injection"] != shard_budgets[1]["injection"]
+    for f in (tmp_path / "s.h5", merged):
+        with phigen.io.open_fields(f) as ds:
+            b = ds.diagnostics()["energy_budget"]
+        assert b["n_batches"] == 2 and b["n_runs"] == budget["n_runs"]
+        for key in ("injection", "viscous_dissipation", "drag_dissipation", "residual"):
+            assert b[key] == pytest.approx(budget[key], rel=1e-12)
+
 
 def test_generate_turbulence_with_velocity_channels(tmp_path):
     path = T.generate_turbulence(tmp_path / "tv.h5", size=32, n=4, seed=0, velocity=True, snapshots_per_run=4,

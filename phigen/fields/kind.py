@@ -147,6 +147,10 @@ class FieldKind:
     - ``collective``: the builder takes ``_mesh`` (a chain mesh over every process's devices) and can
       spread ONE unit over all the processes of a ``jax.distributed`` group (the chains of a single φ⁴
       κ); a sharded run with a single unit then uses every process instead of one.
+    - ``merge_diagnostics(diagnostics, params) -> dict``: the set's diagnostics from its shards' ones
+      merged key by key (a later shard's value replaces an earlier one's): recompute what is a mean
+      over batches from the per-batch records the shards keep (turbulence: the energy budget); None:
+      the merged dict as it is.
     """
 
     name: str
@@ -163,6 +167,7 @@ class FieldKind:
     checks: Callable[..., dict] | None = None
     shard_unit: Callable[[int, int, Mapping], int] | None = None
     collective: bool = False
+    merge_diagnostics: Callable[[dict, Mapping], dict] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():

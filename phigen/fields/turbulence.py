@@ -479,11 +479,34 @@ def sample_turbulence(key, plan: TurbulencePlan, n_runs: int):
 def budget(observables: FlowObservables, flow: KolmogorovFlow) -> dict:
     """Time- and run-averaged energy budget: ``⟨ε_in⟩``, ``2ν⟨Z⟩``, ``2α⟨E⟩`` and the relative
     residual ``(⟨ε_in⟩ − 2ν⟨Z⟩ − 2α⟨E⟩) / ⟨ε_in⟩``."""
-    inj = float(np.mean(np.asarray(observables.injection)))
-    visc = 2.0 * flow.viscosity * float(np.mean(np.asarray(observables.enstrophy)))
-    drag = 2.0 * flow.drag * float(np.mean(np.asarray(observables.energy)))
-    return {"injection": inj, "viscous_dissipation": visc, "drag_dissipation": drag,
-            "residual": (inj - visc - drag) / inj if inj != 0 else float("nan")}
+    return _budget_terms(float(np.mean(np.asarray(observables.injection))),
+                         float(np.mean(np.asarray(observables.enstrophy))),
+                         float(np.mean(np.asarray(observables.energy))), flow.viscosity, flow.drag)
+
+
+def _budget_terms(inj: float, enstrophy: float, energy: float, viscosity: float, drag: float) -> dict:
+    visc, dr = 2.0 * float(viscosity) * enstrophy, 2.0 * float(drag) * energy
+    return {"injection": inj, "viscous_dissipation": visc, "drag_dissipation": dr,
+            "residual": (inj - visc - dr) / inj if inj != 0 else float("nan")}
+
+
+def _budget_of_batches(batches, viscosity: float, drag: float) -> dict:
+    """The energy budget over generator batches ``{batch index: [⟨ε_in⟩, ⟨Z⟩, ⟨E⟩, runs]}`` (each
+    batch's time- and run-averaged observables and its number of runs): run-weighted means, with
+    ``n_batches`` and ``n_runs``."""
+    rows = np.array(list(batches.values()), np.float64).reshape(-1, 4)
+    w = rows[:, 3]
+    inj, z, e = (rows[:, :3] * w[:, None]).sum(axis=0) / w.sum()
+    return {**_budget_terms(float(inj), float(z), float(e), viscosity, drag), "n_batches": int(len(rows)),
+            "n_runs": int(w.sum())}
+
+
+def _merge_diagnostics(diag: dict, params) -> dict:
+    """A sharded set's budget: over the batches of every shard (each shard's own covers its batches only)."""
+    batches = diag.get("energy_budget_batches")
+    if isinstance(batches, dict) and batches:
+        diag = {**diag, "energy_budget": _budget_of_batches(batches, params["viscosity"], params["drag"])}
+    return diag
 
 
 __all__.append("budget")
@@ -517,15 +540,16 @@ def _build_turbulence(size: int, seed: int, *, n: int, path, progress, batch_siz
     def make_batch(b, count):  # group = run index (runs of a batch are fresh and independent)
         runs = -(-count // cfg.snapshots_per_run)
         fields, obs = sample_turbulence(jax.random.fold_in(jax.random.fold_in(key, 1), b), plan, runs)
-        budgets[b] = [float(np.mean(np.asarray(a))) for a in (obs.injection, obs.enstrophy, obs.energy)]
+        budgets[b] = [float(np.mean(np.asarray(a))) for a in (obs.injection, obs.enstrophy, obs.energy)] + [runs]
         return fields[:count], None, groups[b * bs: b * bs + count]
 
     def diagnostics():
         out = {"plan": plan.measured}
         if budgets:  # the batches of this process (all of them unless the run was resumed)
-            inj, z, e = np.mean(np.array(list(budgets.values())), axis=0)
-            b = budget(FlowObservables(e, z, np.nan, inj, np.nan), flow)
-            out["energy_budget"] = {**b, "n_batches": len(budgets)}
+            # per batch (global index) as well: the shards of a sharded run merge these key by key,
+            # and the set's budget is recomputed over all of them (_merge_diagnostics)
+            out["energy_budget_batches"] = {str(b): v for b, v in sorted(budgets.items())}
+            out["energy_budget"] = _budget_of_batches(budgets, flow.viscosity, flow.drag)
         return out
 
     params = {"viscosity": flow.viscosity, "drag": flow.drag, "forcing_wavenumber": flow.forcing_wavenumber,
@@ -601,7 +625,7 @@ def _register():
         # 2D vorticity is invariant under φ → −φ combined with a reflection (in the dihedral group), not alone
         symmetries=("shifts", "dihedral", "sign"), sign_symmetric=False,
         statistics=_field_statistics, statistic_labels={"flatness_r1": "flatness (r=1)"},
-        checks=_checks))
+        checks=_checks, merge_diagnostics=_merge_diagnostics))
 
 
 _register()

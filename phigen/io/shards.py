@@ -174,9 +174,13 @@ def _deep_update(base: dict, new: dict) -> dict:
     return base
 
 
-def _merged_diagnostics(paths: Sequence[Path]) -> dict:
+def _merged_diagnostics(paths: Sequence[Path], meta) -> dict:
     """The shards' diagnostics in shard order: a later shard's value replaces an earlier one's, and
-    JSON dicts are merged key by key (e.g. φ⁴ ``sampling_per_kappa`` gathers every κ of the set)."""
+    JSON dicts are merged key by key (e.g. φ⁴ ``sampling_per_kappa`` gathers every κ of the set);
+    then the field kind's ``merge_diagnostics`` (of ``meta.field``) recomputes what is a mean over
+    the whole set's batches (e.g. the turbulence energy budget)."""
+    from ..fields.kind import field_kind
+
     out: dict = {}
     for p in paths:
         with h5py.File(p, "r") as h5:
@@ -186,6 +190,9 @@ def _merged_diagnostics(paths: Sequence[Path]) -> dict:
             new = {k: grp[k][()] for k in grp.keys()}
             new.update({k: json.loads(_str(v)) for k, v in grp.attrs.items()})
         _deep_update(out, new)
+    spec = field_kind(meta.field)
+    if out and spec is not None and spec.merge_diagnostics is not None:
+        out = spec.merge_diagnostics(out, meta.params)
     return out
 
 
@@ -229,7 +236,7 @@ def write_master(path, shards: Sequence) -> Path:
         h5.attrs["n_complete"] = n
         h5.attrs["complete"] = True
         h5.attrs[F.SHARDS_ATTR] = json.dumps([{"file": rel(p), "offset": off, "count": c} for p, off, c in rows])
-        diag = _merged_diagnostics(paths)
+        diag = _merged_diagnostics(paths, meta)
         if diag:
             grp = h5.create_group(F.DIAGNOSTICS)
             for k, v in diag.items():
@@ -271,7 +278,7 @@ def merge_shards(inputs, out, *, overwrite: bool = False, compression: str | Non
                         groups = ds._read(F.GROUPS, sl) if meta.group_kind is not None else None
                         w.append(ds[sl], ds.conditions(sl), groups)
                         bar.update(sl.stop - sl.start)
-            for k, v in _merged_diagnostics(paths).items():
+            for k, v in _merged_diagnostics(paths, meta).items():
                 w.set_diagnostic(k, v)
         fsync_file(tmp)
         os.replace(tmp, out)
