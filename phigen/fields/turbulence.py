@@ -503,9 +503,11 @@ def _budget_of_batches(batches, viscosity: float, drag: float) -> dict:
 
 def _merge_diagnostics(diag: dict, params) -> dict:
     """A sharded set's budget: over the batches of every shard (each shard's own covers its batches only)."""
-    batches = diag.get("energy_budget_batches")
-    if isinstance(batches, dict) and batches:
-        diag = {**diag, "energy_budget": _budget_of_batches(batches, params["viscosity"], params["drag"])}
+    batches, nu, drag = diag.get("energy_budget_batches"), params.get("viscosity"), params.get("drag")
+    # files of earlier versions have no per-batch records: their merged diagnostics stay as they are
+    if isinstance(batches, dict) and batches and nu is not None and drag is not None \
+            and all(isinstance(v, list) and len(v) == 4 for v in batches.values()):
+        diag = {**diag, "energy_budget": _budget_of_batches(batches, nu, drag)}
     return diag
 
 
