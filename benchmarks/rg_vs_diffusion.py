@@ -22,14 +22,16 @@ the baseline's best-spectrum NFE over the fewest full-field evaluations at which
 spectrum distance (within 5 %).
 
 Gibbs models on turbulence and the cosmic web (issue 19): ``--models`` also takes
-``scattering-micro`` and ``scattering-maxent`` (the scattering-spectra models, ``--scattering-J``,
-``--scattering-steps`` L-BFGS iterations per sample / ``--maxent-steps`` moment-matching updates);
+``scattering-micro``, ``scattering-canonical`` and ``scattering-maxent`` (the scattering-spectra models,
+``--scattering-J``, ``--scattering-steps`` L-BFGS iterations per sample / ``--canonical-beta`` and
+``--canonical-steps`` HMC iterations of the canonical twin, whose chains start at those syntheses /
+``--maxent-steps`` moment-matching updates);
 every row carries the distances of the issue's table — log-spectrum RMS, P(k) χ², PDF W₁, Minkowski
 χ², reduced bispectrum χ², flatness χ² (turbulence) or peak counts χ² (cosmic web, where that
 statistic is registered) — each with its null mean / 95th percentile / verdict, the number off, and
 the number beyond twice the null's 95th percentile. ``--diffusion-steps auto`` gives the diffusion
 baseline the CPU budget (fit + sampling of the held-out count) of the costliest Gibbs-energy row
-(wcrg, scattering-maxent) of the same dataset, from two pilot fits that time a training step. The
+(wcrg, scattering-canonical, scattering-maxent) of the same dataset, from two pilot fits that time a training step. The
 summary's ``gibbs_target`` figures say, per dataset and Gibbs model, whether the issue's targets
 hold: every distance consistent or within 2× the null's 95th percentile, std per wavelet scale within
 5 %, ≤ 5k parameters, and no worse than the diffusion baseline on ≥ 4 of the 6 distances.
@@ -60,7 +62,8 @@ DISTANCES = (("power_spectrum", "chi2"), ("pdf", "w1"), ("minkowski", "chi2"), (
 # the issue-19 table: six distances per field kind (the sixth where its statistic is registered)
 ISSUE_DISTANCES = (("power_spectrum", "log_rms"), ("pdf", "w1"), ("minkowski", "chi2"), ("bispectrum", "chi2_Q"))
 FIELD_DISTANCE = {"turbulence": ("flatness", "chi2"), "cosmic_web": ("peak_counts", "chi2")}
-GIBBS_KINDS = ("wcrg", "scattering-maxent")
+GIBBS_KINDS = ("wcrg", "scattering-canonical", "scattering-maxent")
+SCATTERING_KINDS = ("scattering-micro", "scattering-canonical", "scattering-maxent")
 GIBBS_MAX_PARAMS = 5000
 
 
@@ -151,11 +154,13 @@ def _measure(samples, truth, field, params, std_null, J=None, wavelet="db4", tru
     return out
 
 
-def _sample_timed(model, n, seed, batch, **options):
-    """Samples and seconds per field, compilation excluded (a warm-up batch of the same size first)."""
+def _sample_timed(model, n, seed, batch, warm=True, **options):
+    """Samples and seconds per field, compilation excluded (a warm-up batch of the same size first;
+    ``warm=False``: no warm-up batch, the compilation counted in the sampling time)."""
     key = jax.random.PRNGKey(seed)
     b = min(batch, n)
-    jax.block_until_ready(model.sample(b, key=jax.random.fold_in(key, 10**6), **options))
+    if warm:
+        jax.block_until_ready(model.sample(b, key=jax.random.fold_in(key, 10**6), **options))
     t0 = time.perf_counter()
     parts = [np.asarray(model.sample(min(b, n - i), key=jax.random.fold_in(key, i), **options))
              for i in range(0, n, b)]
@@ -175,7 +180,7 @@ def run_dataset(path, models, args):
     sym = field == "phi4"
     for kind in models:
         base_kind = kind.split("-", 1)[0] if kind.startswith("scattering-") else kind
-        if kind not in pm.MODELS and kind not in ("wcrg", "wsgm", "diffusion", "scattering-micro", "scattering-maxent"):
+        if kind not in pm.MODELS and kind not in ("wcrg", "wsgm", "diffusion", *SCATTERING_KINDS):
             print(f"  {kind}: not a model kind of this benchmark")
             continue
         try:
@@ -194,10 +199,11 @@ def run_dataset(path, models, args):
             opts = [{"nfe": n} if ts is None else {"nfe": n, "t_start": ts} for ts in args.wsgm_t_start for n in args.sweep]
         elif kind.startswith("scattering-"):
             mode = kind.split("-", 1)[1]
-            steps = args.scattering_steps if mode == "micro" else args.maxent_steps
-            extra = {} if mode == "micro" else {"learning_rate": args.maxent_learning_rate,
-                                                "steps_per_iteration": args.maxent_steps_per_iteration,
-                                                "marginal_bins": args.maxent_marginal_bins}
+            steps = args.maxent_steps if mode == "maxent" else args.scattering_steps
+            extra = {"learning_rate": args.maxent_learning_rate, "steps_per_iteration": args.maxent_steps_per_iteration,
+                     "marginal_bins": args.maxent_marginal_bins} if mode == "maxent" else {}
+            if mode == "canonical":
+                extra = {"beta": args.canonical_beta, "sample_steps": args.canonical_steps}
             model = pm.get_model_class("scattering").fit(train, key=jax.random.PRNGKey(0), mode=mode, J=args.scattering_J,
                                                          steps=steps, progress=False,
                                                          isotropic=not args.scattering_anisotropic,
@@ -213,7 +219,10 @@ def run_dataset(path, models, args):
             opts = [{"nfe": n} for n in args.sweep_diffusion]
         fit_s = time.perf_counter() - t0
         for o in opts:
-            samples, per_field = _sample_timed(model, args.n_samples, seed=1, batch=args.batch, **o)
+            # the canonical twin's sampling run is long (minutes per batch): its one compilation is
+            # counted in its sampling time rather than drawing a whole warm-up batch
+            samples, per_field = _sample_timed(model, args.n_samples, seed=1, batch=args.batch,
+                                               warm=kind != "scattering-canonical", **o)
             m = _measure(samples, truth, field, params, std_null, truth_groups=truth_groups)
             key = f"{kind}" + "".join(f" {k}={','.join(f'{t:g}' for t in v) if isinstance(v, list) else v}"
                                       for k, v in o.items())
@@ -226,6 +235,8 @@ def run_dataset(path, models, args):
                 rows[key]["maxent_fit"] = {k: t[k] for k in ("updates_run", "selected_updates", "moment_residual_initial",
                                                              "moment_residual_final", "moment_residual_floor",
                                                              "maxent_config")}
+            if kind == "scattering-canonical":
+                rows[key]["chains"] = {"beta": model.beta, **(model.last_chains or {})}
             if kind == "wsgm" and hasattr(model, "sampling_cost"):
                 rows[key]["nfe_per_field"] = _nfe_wsgm(model, o["nfe"])
                 # a level-j evaluation touches h_j·w_j pixels: the cost in full-size network evaluations
@@ -247,7 +258,8 @@ def _equal_budget_steps(train, rows, n_truth, args) -> int:
 
     gibbs = [r for r in rows.values() if r["kind"] in GIBBS_KINDS]
     if not gibbs:
-        raise SystemExit("--diffusion-steps auto needs a Gibbs-energy row (wcrg or scattering-maxent) listed before diffusion")
+        raise SystemExit("--diffusion-steps auto needs a Gibbs-energy row (wcrg, scattering-canonical or "
+                         "scattering-maxent) listed before diffusion")
     budget = max(r["fit_s"] + r["sample_s_per_field"] * n_truth for r in gibbs)
     a, times = 40, []
     for n in (a, 2 * a):
@@ -376,6 +388,9 @@ def main(argv=None):
     ap.add_argument("--maxent-steps-per-iteration", type=int, default=10, help="MALA steps per max-ent update")
     ap.add_argument("--maxent-marginal-bins", type=int, default=0,
                     help="pixel-PDF statistics added to the max-ent model's Φ (0: scattering spectra only)")
+    ap.add_argument("--canonical-beta", type=float, default=100.0, help="β of the canonical twin")
+    ap.add_argument("--canonical-steps", type=int, default=60,
+                    help="HMC iterations of the canonical twin per sampling run (two thirds adapt the step size)")
     ap.add_argument("--diffusion-width", type=int, default=16)
     ap.add_argument("--diffusion-batch-size", type=int, default=16,
                     help="fields per batch (4 at 128² costs a step what 16 does at 64²)")
@@ -393,7 +408,7 @@ def main(argv=None):
         args.wsgm_steps, args.diffusion_steps, args.diffusion_width = 100, 100, 8
         args.n_samples, args.batch, args.wcrg_steps = 32, 32, 100
         args.sweep, args.sweep_diffusion = "4", "8"
-        args.scattering_steps, args.maxent_steps = 20, 10
+        args.scattering_steps, args.maxent_steps, args.canonical_steps = 20, 10, 30
     args.sweep = [int(s) for s in args.sweep.split(",") if s]
     args.sweep_diffusion = [int(s) for s in args.sweep_diffusion.split(",") if s]
     args.sweep_wcrg = [int(s) for s in args.sweep_wcrg.split(",") if s]

@@ -1,5 +1,5 @@
 """phigen.scattering: scattering-spectra statistics (and classic scattering via kymatio for comparison),
-microcanonical and maximum-entropy models. One import line per module."""
+microcanonical, canonical (its Gibbs twin) and maximum-entropy models. One import line per module."""
 
 from .spectra import TYPES, ScatteringSpectra, SpectraCoefficients, scattering_spectra, scattering_spectra_describe
 from .classic import ClassicScattering, classic_scattering

@@ -11,6 +11,11 @@ by L-BFGS (restricted to the band; the grid corners |k| > π keep their start) t
 starting noise: the corners, which Φ barely sees, start (and stay) at the data's power; modes
 outside the band stay exactly empty.
 
+``mode="canonical"`` (the Gibbs twin of micro, :mod:`phigen.scattering.canonical`): the
+microcanonical model plus an inverse temperature β, ``U_β(z) = ½|z|² + (β/2)|(Φ(x(z)) − Φ̄)/σ|²`` on
+the latent z of the data's Gaussian reference (built from P̄); sample = HMC chains started at the
+microcanonical syntheses (``sample_steps`` iterations, two thirds of them adapting the step size).
+
 ``mode="maxent"`` (macrocanonical Gibbs model): ``U_θ(z) = ½|z|² + θ·(Φ(x(z)) − Φ̄)/σ`` relative to
 the data's Gaussian model, θ fitted by moment matching with persistent MALA chains, sampled with
 the phigen MALA/HMC samplers (:mod:`phigen.scattering.maxent`). Here Φ is normalised by each
@@ -18,12 +23,13 @@ field's own wavelet power, so the energy stays bounded below for every θ; the G
 has no amplitude outside the data's band, so samples have no power there either.
 
 ``n_params`` counts the numbers fitted from the data that define the model. micro: Φ̄ and σ (2n),
-the reference wavelet power (J·L), pixel mean and std (2), the start spectrum P̄ (H·(W//2+1)).
+the reference wavelet power (J·L), pixel mean and std (2), the start spectrum P̄ (H·(W//2+1));
+canonical: micro's and β (the Gaussian reference is P̄'s).
 maxent: θ/σ (n: Φ̄ and σ only
 re-parametrise θ), the Gaussian reference (H·(W//2+1) + 1) and, with ``marginal_bins=B``, the B
 levels and B widths of the pixel-PDF statistics (:mod:`phigen.scattering.marginal`) appended to Φ.
 
-Command line: ``phigen fit scattering DATA.h5 --J 4 --L 4 --mode micro|maxent -o model.h5`` then
+Command line: ``phigen fit scattering DATA.h5 --J 4 --L 4 --mode micro|canonical|maxent -o model.h5`` then
 ``phigen sample model.h5 -n 64 -o samples.h5`` (``--set steps=…`` changes the sampling steps).
 """
 
@@ -39,15 +45,19 @@ import numpy as np
 from .._validation import as_fields, check_int_at_least
 from ..errors import InputError, ParameterError
 from ..models._base import config_from_options, read_model_file, register_model, write_model_file
+from .canonical import canonical_energy, check_beta, field_to_latent, reference_amplitude, sample_canonical
 from .marginal import ConcatenatedStatistics, MarginalStatistics
-from .maxent import MaxEntConfig, MaxEntParams, fit_maxent, maxent_energy, moment_residual, sample_maxent
+from .maxent import (MaxEntConfig, MaxEntParams, fit_maxent, latent_to_field, maxent_energy, moment_residual,
+                     sample_maxent)
 from .spectra import ScatteringSpectra
 from .synthesis import (SynthesisConfig, band_power, has_spread, outside_nyquist_circle, statistics_loss,
                         statistics_scales, synthesize)
 
 __all__ = ["ScatteringModel", "ScatteringConfig", "default_J"]
 
-MODES = ("micro", "maxent")
+MODES = ("micro", "canonical", "maxent")
+DEFAULT_BETA = 100.0
+DEFAULT_SAMPLE_STEPS = {"maxent": 500, "canonical": 60}
 
 
 @dataclass(frozen=True)
@@ -55,10 +65,11 @@ class ScatteringConfig:
     """Options of :meth:`ScatteringModel.fit` (docs/scattering.md). ``J`` scales (default
     :func:`default_J`), ``L`` orientations, ``isotropic``, ``strict_scales``; ``mode`` ``"micro"``
     (``steps`` L-BFGS iterations per sample, default 300; ``batch_size`` fields synthesised together)
-    or ``"maxent"`` (``steps`` moment-matching updates, default 200, with ``n_chains``,
+    or ``"canonical"`` (micro's options, plus ``beta`` and ``sample_steps`` HMC iterations per
+    sampling run, default 60) or ``"maxent"`` (``steps`` moment-matching updates, default 200, with ``n_chains``,
     ``steps_per_iteration``, ``learning_rate``, ``selection``, ``patience``, ``theta_prior`` and
     ``marginal_bins``: :class:`~phigen.scattering.maxent.MaxEntConfig`; ``sample_steps`` MALA steps
-    per sampling run)."""
+    per sampling run, default 500)."""
 
     J: int | None = None
     L: int = 4
@@ -67,7 +78,8 @@ class ScatteringConfig:
     orientation_power: bool = False
     strict_scales: bool = False
     steps: int | None = None
-    sample_steps: int = 500
+    sample_steps: int | None = None
+    beta: float | None = None
     n_chains: int = 64
     steps_per_iteration: int = 10
     learning_rate: float = 0.5
@@ -82,6 +94,8 @@ class ScatteringConfig:
             raise ParameterError(f"mode must be one of {MODES}; got {self.mode!r}")
         if self.marginal_bins and self.mode != "maxent":
             raise ParameterError("marginal_bins (pixel-PDF statistics) is an option of mode 'maxent' only")
+        if self.beta is not None and self.mode != "canonical":
+            raise ParameterError("beta (the inverse temperature) is an option of mode 'canonical' only")
 
 
 def default_J(shape) -> int:
@@ -110,12 +124,16 @@ class ScatteringModel:
     def __init__(self, *, mode: str, shape, J: int, L: int, isotropic: bool, reference_s2, target, scale,
                  mean: float, std: float, steps: int, maxent: MaxEntParams | None = None,
                  sample_steps: int = 500, training: dict | None = None, strict_scales: bool = False,
-                 start_power=None, marginal: MarginalStatistics | None = None, orientation_power: bool = False):
+                 start_power=None, marginal: MarginalStatistics | None = None, orientation_power: bool = False,
+                 beta: float | None = None):
         if mode not in MODES:
             raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
         if mode == "maxent" and maxent is None:
             raise ParameterError("a maxent model needs its fitted parameters")
+        if mode == "canonical" and start_power is None:
+            raise ParameterError("a canonical model needs the data's power per mode (start_power)")
         self.mode, self.J, self.L, self.isotropic = mode, int(J), int(L), bool(isotropic)
+        self.beta = check_beta(DEFAULT_BETA if beta is None else beta) if mode == "canonical" else None
         self.strict_scales = bool(strict_scales)
         self._shape = tuple(int(s) for s in shape)
         self.reference_s2 = None if reference_s2 is None else np.asarray(reference_s2, np.float32)
@@ -139,6 +157,7 @@ class ScatteringModel:
         self._loss = None     # built on first use and kept: the compiled synthesis is cached on it
         self._energy = None
         self.last_synthesis = None
+        self.last_chains = None  # canonical: step size, leapfrog steps, acceptance of the last sampling run
 
     # -- protocol --------------------------------------------------------------------------------
     @property
@@ -153,8 +172,9 @@ class ScatteringModel:
     def n_params(self) -> int:
         n = self.n_stats
         jl = 0 if self.reference_s2 is None else self.reference_s2.size
-        if self.mode == "micro":
-            return 2 * n + jl + 2 + (0 if self.start_power is None else self.start_power.size)
+        if self.mode in ("micro", "canonical"):
+            return 2 * n + jl + 2 + (0 if self.start_power is None else self.start_power.size) + (
+                self.mode == "canonical")
         h, w = self._shape
         return n + jl + h * (w // 2 + 1) + 1 + (0 if self.marginal is None else 2 * self.marginal.n_stats)
 
@@ -198,14 +218,20 @@ class ScatteringModel:
             batch_size = check_int_at_least(batch_size, "batch_size", 1)
         orientation_power = bool(cfg.orientation_power)
         base = _statistics(shape, J, L, isotropic, None, strict_scales, orientation_power)
-        reference_s2 = base.power(x) if mode == "micro" else None
+        reference_s2 = base.power(x) if mode in ("micro", "canonical") else None
         stats = base if reference_s2 is None else _statistics(shape, J, L, isotropic, reference_s2, strict_scales,
                                                               orientation_power)
         common = dict(shape=shape, J=J, L=L, isotropic=isotropic, reference_s2=reference_s2,
                       strict_scales=strict_scales, orientation_power=orientation_power, mean=float(x.mean()),
                       std=float(x.std()))
-        if mode == "micro":
+        if sample_steps is None:
+            sample_steps = DEFAULT_SAMPLE_STEPS.get(mode, DEFAULT_SAMPLE_STEPS["maxent"])
+        if mode in ("micro", "canonical"):
             steps = 300 if steps is None else check_int_at_least(steps, "steps", 0)
+            extra = {}
+            if mode == "canonical":
+                extra = {"beta": check_beta(DEFAULT_BETA if cfg.beta is None else cfg.beta),
+                         "sample_steps": check_int_at_least(sample_steps, "sample_steps", 30)}
             rows = _rows(stats, x)
             single = stats.single_map_scale(float(x.std()))
             spread = has_spread(rows, single)
@@ -218,7 +244,7 @@ class ScatteringModel:
                         "single_map": not spread,
                         "band_fraction": float(np.mean(power > 0))}
             return cls(mode=mode, target=target, scale=scale, steps=steps, training=training,
-                       start_power=power.astype(np.float32), **common)
+                       start_power=power.astype(np.float32), **extra, **common)
         steps = 200 if steps is None else check_int_at_least(steps, "steps", 1)
         sample_steps = check_int_at_least(sample_steps, "sample_steps", 40)
         marginal = None
@@ -248,7 +274,7 @@ class ScatteringModel:
     def synthesize(self, n: int, *, key, steps: int | None = None, batch_size: int | None = None,
                    progress: bool | None = False, precondition: bool = True, memory_size: int | None = None,
                    start: str = "spectrum"):
-        """micro mode: ``n`` fields with their final losses, as a :class:`~phigen.scattering.synthesis.SynthesisResult`.
+        """micro (and canonical, whose chains start there): ``n`` fields with their final losses, as a :class:`~phigen.scattering.synthesis.SynthesisResult`.
 
         ``precondition``: start L-BFGS's inverse Hessian from the data's band-wise wavelet power
         (:meth:`~phigen.scattering.ScatteringSpectra.preconditioner`) rather than the identity;
@@ -259,7 +285,7 @@ class ScatteringModel:
         start, kept for comparison)."""
         if start not in ("spectrum", "white"):
             raise ParameterError(f"start must be 'spectrum' or 'white'; got {start!r}")
-        if self.mode != "micro":
+        if self.mode == "maxent":
             raise ParameterError("synthesize() is the microcanonical sampler; this model is 'maxent' (use sample)")
         if self._loss is None:
             self._loss = statistics_loss(self.statistics, self.target, self.scale)
@@ -286,17 +312,36 @@ class ScatteringModel:
                kernel: str | None = None, progress: bool | None = False):
         """``n`` new fields ``(n, H, W)``. micro: ``steps`` L-BFGS iterations (default: the fitted
         ``steps``), final losses in ``self.last_synthesis.loss``. maxent: ``steps`` MALA (or
-        ``kernel="hmc"``) steps from the Gaussian reference, half of them adapting the step size."""
+        ``kernel="hmc"``) steps from the Gaussian reference, half of them adapting the step size.
+        canonical: ``steps`` HMC (or ``kernel="mala"``) iterations (default: the fitted ``sample_steps``),
+        two thirds of them adapting the step size, from the microcanonical syntheses (the fitted
+        L-BFGS ``steps``); the chains' step size and acceptance land in ``self.last_chains``."""
         n = check_int_at_least(n, "n", 1)
         if self.mode == "micro":
             if kernel is not None:
-                raise ParameterError("kernel applies to mode 'maxent' only")
+                raise ParameterError("kernel applies to modes 'maxent' and 'canonical' only")
             return self.synthesize(n, key=key, steps=steps, batch_size=batch_size, progress=progress).fields
+        if self.mode == "canonical":
+            return self._sample_canonical(n, key=key, steps=steps, batch_size=batch_size, kernel=kernel,
+                                          progress=progress)
         if self._energy is None:
             self._energy = maxent_energy(self.statistics, self.maxent)
         steps = self.sample_steps if steps is None else steps
         return np.asarray(sample_maxent(key, self.statistics, self.maxent, n, steps=steps, kernel=kernel or "mala",
                                         progress=progress, energy=self._energy))
+
+    def _sample_canonical(self, n, *, key, steps, batch_size, kernel, progress):
+        steps = check_int_at_least(self.sample_steps if steps is None else steps, "steps", 30)
+        amp = reference_amplitude(self.start_power)
+        if self._energy is None:
+            self._energy = canonical_energy(self.statistics, self.target, self.scale, self.beta, self.mean, amp)
+        k_start, k_latent, k_run = jax.random.split(key, 3)
+        x0 = self.synthesize(n, key=k_start, batch_size=batch_size, progress=progress).fields
+        z0 = field_to_latent(k_latent, x0, self.mean, amp)
+        z, info = sample_canonical(k_run, self._energy, z0, steps=steps, kernel=kernel or "hmc", beta=self.beta,
+                                   progress=progress)
+        self.last_chains = info
+        return np.asarray(latent_to_field(z, self.mean, jnp.asarray(amp)))
 
     def moment_residual(self, fields) -> float:
         """mean_i ((⟨Φ_i⟩_fields − Φ̄_i)/σ_i)² of an ensemble (≈ 1/N for N fields like the data)."""
@@ -313,6 +358,8 @@ class ScatteringModel:
             arrays["reference_s2"] = self.reference_s2
         if self.start_power is not None:
             arrays["start_power"] = self.start_power
+        if self.beta is not None:
+            config["beta"] = self.beta
         if self.maxent is not None:
             config["step_size"] = float(self.maxent.step_size)
             arrays.update(theta=self.maxent.theta, amplitude=self.maxent.amplitude)
@@ -338,7 +385,7 @@ class ScatteringModel:
                         orientation_power=bool(c.get("orientation_power", False)),
                         reference_s2=a.get("reference_s2"), target=a["target"], scale=a["scale"], mean=c["mean"],
                         std=c["std"], steps=c["steps"], sample_steps=c["sample_steps"], maxent=maxent,
-                        training=f.training, start_power=a.get("start_power"),
+                        training=f.training, start_power=a.get("start_power"), beta=c.get("beta"),
                         marginal=None if "marginal_centres" not in a else MarginalStatistics(
                             jnp.asarray(a["marginal_centres"], jnp.float32),
                             jnp.asarray(a["marginal_widths"], jnp.float32)))
