@@ -87,8 +87,9 @@ def test_maxent_model_with_marginal_statistics_saves_and_loads(data, tmp_path):
     np.testing.assert_allclose(np.asarray(m2.statistics(data[:2])), np.asarray(m.statistics(data[:2])), rtol=1e-6)
     x = m2.sample(2, key=jax.random.PRNGKey(1), steps=40)
     assert x.shape == (2, 16, 16) and np.all(np.isfinite(x))
-    with pytest.raises(E.ParameterError, match="maxent"):
-        ScatteringModel.fit(data[:8], J=2, steps=0, marginal_bins=4, key=jax.random.PRNGKey(0))
+    # the pixel-PDF statistics are an option of the microcanonical model too (appended after the spectra)
+    micro = ScatteringModel.fit(data[:8], J=2, steps=0, marginal_bins=4, key=jax.random.PRNGKey(0))
+    assert micro.n_stats == m.n_stats - 2 and micro.marginal.n_stats == 4
 
 
 def test_theta_prior_shrinks_the_multipliers_to_its_fixed_point(data):

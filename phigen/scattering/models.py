@@ -26,8 +26,10 @@ has no amplitude outside the data's band, so samples have no power there either.
 the reference wavelet power (J·L), pixel mean and std (2), the start spectrum P̄ (H·(W//2+1));
 canonical: micro's and β (the Gaussian reference is P̄'s).
 maxent: θ/σ (n: Φ̄ and σ only
-re-parametrise θ), the Gaussian reference (H·(W//2+1) + 1) and, with ``marginal_bins=B``, the B
-levels and B widths of the pixel-PDF statistics (:mod:`phigen.scattering.marginal`) appended to Φ.
+re-parametrise θ), the Gaussian reference (H·(W//2+1) + 1). Every mode: with ``marginal_bins=B``,
+the B levels and B widths of the pixel-PDF statistics (:mod:`phigen.scattering.marginal`) appended
+to Φ. micro and canonical: ``shell_power=True`` appends the log power per shell of the band
+(:mod:`phigen.scattering.shell_power`; its references come from P̄, its Φ̄ and σ are counted in n).
 
 Command line: ``phigen fit scattering DATA.h5 --J 4 --L 4 --mode micro|canonical|maxent -o model.h5`` then
 ``phigen sample model.h5 -n 64 -o samples.h5`` (``--set steps=…`` changes the sampling steps).
@@ -47,6 +49,7 @@ from ..errors import InputError, ParameterError
 from ..models._base import config_from_options, read_model_file, register_model, write_model_file
 from .canonical import canonical_energy, check_beta, field_to_latent, reference_amplitude, sample_canonical
 from .marginal import ConcatenatedStatistics, MarginalStatistics
+from .shell_power import ShellPowerStatistics
 from .maxent import (MaxEntConfig, MaxEntParams, fit_maxent, latent_to_field, maxent_energy, moment_residual,
                      sample_maxent)
 from .spectra import ScatteringSpectra
@@ -69,7 +72,8 @@ class ScatteringConfig:
     sampling run, default 60) or ``"maxent"`` (``steps`` moment-matching updates, default 200, with ``n_chains``,
     ``steps_per_iteration``, ``learning_rate``, ``selection``, ``patience``, ``theta_prior`` and
     ``marginal_bins``: :class:`~phigen.scattering.maxent.MaxEntConfig`; ``sample_steps`` MALA steps
-    per sampling run, default 500)."""
+    per sampling run, default 500). Any mode: ``marginal_bins`` pixel-PDF statistics appended to Φ;
+    micro and canonical: ``shell_power`` appends the log power per shell of the band."""
 
     J: int | None = None
     L: int = 4
@@ -88,12 +92,14 @@ class ScatteringConfig:
     patience: int | None = 4
     marginal_bins: int = 0
     theta_prior: float = 0.0
+    shell_power: bool = False
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ParameterError(f"mode must be one of {MODES}; got {self.mode!r}")
-        if self.marginal_bins and self.mode != "maxent":
-            raise ParameterError("marginal_bins (pixel-PDF statistics) is an option of mode 'maxent' only")
+        if self.shell_power and self.mode == "maxent":
+            raise ParameterError("shell_power (log power per shell) is an option of modes 'micro' and 'canonical' "
+                                 "only: in a max-ent potential θ·log P_b is unbounded below as P_b → 0")
         if self.beta is not None and self.mode != "canonical":
             raise ParameterError("beta (the inverse temperature) is an option of mode 'canonical' only")
 
@@ -125,7 +131,7 @@ class ScatteringModel:
                  mean: float, std: float, steps: int, maxent: MaxEntParams | None = None,
                  sample_steps: int = 500, training: dict | None = None, strict_scales: bool = False,
                  start_power=None, marginal: MarginalStatistics | None = None, orientation_power: bool = False,
-                 beta: float | None = None):
+                 beta: float | None = None, shell_power: bool = False):
         if mode not in MODES:
             raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
         if mode == "maxent" and maxent is None:
@@ -146,14 +152,17 @@ class ScatteringModel:
         # white-noise start over the whole plane, as those versions did)
         self.start_power = None if start_power is None else np.asarray(start_power, np.float32)
         self.training = dict(training or {})
-        if marginal is not None and mode != "maxent":
-            raise ParameterError("marginal (pixel-PDF) statistics are an option of mode 'maxent' only")
         self.marginal = marginal
-        self.statistics = _statistics(self._shape, self.J, self.L, self.isotropic, self.reference_s2,
-                                      self.strict_scales, bool(orientation_power))
-        self.orientation_power = self.statistics.plan.orientation_power  # off without isotropy (the plan says)
-        if marginal is not None:
-            self.statistics = ConcatenatedStatistics((self.statistics, marginal))
+        self.spectra = _statistics(self._shape, self.J, self.L, self.isotropic, self.reference_s2,
+                                   self.strict_scales, bool(orientation_power))
+        self.orientation_power = self.spectra.plan.orientation_power  # off without isotropy (the plan says)
+        self.shell_power = bool(shell_power)
+        if self.shell_power and (mode == "maxent" or self.start_power is None):
+            raise ParameterError("shell_power needs a micro or canonical model with the data's power per mode")
+        # Φ: the scattering spectra, then the optional pixel-PDF and shell-power parts, in that order
+        parts = (self.spectra,) + (() if marginal is None else (marginal,)) + (
+            (ShellPowerStatistics.from_power(self.start_power, self._shape),) if self.shell_power else ())
+        self.statistics = parts[0] if len(parts) == 1 else ConcatenatedStatistics(parts)
         self._loss = None     # built on first use and kept: the compiled synthesis is cached on it
         self._energy = None
         self.last_synthesis = None
@@ -174,7 +183,7 @@ class ScatteringModel:
         jl = 0 if self.reference_s2 is None else self.reference_s2.size
         if self.mode in ("micro", "canonical"):
             return 2 * n + jl + 2 + (0 if self.start_power is None else self.start_power.size) + (
-                self.mode == "canonical")
+                self.mode == "canonical") + (0 if self.marginal is None else 2 * self.marginal.n_stats)
         h, w = self._shape
         return n + jl + h * (w // 2 + 1) + 1 + (0 if self.marginal is None else 2 * self.marginal.n_stats)
 
@@ -198,7 +207,10 @@ class ScatteringModel:
         all ``steps`` updates) — see :class:`~phigen.scattering.maxent.MaxEntConfig`;
         ``theta_prior`` = λ > 0 adds a Gaussian prior ``λ|θ|²/2`` on the multipliers (see
         :class:`~phigen.scattering.maxent.MaxEntConfig`); ``marginal_bins`` = B > 0 adds B pixel-PDF statistics (a smoothed CDF at the data's quantiles,
-        :class:`~phigen.scattering.marginal.MarginalStatistics`) to Φ.
+        :class:`~phigen.scattering.marginal.MarginalStatistics`) to Φ, in any mode (micro: with one map,
+        each gets the unit scale of a statistic in [−1, 1]). canonical: micro's options plus ``beta``
+        and ``sample_steps``. micro and canonical: ``shell_power=True`` appends log(P_b/P̄_b) per
+        shell of the band (:class:`~phigen.scattering.shell_power.ShellPowerStatistics`).
         """
         cfg = config_from_options(ScatteringConfig, config, options, "fit scattering")
         J, L, mode, isotropic, strict_scales = cfg.J, cfg.L, cfg.mode, cfg.isotropic, cfg.strict_scales
@@ -232,12 +244,24 @@ class ScatteringModel:
             if mode == "canonical":
                 extra = {"beta": check_beta(DEFAULT_BETA if cfg.beta is None else cfg.beta),
                          "sample_steps": check_int_at_least(sample_steps, "sample_steps", 30)}
-            rows = _rows(stats, x)
+            power = band_power(x)
             single = stats.single_map_scale(float(x.std()))
+            marginal = None
+            if check_int_at_least(marginal_bins, "marginal_bins", 0):
+                marginal = MarginalStatistics.from_fields(x, marginal_bins)
+                stats = ConcatenatedStatistics((stats, marginal))
+                # each φ_b is a smoothed CDF in [−1, 1]: with one map, the uniform unit scale
+                single = np.concatenate([single, np.ones(marginal.n_stats, np.float32)])
+                extra["marginal"] = marginal
+            if cfg.shell_power:
+                shells = ShellPowerStatistics.from_power(power.astype(np.float32), shape)
+                stats = ConcatenatedStatistics((*(stats.parts if marginal is not None else (stats,)), shells))
+                single = np.concatenate([single, shells.single_map_scale()])
+                extra["shell_power"] = True
+            rows = _rows(stats, x)
             spread = has_spread(rows, single)
             target, scale = statistics_scales(rows, single=single)
             own = np.mean(((rows - target) / scale) ** 2, axis=1)  # what a training field scores under ℓ
-            power = band_power(x)
             training = {"n_stats": int(target.shape[0]), "data_loss_median": float(np.median(own)),
                         "data_loss_mean": float(np.mean(own)), "synthesis_batch_size": batch_size,
                         "scales": "spread across fields" if spread else "single map (uniform, P00-normalised)",
@@ -293,7 +317,7 @@ class ScatteringModel:
         extra = {} if memory_size is None else {"memory_size": memory_size}
         config = SynthesisConfig(steps=self.steps if steps is None else steps, batch_size=bs, progress=progress,
                                  **extra)
-        pre = self.statistics.preconditioner() if precondition and self.reference_s2 is not None else None
+        pre = self.spectra.preconditioner() if precondition and self.reference_s2 is not None else None
         power, free = None, None
         if start == "spectrum" and self.start_power is not None:
             # the grid corners keep the data's power per mode (random phases): the finest wavelet only
@@ -360,6 +384,8 @@ class ScatteringModel:
             arrays["start_power"] = self.start_power
         if self.beta is not None:
             config["beta"] = self.beta
+        if self.shell_power:
+            config["shell_power"] = True
         if self.maxent is not None:
             config["step_size"] = float(self.maxent.step_size)
             arrays.update(theta=self.maxent.theta, amplitude=self.maxent.amplitude)
@@ -386,6 +412,7 @@ class ScatteringModel:
                         reference_s2=a.get("reference_s2"), target=a["target"], scale=a["scale"], mean=c["mean"],
                         std=c["std"], steps=c["steps"], sample_steps=c["sample_steps"], maxent=maxent,
                         training=f.training, start_power=a.get("start_power"), beta=c.get("beta"),
+                        shell_power=bool(c.get("shell_power", False)),
                         marginal=None if "marginal_centres" not in a else MarginalStatistics(
                             jnp.asarray(a["marginal_centres"], jnp.float32),
                             jnp.asarray(a["marginal_widths"], jnp.float32)))
