@@ -176,5 +176,8 @@ def test_model_options_come_from_one_frozen_config():
     assert all(np.array_equal(u, v) for u, v in zip(la, lb)) and np.array_equal(a.losses, b.losses)
     with pytest.raises(E.ParameterError, match="coarse must be one of"):
         WSGMConfig(coarse="flow")
-    with pytest.raises(E.ParameterError, match="mode 'maxent' only"):
-        ScatteringConfig(marginal_bins=4)
+    with pytest.raises(E.ParameterError, match="modes 'micro' and 'canonical'"):
+        ScatteringConfig(mode="maxent", shell_power=True)
+    with pytest.raises(E.ParameterError, match="mode 'canonical' only"):
+        ScatteringConfig(beta=10.0)
+    assert ScatteringConfig(marginal_bins=4).marginal_bins == 4  # pixel-PDF statistics: any mode
