@@ -25,7 +25,9 @@ Gibbs models on turbulence and the cosmic web (issue 19): ``--models`` also take
 ``scattering-micro``, ``scattering-canonical`` and ``scattering-maxent`` (the scattering-spectra models,
 ``--scattering-J``, ``--scattering-steps`` L-BFGS iterations per sample / ``--canonical-beta`` and
 ``--canonical-steps`` HMC iterations of the canonical twin, whose chains start at those syntheses /
-``--maxent-steps`` moment-matching updates);
+``--maxent-steps`` moment-matching updates; ``--scattering-shell-power``, ``--scattering-minkowski B``
+and ``--scattering-peaks B`` add the shell power, smooth Minkowski and smooth peak-count statistics to
+the micro and canonical rows' Φ);
 every row carries the distances of the issue's table — log-spectrum RMS, P(k) χ², PDF W₁, Minkowski
 χ², reduced bispectrum χ², flatness χ² (turbulence) or peak counts χ² (cosmic web, where that
 statistic is registered) — each with its null mean / 95th percentile / verdict, the number off, and
@@ -204,6 +206,9 @@ def run_dataset(path, models, args):
                      "marginal_bins": args.maxent_marginal_bins} if mode == "maxent" else {}
             if mode == "canonical":
                 extra = {"beta": args.canonical_beta, "sample_steps": args.canonical_steps}
+            if mode != "maxent":
+                extra.update(shell_power=args.scattering_shell_power,
+                             minkowski_thresholds=args.scattering_minkowski, peak_bins=args.scattering_peaks)
             model = pm.get_model_class("scattering").fit(train, key=jax.random.PRNGKey(0), mode=mode, J=args.scattering_J,
                                                          steps=steps, progress=False,
                                                          isotropic=not args.scattering_anisotropic,
@@ -382,6 +387,13 @@ def main(argv=None):
                          "power, which the isotropic ones leave free")
     ap.add_argument("--scattering-orientation-power", action="store_true",
                     help="isotropic scattering statistics plus log S2 per orientation (orientation_power=True)")
+    ap.add_argument("--scattering-shell-power", action="store_true",
+                    help="micro and canonical rows: add the log power per shell of the band to Φ (shell_power=True)")
+    ap.add_argument("--scattering-minkowski", type=int, default=0, metavar="B",
+                    help="micro and canonical rows: add smooth Minkowski functionals at B thresholds to Φ "
+                         "(minkowski_thresholds=B; 0: none)")
+    ap.add_argument("--scattering-peaks", type=int, default=0, metavar="B",
+                    help="micro and canonical rows: add smooth peak counts in B height bins to Φ (peak_bins=B; 0: none)")
     ap.add_argument("--maxent-steps", type=int, default=200,
                     help="moment-matching updates of the max-ent model (at most: it stops early on its residual)")
     ap.add_argument("--maxent-learning-rate", type=float, default=0.5, help="Newton step η of the max-ent fit")

@@ -29,7 +29,10 @@ maxent: θ/σ (n: Φ̄ and σ only
 re-parametrise θ), the Gaussian reference (H·(W//2+1) + 1). Every mode: with ``marginal_bins=B``,
 the B levels and B widths of the pixel-PDF statistics (:mod:`phigen.scattering.marginal`) appended
 to Φ. micro and canonical: ``shell_power=True`` appends the log power per shell of the band
-(:mod:`phigen.scattering.shell_power`; its references come from P̄, its Φ̄ and σ are counted in n).
+(:mod:`phigen.scattering.shell_power`; its references come from P̄, its Φ̄ and σ are counted in n);
+``minkowski_thresholds=B`` appends smooth Minkowski functionals V0, V1, V2 at B thresholds
+(:mod:`phigen.scattering.morphology`; + the B levels and B widths); ``peak_bins=B`` appends smooth peak
+counts in B height bins (:mod:`phigen.scattering.peak_counts`; + the B − 1 edges, μ, σ and τ).
 
 Command line: ``phigen fit scattering DATA.h5 --J 4 --L 4 --mode micro|canonical|maxent -o model.h5`` then
 ``phigen sample model.h5 -n 64 -o samples.h5`` (``--set steps=…`` changes the sampling steps).
@@ -49,6 +52,8 @@ from ..errors import InputError, ParameterError
 from ..models._base import config_from_options, read_model_file, register_model, write_model_file
 from .canonical import canonical_energy, check_beta, field_to_latent, reference_amplitude, sample_canonical
 from .marginal import ConcatenatedStatistics, MarginalStatistics
+from .morphology import MinkowskiStatistics
+from .peak_counts import PeakStatistics
 from .shell_power import ShellPowerStatistics
 from .maxent import (MaxEntConfig, MaxEntParams, fit_maxent, latent_to_field, maxent_energy, moment_residual,
                      sample_maxent)
@@ -73,7 +78,8 @@ class ScatteringConfig:
     ``steps_per_iteration``, ``learning_rate``, ``selection``, ``patience``, ``theta_prior`` and
     ``marginal_bins``: :class:`~phigen.scattering.maxent.MaxEntConfig`; ``sample_steps`` MALA steps
     per sampling run, default 500). Any mode: ``marginal_bins`` pixel-PDF statistics appended to Φ;
-    micro and canonical: ``shell_power`` appends the log power per shell of the band."""
+    micro and canonical: ``shell_power`` appends the log power per shell of the band,
+    ``minkowski_thresholds`` smooth Minkowski functionals, ``peak_bins`` smooth peak counts."""
 
     J: int | None = None
     L: int = 4
@@ -93,6 +99,8 @@ class ScatteringConfig:
     marginal_bins: int = 0
     theta_prior: float = 0.0
     shell_power: bool = False
+    minkowski_thresholds: int = 0
+    peak_bins: int = 0
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -100,6 +108,11 @@ class ScatteringConfig:
         if self.shell_power and self.mode == "maxent":
             raise ParameterError("shell_power (log power per shell) is an option of modes 'micro' and 'canonical' "
                                  "only: in a max-ent potential θ·log P_b is unbounded below as P_b → 0")
+        if self.minkowski_thresholds and self.mode == "maxent":
+            raise ParameterError("minkowski_thresholds (smooth Minkowski functionals) is an option of modes 'micro' "
+                                 "and 'canonical' only: their curvature term is not bounded in a max-ent potential")
+        if self.peak_bins and self.mode == "maxent":
+            raise ParameterError("peak_bins (smooth peak counts) is an option of modes 'micro' and 'canonical' only")
         if self.beta is not None and self.mode != "canonical":
             raise ParameterError("beta (the inverse temperature) is an option of mode 'canonical' only")
 
@@ -113,6 +126,13 @@ def _statistics(shape, J, L, isotropic, reference_s2, strict_scales=False,
                 orientation_power=False) -> ScatteringSpectra:
     return ScatteringSpectra(tuple(shape), J, L, isotropic=isotropic, reference_s2=reference_s2,
                              strict_scales=strict_scales, orientation_power=orientation_power)
+
+
+def _assemble(spectra, marginal=None, shells=None, minkowski=None, peaks=None):
+    """Φ: the scattering spectra, then the optional pixel-PDF, shell-power, Minkowski and peak-count
+    parts, in that order (the order of ``target`` and ``scale``; files depend on it)."""
+    parts = tuple(p for p in (spectra, marginal, shells, minkowski, peaks) if p is not None)
+    return parts[0] if len(parts) == 1 else ConcatenatedStatistics(parts)
 
 
 def _rows(stats, x, chunk=16) -> np.ndarray:
@@ -131,7 +151,8 @@ class ScatteringModel:
                  mean: float, std: float, steps: int, maxent: MaxEntParams | None = None,
                  sample_steps: int = 500, training: dict | None = None, strict_scales: bool = False,
                  start_power=None, marginal: MarginalStatistics | None = None, orientation_power: bool = False,
-                 beta: float | None = None, shell_power: bool = False):
+                 beta: float | None = None, shell_power: bool = False,
+                 minkowski: MinkowskiStatistics | None = None, peaks: PeakStatistics | None = None):
         if mode not in MODES:
             raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
         if mode == "maxent" and maxent is None:
@@ -159,10 +180,11 @@ class ScatteringModel:
         self.shell_power = bool(shell_power)
         if self.shell_power and (mode == "maxent" or self.start_power is None):
             raise ParameterError("shell_power needs a micro or canonical model with the data's power per mode")
-        # Φ: the scattering spectra, then the optional pixel-PDF and shell-power parts, in that order
-        parts = (self.spectra,) + (() if marginal is None else (marginal,)) + (
-            (ShellPowerStatistics.from_power(self.start_power, self._shape),) if self.shell_power else ())
-        self.statistics = parts[0] if len(parts) == 1 else ConcatenatedStatistics(parts)
+        if (minkowski is not None or peaks is not None) and mode == "maxent":
+            raise ParameterError("Minkowski and peak-count statistics are for micro and canonical models only")
+        self.minkowski, self.peaks = minkowski, peaks
+        shells = ShellPowerStatistics.from_power(self.start_power, self._shape) if self.shell_power else None
+        self.statistics = _assemble(self.spectra, marginal, shells, minkowski, peaks)
         self._loss = None     # built on first use and kept: the compiled synthesis is cached on it
         self._energy = None
         self.last_synthesis = None
@@ -183,7 +205,9 @@ class ScatteringModel:
         jl = 0 if self.reference_s2 is None else self.reference_s2.size
         if self.mode in ("micro", "canonical"):
             return 2 * n + jl + 2 + (0 if self.start_power is None else self.start_power.size) + (
-                self.mode == "canonical") + (0 if self.marginal is None else 2 * self.marginal.n_stats)
+                self.mode == "canonical") + (0 if self.marginal is None else 2 * self.marginal.n_stats) + (
+                0 if self.minkowski is None else 2 * int(self.minkowski.levels.shape[0])) + (
+                0 if self.peaks is None else int(self.peaks.edges.shape[0]) + 3)
         h, w = self._shape
         return n + jl + h * (w // 2 + 1) + 1 + (0 if self.marginal is None else 2 * self.marginal.n_stats)
 
@@ -210,7 +234,11 @@ class ScatteringModel:
         :class:`~phigen.scattering.marginal.MarginalStatistics`) to Φ, in any mode (micro: with one map,
         each gets the unit scale of a statistic in [−1, 1]). canonical: micro's options plus ``beta``
         and ``sample_steps``. micro and canonical: ``shell_power=True`` appends log(P_b/P̄_b) per
-        shell of the band (:class:`~phigen.scattering.shell_power.ShellPowerStatistics`).
+        shell of the band (:class:`~phigen.scattering.shell_power.ShellPowerStatistics`);
+        ``minkowski_thresholds=B`` the smooth V0, V1, V2 of the excursion sets at B thresholds
+        (:class:`~phigen.scattering.morphology.MinkowskiStatistics`; one map: block-mean scales);
+        ``peak_bins=B`` the smooth peak counts in B height bins
+        (:class:`~phigen.scattering.peak_counts.PeakStatistics`; one map: Poisson scales).
         """
         cfg = config_from_options(ScatteringConfig, config, options, "fit scattering")
         J, L, mode, isotropic, strict_scales = cfg.J, cfg.L, cfg.mode, cfg.isotropic, cfg.strict_scales
@@ -245,19 +273,28 @@ class ScatteringModel:
                 extra = {"beta": check_beta(DEFAULT_BETA if cfg.beta is None else cfg.beta),
                          "sample_steps": check_int_at_least(sample_steps, "sample_steps", 30)}
             power = band_power(x)
-            single = stats.single_map_scale(float(x.std()))
-            marginal = None
+            singles = [stats.single_map_scale(float(x.std()))]
+            marginal = shells = minkowski = None
             if check_int_at_least(marginal_bins, "marginal_bins", 0):
                 marginal = MarginalStatistics.from_fields(x, marginal_bins)
-                stats = ConcatenatedStatistics((stats, marginal))
                 # each φ_b is a smoothed CDF in [−1, 1]: with one map, the uniform unit scale
-                single = np.concatenate([single, np.ones(marginal.n_stats, np.float32)])
+                singles.append(np.ones(marginal.n_stats, np.float32))
                 extra["marginal"] = marginal
             if cfg.shell_power:
                 shells = ShellPowerStatistics.from_power(power.astype(np.float32), shape)
-                stats = ConcatenatedStatistics((*(stats.parts if marginal is not None else (stats,)), shells))
-                single = np.concatenate([single, shells.single_map_scale()])
+                singles.append(shells.single_map_scale())
                 extra["shell_power"] = True
+            if check_int_at_least(cfg.minkowski_thresholds, "minkowski_thresholds", 0):
+                minkowski = MinkowskiStatistics.from_fields(x, cfg.minkowski_thresholds)
+                singles.append(minkowski.single_map_scale(x[:8]))
+                extra["minkowski"] = minkowski
+            peaks = None
+            if check_int_at_least(cfg.peak_bins, "peak_bins", 0):
+                peaks = PeakStatistics.from_fields(x, cfg.peak_bins)
+                singles.append(peaks.single_map_scale(x))
+                extra["peaks"] = peaks
+            stats = _assemble(stats, marginal, shells, minkowski, peaks)
+            single = np.concatenate(singles)
             rows = _rows(stats, x)
             spread = has_spread(rows, single)
             target, scale = statistics_scales(rows, single=single)
@@ -274,7 +311,7 @@ class ScatteringModel:
         marginal = None
         if check_int_at_least(marginal_bins, "marginal_bins", 0):
             marginal = MarginalStatistics.from_fields(x, marginal_bins)
-            stats = ConcatenatedStatistics((stats, marginal))
+            stats = _assemble(stats, marginal)
         config = MaxEntConfig(iterations=steps, n_chains=n_chains, steps_per_iteration=steps_per_iteration,
                               learning_rate=learning_rate, selection=selection, patience=patience,
                               theta_prior=theta_prior, progress=progress)
@@ -392,6 +429,12 @@ class ScatteringModel:
         if self.marginal is not None:
             arrays.update(marginal_centres=np.asarray(self.marginal.centres),
                           marginal_widths=np.asarray(self.marginal.widths))
+        if self.minkowski is not None:
+            arrays.update(minkowski_levels=np.asarray(self.minkowski.levels),
+                          minkowski_widths=np.asarray(self.minkowski.widths))
+        if self.peaks is not None:
+            arrays["peak_edges"] = np.asarray(self.peaks.edges)
+            config["peaks"] = {"mean": self.peaks.mean, "std": self.peaks.std, "tau": self.peaks.tau}
         return write_model_file(path, self.kind, config=config, arrays=arrays, training=self.training)
 
     @classmethod
@@ -415,7 +458,13 @@ class ScatteringModel:
                         shell_power=bool(c.get("shell_power", False)),
                         marginal=None if "marginal_centres" not in a else MarginalStatistics(
                             jnp.asarray(a["marginal_centres"], jnp.float32),
-                            jnp.asarray(a["marginal_widths"], jnp.float32)))
+                            jnp.asarray(a["marginal_widths"], jnp.float32)),
+                        minkowski=None if "minkowski_levels" not in a else MinkowskiStatistics(
+                            jnp.asarray(a["minkowski_levels"], jnp.float32),
+                            jnp.asarray(a["minkowski_widths"], jnp.float32)),
+                        peaks=None if "peak_edges" not in a else PeakStatistics(
+                            jnp.asarray(a["peak_edges"], jnp.float32), float(c["peaks"]["mean"]),
+                            float(c["peaks"]["std"]), float(c["peaks"]["tau"])))
         except KeyError as exc:
             raise ModelFileError(f"scattering model file lacks {exc}", path=path) from None
         if model.statistics.n_stats != model.n_stats:
