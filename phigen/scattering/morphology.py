@@ -108,14 +108,16 @@ class MinkowskiStatistics(eqx.Module):
 
     def single_map_scale(self, fields, blocks: int = 4) -> np.ndarray:
         """Per statistic, the within-field standard error of its pixel average: the std over the
-        ``blocks``² blocks of each field of the integrand's block means, divided by ``blocks``,
+        ``blocks``² blocks of each field (a remainder strip left out) of the integrand's block means, divided by ``blocks``,
         averaged over ``fields`` (N, H, W); floored at 1 % of the median |statistic| of its kind."""
         x = jnp.asarray(as_fields(fields, name="fields"))
         n, h, w = x.shape
-        if h % blocks or w % blocks:
-            raise InputError(f"fields of shape {(h, w)} do not split into {blocks}×{blocks} blocks")
+        if min(h, w) < 2 * blocks:
+            raise InputError(f"fields of shape {(h, w)} are too small for {blocks}×{blocks} blocks of 2+ pixels")
         per = np.asarray(_integrands(x, self.levels, self.widths), np.float64)  # (3, B, N, H, W)
-        means = per.reshape(*per.shape[:3], blocks, h // blocks, blocks, w // blocks).mean(axis=(4, 6))
+        bh, bw = h // blocks, w // blocks  # a remainder row/column strip is left out of the blocks
+        crop = per[..., : bh * blocks, : bw * blocks]
+        means = crop.reshape(*per.shape[:3], blocks, bh, blocks, bw).mean(axis=(4, 6))
         se = means.reshape(*per.shape[:3], -1).std(axis=-1, ddof=1).mean(axis=-1) / blocks  # (3, B)
         typical = np.median(np.abs(per.mean(axis=(2, 3, 4))), axis=1, keepdims=True)      # (3, 1)
         return np.maximum(se, 0.01 * np.maximum(typical, 1e-12)).reshape(-1).astype(np.float32)
