@@ -3,9 +3,11 @@
 - Scheduling: ``-n auto`` runs whole files per xdist worker (a module fixture is built once), the
   longest files first (:data:`_FILE_SECONDS`), so that no worker idles at the end waiting for a long
   file started late.
-- JAX's persistent compilation cache, shared by the workers of the run (and by later runs in the
-  same checkout): a kernel compiled by one worker, or by an earlier test that built its jitted
-  function anew, is loaded instead of compiled again.
+- A crashed worker fails its test and the run goes on without it: xdist would replace it, and with
+  whole-file scheduling the replacement hangs the run (pytest-xdist#1323).
+- JAX's persistent compilation cache is off unless ``PHIGEN_TEST_JAX_CACHE=DIR`` asks for it:
+  jaxlib 0.10's CPU executable serialisation crashed a worker in two of about a dozen cold-cache
+  runs (``compilation_cache.put_executable_and_time``), for a few minutes saved.
 """
 
 from __future__ import annotations
@@ -43,7 +45,11 @@ def pytest_configure(config):
     if getattr(config.option, "dist", "no") == "loadfile":
         # xdist would reorder files by their number of tests; ours is by measured time (below)
         config.option.loadscopereorder = False
-    cache = os.environ.get("PHIGEN_TEST_JAX_CACHE") or str(Path(str(config.rootpath)) / ".jax_cache")
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "maxworkerrestart", "") is None:
+        # a replaced worker under whole-file scheduling waits forever for work (pytest-xdist#1323):
+        # better one failed file than a run that never ends
+        config.option.maxworkerrestart = "0"
+    cache = os.environ.get("PHIGEN_TEST_JAX_CACHE", "off")
     if cache != "off":
         import jax
 
