@@ -18,21 +18,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# Seconds per test file, cold compilation cache (README test command with --junitxml on a fresh clone,
-# 2026-12-06, scaled to the 2-core machine's uncontended total). Only the order matters: a file
+# Seconds per test file (README test command with --junitxml on a fresh clone, 2026-12-07, no
+# persistent compilation cache, 2 cores). Only the order matters: a file
 # missing here counts as short. Re-measure with --junitxml when files change a lot.
 _FILE_SECONDS = {
-    "test_rg_wcrg.py": 164, "test_docs.py": 138, "test_flows.py": 123, "test_rg_score.py": 67,
-    "test_scattering_models.py": 64, "test_rg_conditional.py": 56, "test_scattering_single_map.py": 55,
-    "test_quickstart.py": 43, "test_compare.py": 38, "test_vae_gan.py": 35, "test_samplers.py": 35,
-    "test_maxent_selection.py": 32, "test_scattering_spectra.py": 29, "test_scale_out.py": 26,
-    "test_phi4_observables.py": 24, "test_diffusion.py": 24, "test_turbulence.py": 22, "test_wavelets.py": 22,
-    "test_rng.py": 21, "test_runner.py": 21, "test_diffusion_conditional.py": 19, "test_cli.py": 19,
-    "test_energies.py": 18, "test_numpyro_route.py": 17, "test_distributed_mcmc.py": 17, "test_cosmic_web.py": 17,
-    "test_phi4_generate.py": 17, "test_cluster.py": 16, "test_plot.py": 15, "test_groups.py": 14,
-    "test_models.py": 12, "test_stats.py": 11, "test_scattering_lbfgs.py": 11, "test_superres.py": 10,
-    "test_compare_conditions.py": 10, "test_generalisation.py": 9, "test_sharding.py": 9, "test_unet.py": 9,
-    "test_reference_128.py": 8, "test_run_all.py": 8, "test_peaks.py": 6, "test_calibration.py": 6,
+    "test_docs.py": 178, "test_rg_wcrg.py": 176, "test_flows.py": 133,
+    "test_scattering_canonical.py": 88, "test_rg_score.py": 71, "test_scattering_models.py": 65,
+    "test_rg_conditional.py": 58, "test_quickstart.py": 52, "test_vae_gan.py": 48,
+    "test_scattering_single_map.py": 48, "test_samplers.py": 41, "test_compare.py": 39,
+    "test_maxent_selection.py": 38, "test_scale_out.py": 36, "test_scattering_spectra.py": 34,
+    "test_scattering_morphology.py": 27, "test_phi4_generate.py": 25, "test_diffusion.py": 25,
+    "test_turbulence.py": 23, "test_cosmic_web.py": 23, "test_phi4_observables.py": 22,
+    "test_wavelets.py": 22, "test_scattering_peak_counts.py": 22, "test_energies.py": 22,
+    "test_rng.py": 21, "test_numpyro_route.py": 20, "test_distributed_mcmc.py": 20,
+    "test_runner.py": 19, "test_diffusion_conditional.py": 17, "test_cli.py": 16, "test_cluster.py": 16,
+    "test_models.py": 15, "test_compare_conditions.py": 13, "test_scattering_lbfgs.py": 13,
+    "test_stats.py": 13, "test_scattering_shell_power.py": 13, "test_superres.py": 12,
+    "test_sharding.py": 11, "test_plot.py": 11, "test_generalisation.py": 9, "test_reference_128.py": 7,
+    "test_unet.py": 7, "test_groups.py": 7, "test_run_all.py": 6, "test_peaks.py": 5,
+    "test_gaussian_fields.py": 5,
 }
 
 
