@@ -11,7 +11,7 @@ import pytest
 from phigen import stats
 from phigen.errors import InputError, ParameterError
 from phigen.fields.gaussian import gaussian_field, power_law_spectrum
-from phigen.stats import default_statistics, gaussian_peak_density, lattice_peak_density, peak_counts
+from phigen.stats import default_statistics, gaussian_peak_density, lattice_peak_density, peak_counts, peak_mask
 from phigen.stats._binning import wavenumber_grid
 from phigen.stats.registry import get_statistic
 
@@ -46,6 +46,17 @@ def test_peak_counts_hand_made_field():
     for shift in ((3, 5), (-1, 2)):
         np.testing.assert_array_equal(np.asarray(peak_counts(np.roll(x, shift, (0, 1)), edges, mean=0, std=1).counts),
                                       [[0, 1, 1, 1]])
+
+
+def test_peak_mask_hand_made_field():
+    x = _hand_made()
+    mask = np.asarray(peak_mask(np.stack([x, -x])))
+    assert mask.shape == (2, 8, 8) and mask.dtype == bool
+    # x: 2.5, 0.7 and the wrap-around 3.0 (not 1.0 at (0, 0), not the plateau); −x: the dip only
+    assert sorted(zip(*np.nonzero(mask[0]))) == [(2, 5), (5, 6), (7, 0)]
+    assert sorted(zip(*np.nonzero(mask[1]))) == [(1, 6)]
+    with pytest.raises(InputError, match="3"):
+        peak_mask(x[:2])
 
 
 def test_peak_counts_bad_input():

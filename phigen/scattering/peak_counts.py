@@ -33,7 +33,7 @@ import numpy as np
 
 from .._validation import as_fields, check_int_at_least
 from ..errors import InputError
-from ..stats.peaks import NEIGHBOURS, peak_counts
+from ..stats.peaks import NEIGHBOURS, peak_counts, peak_mask
 
 __all__ = ["PeakStatistics"]
 
@@ -82,9 +82,7 @@ class PeakStatistics(eqx.Module):
         if not tau > 0:
             raise InputError("the training fields are flat between neighbours: peaks are not defined")
         # hard peaks' heights: one bin open at both ends counts every peak; its mask gives the heights
-        hard = np.ones(x.shape, bool)
-        for dy, dx in NEIGHBOURS:
-            hard &= x > np.roll(x, (dy, dx), axis=(1, 2))
+        hard = np.asarray(peak_mask(x))
         heights = (x[hard] - mean) / std
         if heights.size < b:
             raise InputError(f"the training fields have {heights.size} peaks, fewer than {b} bins")

@@ -38,7 +38,7 @@ from .._validation import as_fields
 from ..errors import InputError, ParameterError
 from ._binning import wavenumber_grid
 
-__all__ = ["PeakCounts", "peak_counts", "gaussian_peak_density", "lattice_peak_density"]
+__all__ = ["PeakCounts", "peak_mask", "peak_counts", "gaussian_peak_density", "lattice_peak_density"]
 
 # the 8 neighbours of a pixel, (dy, dx)
 NEIGHBOURS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
@@ -82,10 +82,25 @@ def _moments(x):
 
 
 @jax.jit
-def _peak_counts(x, edges, mean, std):
+def _peak_mask(x):
     peak = jnp.ones(x.shape, dtype=bool)
     for dy, dx in NEIGHBOURS:
         peak = peak & (x > jnp.roll(x, (dy, dx), axis=(-2, -1)))
+    return peak
+
+
+def peak_mask(fields) -> jax.Array:
+    """Where each field has a peak: ``u(s) > u(s + e)`` for the 8 periodic neighbours e (strict, so a
+    plateau has none). fields ``(..., H, W)`` with H, W ≥ 3 → bool array of the same shape."""
+    x = jnp.asarray(fields)
+    if x.ndim < 2 or min(x.shape[-2:]) < 3:
+        raise InputError(f"fields must be (..., H, W) with H, W >= 3 for 8 distinct neighbours; got {tuple(x.shape)}")
+    return _peak_mask(x)
+
+
+@jax.jit
+def _peak_counts(x, edges, mean, std):
+    peak = _peak_mask(x)
     nu = (x - mean) / std
     n_bins = edges.shape[0] - 1
     # bin b holds e_b ≤ ν < e_{b+1}; index −1 (below e_0) and n_bins (at or above the last edge)
