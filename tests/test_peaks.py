@@ -57,6 +57,10 @@ def test_peak_mask_hand_made_field():
     assert sorted(zip(*np.nonzero(mask[1]))) == [(1, 6)]
     with pytest.raises(InputError, match="3"):
         peak_mask(x[:2])
+    y = x.copy()
+    y[4, 4] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        peak_mask(y)
 
 
 def test_peak_counts_bad_input():

@@ -95,6 +95,8 @@ def peak_mask(fields) -> jax.Array:
     x = jnp.asarray(fields)
     if x.ndim < 2 or min(x.shape[-2:]) < 3:
         raise InputError(f"fields must be (..., H, W) with H, W >= 3 for 8 distinct neighbours; got {tuple(x.shape)}")
+    if not bool(jnp.isfinite(x).all()):  # a NaN compares false with everything: it would hide its neighbours' peaks
+        raise InputError("fields contain NaN or inf")
     return _peak_mask(x)
 
 
