@@ -25,9 +25,10 @@ Gibbs models on turbulence and the cosmic web (issue 19): ``--models`` also take
 ``scattering-micro``, ``scattering-canonical`` and ``scattering-maxent`` (the scattering-spectra models,
 ``--scattering-J``, ``--scattering-steps`` L-BFGS iterations per sample / ``--canonical-beta`` and
 ``--canonical-steps`` HMC iterations of the canonical twin, whose chains start at those syntheses /
-``--maxent-steps`` moment-matching updates; ``--scattering-shell-power``, ``--scattering-minkowski B``
-and ``--scattering-peaks B`` add the shell power, smooth Minkowski and smooth peak-count statistics to
-the micro and canonical rows' Φ);
+``--maxent-steps`` moment-matching updates; ``--scattering-shell-power``, ``--scattering-minkowski B``,
+``--scattering-peaks B`` and ``--scattering-detail-power`` add the shell power, smooth Minkowski, smooth
+peak-count and DWT detail-power statistics to the micro and canonical rows' Φ, and
+``--scattering-pooled-power`` sets their log-power targets at the log of the mean power);
 every row carries the distances of the issue's table — log-spectrum RMS, P(k) χ², PDF W₁, Minkowski
 χ², reduced bispectrum χ², flatness χ² (turbulence) or peak counts χ² (cosmic web, where that
 statistic is registered) — each with its null mean / 95th percentile / verdict, the number off, and
@@ -208,7 +209,8 @@ def run_dataset(path, models, args):
                 extra = {"beta": args.canonical_beta, "sample_steps": args.canonical_steps}
             if mode != "maxent":
                 extra.update(shell_power=args.scattering_shell_power,
-                             minkowski_thresholds=args.scattering_minkowski, peak_bins=args.scattering_peaks)
+                             minkowski_thresholds=args.scattering_minkowski, peak_bins=args.scattering_peaks,
+                             detail_power=args.scattering_detail_power, pooled_power=args.scattering_pooled_power)
             model = pm.get_model_class("scattering").fit(train, key=jax.random.PRNGKey(0), mode=mode, J=args.scattering_J,
                                                          steps=steps, progress=False,
                                                          isotropic=not args.scattering_anisotropic,
@@ -389,6 +391,10 @@ def main(argv=None):
                     help="isotropic scattering statistics plus log S2 per orientation (orientation_power=True)")
     ap.add_argument("--scattering-shell-power", action="store_true",
                     help="micro and canonical rows: add the log power per shell of the band to Φ (shell_power=True)")
+    ap.add_argument("--scattering-detail-power", action="store_true",
+                    help="micro and canonical rows: add the log power of each DWT detail channel to Φ (detail_power=True)")
+    ap.add_argument("--scattering-pooled-power", action="store_true",
+                    help="micro and canonical rows: log-power targets at the log of the mean power (pooled_power=True)")
     ap.add_argument("--scattering-minkowski", type=int, default=0, metavar="B",
                     help="micro and canonical rows: add smooth Minkowski functionals at B thresholds to Φ "
                          "(minkowski_thresholds=B; 0: none)")

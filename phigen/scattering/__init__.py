@@ -6,5 +6,6 @@ from .classic import ClassicScattering, classic_scattering
 from .marginal import ConcatenatedStatistics, MarginalStatistics
 from .morphology import MinkowskiStatistics
 from .peak_counts import PeakStatistics
+from .detail_power import DetailPowerStatistics
 from .shell_power import ShellPowerStatistics
 from .models import ScatteringConfig, ScatteringModel, default_J

@@ -32,7 +32,12 @@ to Φ. micro and canonical: ``shell_power=True`` appends the log power per shell
 (:mod:`phigen.scattering.shell_power`; its references come from P̄, its Φ̄ and σ are counted in n);
 ``minkowski_thresholds=B`` appends smooth Minkowski functionals V0, V1, V2 at B thresholds
 (:mod:`phigen.scattering.morphology`; + the B levels and B widths); ``peak_bins=B`` appends smooth peak
-counts in B height bins (:mod:`phigen.scattering.peak_counts`; + the B − 1 edges, μ, σ and τ).
+counts in B height bins (:mod:`phigen.scattering.peak_counts`; + the B − 1 edges, μ, σ and τ);
+``detail_power=True`` appends the log power of each periodic-DWT detail channel over J levels
+(:mod:`phigen.scattering.detail_power`; + the 3J reference powers).
+``pooled_power=True`` (micro and canonical) sets the target of every log-power entry (log S2, shells,
+details) to the log of the training fields' mean power rather than their mean log power
+(:func:`pooled_power_target`: samples sit at the target, so this is what makes their mean power the data's).
 
 Command line: ``phigen fit scattering DATA.h5 --J 4 --L 4 --mode micro|canonical|maxent -o model.h5`` then
 ``phigen sample model.h5 -n 64 -o samples.h5`` (``--set steps=…`` changes the sampling steps).
@@ -53,6 +58,7 @@ from ..models._base import config_from_options, read_model_file, register_model,
 from .canonical import canonical_energy, check_beta, field_to_latent, reference_amplitude, sample_canonical
 from .marginal import ConcatenatedStatistics, MarginalStatistics
 from .morphology import MinkowskiStatistics
+from .detail_power import DetailPowerStatistics
 from .peak_counts import PeakStatistics
 from .shell_power import ShellPowerStatistics
 from .maxent import (MaxEntConfig, MaxEntParams, fit_maxent, latent_to_field, maxent_energy, moment_residual,
@@ -79,7 +85,9 @@ class ScatteringConfig:
     ``marginal_bins``: :class:`~phigen.scattering.maxent.MaxEntConfig`; ``sample_steps`` MALA steps
     per sampling run, default 500). Any mode: ``marginal_bins`` pixel-PDF statistics appended to Φ;
     micro and canonical: ``shell_power`` appends the log power per shell of the band,
-    ``minkowski_thresholds`` smooth Minkowski functionals, ``peak_bins`` smooth peak counts."""
+    ``minkowski_thresholds`` smooth Minkowski functionals, ``peak_bins`` smooth peak counts,
+    ``detail_power`` the log power of each DWT detail channel (J levels × 3 orientations);
+    ``pooled_power`` sets every log-power target to the log of the training fields' mean power."""
 
     J: int | None = None
     L: int = 4
@@ -101,6 +109,8 @@ class ScatteringConfig:
     shell_power: bool = False
     minkowski_thresholds: int = 0
     peak_bins: int = 0
+    detail_power: bool = False
+    pooled_power: bool = False
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -113,6 +123,12 @@ class ScatteringConfig:
                                  "and 'canonical' only: their curvature term is not bounded in a max-ent potential")
         if self.peak_bins and self.mode == "maxent":
             raise ParameterError("peak_bins (smooth peak counts) is an option of modes 'micro' and 'canonical' only")
+        if self.detail_power and self.mode == "maxent":
+            raise ParameterError("detail_power (log power per DWT detail channel) is an option of modes 'micro' and "
+                                 "'canonical' only: in a max-ent potential θ·log ⟨d²⟩ is unbounded below as ⟨d²⟩ → 0")
+        if self.pooled_power and self.mode == "maxent":
+            raise ParameterError("pooled_power (log-power targets at the log of the mean power) is an option of "
+                                 "modes 'micro' and 'canonical' only: max-ent matches ensemble means by construction")
         if self.beta is not None and self.mode != "canonical":
             raise ParameterError("beta (the inverse temperature) is an option of mode 'canonical' only")
 
@@ -128,11 +144,39 @@ def _statistics(shape, J, L, isotropic, reference_s2, strict_scales=False,
                              strict_scales=strict_scales, orientation_power=orientation_power)
 
 
-def _assemble(spectra, marginal=None, shells=None, minkowski=None, peaks=None):
-    """Φ: the scattering spectra, then the optional pixel-PDF, shell-power, Minkowski and peak-count
-    parts, in that order (the order of ``target`` and ``scale``; files depend on it)."""
-    parts = tuple(p for p in (spectra, marginal, shells, minkowski, peaks) if p is not None)
+def _assemble(spectra, marginal=None, shells=None, minkowski=None, peaks=None, details=None):
+    """Φ: the scattering spectra, then the optional pixel-PDF, shell-power, Minkowski, peak-count and
+    detail-power parts, in that order (the order of ``target`` and ``scale``; files depend on it)."""
+    parts = tuple(p for p in (spectra, marginal, shells, minkowski, peaks, details) if p is not None)
     return parts[0] if len(parts) == 1 else ConcatenatedStatistics(parts)
+
+
+def log_power_mask(stats) -> np.ndarray:
+    """Which entries of Φ are logs of a power (log S2, the shell and the detail powers): boolean (n,)."""
+    if isinstance(stats, ConcatenatedStatistics):
+        return np.concatenate([log_power_mask(p) for p in stats.parts])
+    if isinstance(stats, ScatteringSpectra):
+        return np.array([e["type"] == "S2" and e.get("transform") == "log" for e in stats.describe()])
+    return np.full(stats.n_stats, isinstance(stats, (ShellPowerStatistics, DetailPowerStatistics)))
+
+
+def pooled_power_target(rows, target, mask) -> np.ndarray:
+    """``target`` with the log-power entries (``mask``) set to log mean_fields exp(Φ_i), the log of the
+    mean power, instead of the mean log power.
+
+    Why: a microcanonical sample sits at Φ = Φ̄ (a canonical one within β^−½ of the spread), so every
+    sample has the same power, exp(Φ̄). With Φ̄ the mean of log P, the samples' mean power is the
+    training fields' geometric mean, below their arithmetic mean by about exp(−s²/2) for a spread s of
+    log P across fields: 7 % of the power (3.5 % of the std) on 64² turbulence, where the snapshots'
+    detail power varies by s ≈ 0.4; nothing on the cosmic web (s ≈ 0.1). Pooled spectra and stds per
+    scale compare arithmetic means."""
+    rows = np.asarray(rows, np.float64)
+    out = np.array(target, np.float64)
+    if np.any(mask):
+        r = rows[:, mask]
+        top = r.max(axis=0)
+        out[mask] = top + np.log(np.mean(np.exp(r - top), axis=0))
+    return out.astype(np.float32)
 
 
 def _rows(stats, x, chunk=16) -> np.ndarray:
@@ -152,7 +196,8 @@ class ScatteringModel:
                  sample_steps: int = 500, training: dict | None = None, strict_scales: bool = False,
                  start_power=None, marginal: MarginalStatistics | None = None, orientation_power: bool = False,
                  beta: float | None = None, shell_power: bool = False,
-                 minkowski: MinkowskiStatistics | None = None, peaks: PeakStatistics | None = None):
+                 minkowski: MinkowskiStatistics | None = None, peaks: PeakStatistics | None = None,
+                 details: DetailPowerStatistics | None = None, pooled_power: bool = False):
         if mode not in MODES:
             raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
         if mode == "maxent" and maxent is None:
@@ -180,11 +225,13 @@ class ScatteringModel:
         self.shell_power = bool(shell_power)
         if self.shell_power and (mode == "maxent" or self.start_power is None):
             raise ParameterError("shell_power needs a micro or canonical model with the data's power per mode")
-        if (minkowski is not None or peaks is not None) and mode == "maxent":
-            raise ParameterError("Minkowski and peak-count statistics are for micro and canonical models only")
-        self.minkowski, self.peaks = minkowski, peaks
+        if (minkowski is not None or peaks is not None or details is not None) and mode == "maxent":
+            raise ParameterError("Minkowski, peak-count and detail-power statistics are for micro and canonical "
+                                 "models only")
+        self.minkowski, self.peaks, self.details = minkowski, peaks, details
+        self.pooled_power = bool(pooled_power)  # how the targets were set (they are stored as fitted)
         shells = ShellPowerStatistics.from_power(self.start_power, self._shape) if self.shell_power else None
-        self.statistics = _assemble(self.spectra, marginal, shells, minkowski, peaks)
+        self.statistics = _assemble(self.spectra, marginal, shells, minkowski, peaks, details)
         self._loss = None     # built on first use and kept: the compiled synthesis is cached on it
         self._energy = None
         self.last_synthesis = None
@@ -207,7 +254,8 @@ class ScatteringModel:
             return 2 * n + jl + 2 + (0 if self.start_power is None else self.start_power.size) + (
                 self.mode == "canonical") + (0 if self.marginal is None else 2 * self.marginal.n_stats) + (
                 0 if self.minkowski is None else 2 * int(self.minkowski.levels.shape[0])) + (
-                0 if self.peaks is None else int(self.peaks.edges.shape[0]) + 3)
+                0 if self.peaks is None else int(self.peaks.edges.shape[0]) + 3) + (
+                0 if self.details is None else self.details.n_stats)
         h, w = self._shape
         return n + jl + h * (w // 2 + 1) + 1 + (0 if self.marginal is None else 2 * self.marginal.n_stats)
 
@@ -238,7 +286,11 @@ class ScatteringModel:
         ``minkowski_thresholds=B`` the smooth V0, V1, V2 of the excursion sets at B thresholds
         (:class:`~phigen.scattering.morphology.MinkowskiStatistics`; one map: block-mean scales);
         ``peak_bins=B`` the smooth peak counts in B height bins
-        (:class:`~phigen.scattering.peak_counts.PeakStatistics`; one map: Poisson scales).
+        (:class:`~phigen.scattering.peak_counts.PeakStatistics`; one map: Poisson scales);
+        ``detail_power=True`` the log power of each db4 DWT detail channel over J levels
+        (:class:`~phigen.scattering.detail_power.DetailPowerStatistics`; one map: √(2/n) scales);
+        ``pooled_power=True`` targets the log of the fields' mean power in every log-power entry
+        (log S2, shells, details) rather than the mean log power (:func:`pooled_power_target`).
         """
         cfg = config_from_options(ScatteringConfig, config, options, "fit scattering")
         J, L, mode, isotropic, strict_scales = cfg.J, cfg.L, cfg.mode, cfg.isotropic, cfg.strict_scales
@@ -293,11 +345,19 @@ class ScatteringModel:
                 peaks = PeakStatistics.from_fields(x, cfg.peak_bins)
                 singles.append(peaks.single_map_scale(x))
                 extra["peaks"] = peaks
-            stats = _assemble(stats, marginal, shells, minkowski, peaks)
+            details = None
+            if cfg.detail_power:
+                details = DetailPowerStatistics.from_fields(x, J)
+                singles.append(details.single_map_scale(shape))
+                extra["details"] = details
+            stats = _assemble(stats, marginal, shells, minkowski, peaks, details)
             single = np.concatenate(singles)
             rows = _rows(stats, x)
             spread = has_spread(rows, single)
             target, scale = statistics_scales(rows, single=single)
+            if cfg.pooled_power:
+                target = pooled_power_target(rows, target, log_power_mask(stats))
+                extra["pooled_power"] = True
             own = np.mean(((rows - target) / scale) ** 2, axis=1)  # what a training field scores under ℓ
             training = {"n_stats": int(target.shape[0]), "data_loss_median": float(np.median(own)),
                         "data_loss_mean": float(np.mean(own)), "synthesis_batch_size": batch_size,
@@ -435,6 +495,11 @@ class ScatteringModel:
         if self.peaks is not None:
             arrays["peak_edges"] = np.asarray(self.peaks.edges)
             config["peaks"] = {"mean": self.peaks.mean, "std": self.peaks.std, "tau": self.peaks.tau}
+        if self.pooled_power:
+            config["pooled_power"] = True
+        if self.details is not None:
+            arrays["detail_power_reference"] = np.asarray(self.details.reference)
+            config["detail_power"] = {"levels": self.details.levels, "wavelet": self.details.wavelet}
         return write_model_file(path, self.kind, config=config, arrays=arrays, training=self.training)
 
     @classmethod
@@ -455,7 +520,7 @@ class ScatteringModel:
                         reference_s2=a.get("reference_s2"), target=a["target"], scale=a["scale"], mean=c["mean"],
                         std=c["std"], steps=c["steps"], sample_steps=c["sample_steps"], maxent=maxent,
                         training=f.training, start_power=a.get("start_power"), beta=c.get("beta"),
-                        shell_power=bool(c.get("shell_power", False)),
+                        shell_power=bool(c.get("shell_power", False)), pooled_power=bool(c.get("pooled_power", False)),
                         marginal=None if "marginal_centres" not in a else MarginalStatistics(
                             jnp.asarray(a["marginal_centres"], jnp.float32),
                             jnp.asarray(a["marginal_widths"], jnp.float32)),
@@ -464,7 +529,10 @@ class ScatteringModel:
                             jnp.asarray(a["minkowski_widths"], jnp.float32)),
                         peaks=None if "peak_edges" not in a else PeakStatistics(
                             jnp.asarray(a["peak_edges"], jnp.float32), float(c["peaks"]["mean"]),
-                            float(c["peaks"]["std"]), float(c["peaks"]["tau"])))
+                            float(c["peaks"]["std"]), float(c["peaks"]["tau"])),
+                        details=None if "detail_power_reference" not in a else DetailPowerStatistics(
+                            jnp.asarray(a["detail_power_reference"], jnp.float32),
+                            int(c["detail_power"]["levels"]), str(c["detail_power"]["wavelet"])))
         except KeyError as exc:
             raise ModelFileError(f"scattering model file lacks {exc}", path=path) from None
         if model.statistics.n_stats != model.n_stats:
