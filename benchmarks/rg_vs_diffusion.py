@@ -43,7 +43,7 @@ Usage::
 
     python benchmarks/rg_vs_diffusion.py [--data PATH ...] [--models wcrg,wsgm,diffusion]
         [--diffusion-steps 1500] [--wsgm-steps 1500] [--n-samples 128] [--sweep 4,8,16,32,64]
-        [--quick] [--json PATH]
+        [--quick] [--json PATH] [--save-samples DIR]
 
 ``--quick``: φ⁴ 64² only, tiny budgets, 32 samples (a smoke run, minutes).
 """
@@ -233,6 +233,8 @@ def run_dataset(path, models, args):
             m = _measure(samples, truth, field, params, std_null, truth_groups=truth_groups)
             key = f"{kind}" + "".join(f" {k}={','.join(f'{t:g}' for t in v) if isinstance(v, list) else v}"
                                       for k, v in o.items())
+            if args.save_samples:
+                _save_samples(args.save_samples, path, key, samples, field, params)
             rows[key] = {"kind": kind, "options": o, "n_params": int(model.n_params), "fit_s": fit_s,
                          "sample_s_per_field": per_field, **m}
             if kind == "diffusion":
@@ -254,6 +256,21 @@ def run_dataset(path, models, args):
             _print_row(key, rows[key])
     return {"dataset": str(path), "field": field, "shape": list(train.shape[1:]), "n_train": len(train),
             "n_truth": len(truth), "rows": rows}
+
+
+def _save_samples(folder, path, key, samples, field, params) -> None:
+    """``--save-samples``: one phigen file per row, ``<dataset stem>__<row>.h5``, every sample its own
+    group (independent chains or draws), so they can be judged again later against other truth."""
+    from pathlib import Path
+
+    from phigen.io import write_fields
+
+    slug = "".join(c if c.isalnum() or c in "-=." else "_" for c in key)
+    out = Path(folder) / f"{Path(path).stem}__{slug}.h5"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_fields(out, samples, field=field, generator=f"rg_vs_diffusion: {key}", params=params,
+                 group_kind="field", overwrite=True)
+    print(f"  samples → {out}", flush=True)
 
 
 def _equal_budget_steps(train, rows, n_truth, args) -> int:
@@ -420,6 +437,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--quick", action="store_true", help="smoke run: φ⁴ only, tiny budgets")
     ap.add_argument("--json", help="write {ratios, figures, results, machine} here")
+    ap.add_argument("--save-samples", metavar="DIR",
+                    help="write each row's samples to DIR/<dataset>__<row>.h5 (phigen files, one group per sample)")
     args = ap.parse_args(argv)
     if args.quick:
         args.data = args.data[:1]
