@@ -70,6 +70,30 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 # ---- shared fixtures ------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script("benchmarks/x.py")``: a script of the repository (not a package module) imported as
+    a module, once per session and path, for tests of its helpers."""
+    import importlib.util
+
+    loaded = {}
+
+    def load(relative_path: str):
+        if relative_path not in loaded:
+            path = ROOT / relative_path
+            name = "phigen_script_" + "".join(c if c.isalnum() else "_" for c in relative_path)
+            spec = importlib.util.spec_from_file_location(name, path)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            loaded[relative_path] = mod
+        return loaded[relative_path]
+
+    return load
+
+
 @pytest.fixture(scope="session")
 def gaussian_fields():
     """``make(n, size, slope=2.0, seed=0) -> (n, size, size)`` float32 Gaussian fields with P(k) ∝ k^-slope

@@ -1,24 +1,12 @@
 """benchmarks/rg_vs_diffusion.py helpers that do not need a model run: ``--save-samples`` files."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
 from phigen.io import open_fields
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "rg_vs_diffusion.py"
 
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("phigen_bench_rg_vs_diffusion", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_save_samples_writes_a_phigen_file_per_row(tmp_path):
-    bench = _bench()
+def test_save_samples_writes_a_phigen_file_per_row(tmp_path, load_script):
+    bench = load_script("benchmarks/rg_vs_diffusion.py")
     x = np.random.default_rng(0).standard_normal((5, 8, 8)).astype(np.float32)
     bench._save_samples(tmp_path / "out", "data/turbulence_64.h5", "scattering-canonical nfe=64", x,
                         "turbulence", {"nu": 1e-3})

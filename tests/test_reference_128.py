@@ -4,7 +4,6 @@ their cards in data/README.md are recomputed from the files."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -33,13 +32,6 @@ COSMO_RATIOS = [0.916, 0.942, 0.957, 0.975, 1.008, 1.059, 1.135]  # P/P_lin per 
 COSMO_MEAN_RATIO = 1.0344       # inverse-variance mean of those
 COSMO_LOW_K_RATIO = 0.957       # same over the 4 shells k ≤ 0.11 h/Mpc
 COSMO_LOG_MOMENTS = [-0.3165, 0.7228, 0.6588]  # mean, std, skewness of log(1 + δ), per map, averaged
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("phigen_make_reference_data", ROOT / "scripts" / "make_reference_data.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _params(path):
@@ -94,13 +86,13 @@ def test_turbulence_128_parameters_and_plan_match_the_card(turbulence):
     assert abs(diag["energy_budget"]["residual"]) < 0.01  # budget of the production runs (time series)
 
 
-def test_turbulence_128_spectrum_slope_budget_and_pdf_are_the_card_numbers(turbulence):
+def test_turbulence_128_spectrum_slope_budget_and_pdf_are_the_card_numbers(turbulence, load_script):
     w, params, diag = turbulence
     k, e = energy_spectrum(w)
     slope = spectral_slope(k, e, TURB_K_RANGE)
     assert slope == pytest.approx(TURB_SLOPE, abs=0.01)
     # a power law over the range: both halves (in log k) within 0.5 of the overall slope, small scatter
-    fit = _script()._power_law_fit(k, e, TURB_K_RANGE)
+    fit = load_script("scripts/make_reference_data.py")._power_law_fit(k, e, TURB_K_RANGE)
     assert fit["slope"] == pytest.approx(slope, abs=1e-9)
     assert abs(fit["slope_lower_half"] - slope) < 0.5 and abs(fit["slope_upper_half"] - slope) < 0.5
     assert fit["rms_log10_deviation"] < 0.1 and fit["decades"] > 0.9
@@ -123,8 +115,8 @@ def test_cosmic_web_128_conditions_and_parameters_match_the_card():
     np.testing.assert_allclose(cond[:, names.index("omega_m")], 0.3075, rtol=1e-6)
 
 
-def test_cosmic_web_128_low_k_power_and_log_pdf_are_the_card_numbers():
-    res = _script().projected_linear_comparison(COSMO)
+def test_cosmic_web_128_low_k_power_and_log_pdf_are_the_card_numbers(load_script):
+    res = load_script("scripts/make_reference_data.py").projected_linear_comparison(COSMO)
     assert res["n_simulations"] == COSMO_SIMS and len(res["k"]) == 7
     np.testing.assert_allclose(res["ratio"], COSMO_RATIOS, atol=1e-3)
     assert res["mean_ratio"] == pytest.approx(COSMO_MEAN_RATIO, abs=1e-3)

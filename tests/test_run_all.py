@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import textwrap
 from pathlib import Path
 
 import pytest
 
-RUN_ALL = Path(__file__).resolve().parent.parent / "benchmarks" / "run_all.py"
 
 
 @pytest.fixture(scope="module")
-def run_all():
-    spec = importlib.util.spec_from_file_location("phigen_bench_run_all", RUN_ALL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def run_all(load_script):
+    return load_script("benchmarks/run_all.py")
 
 
 @pytest.fixture
@@ -95,4 +90,4 @@ def test_main_exit_status(run_all, bench_dir, tmp_path, capsys):
     assert "1 of 2 benchmarks ok" in capsys.readouterr().out
     assert run_all.main(args + ["--strict"]) == 1
     assert run_all.main(["--bench-dir", str(bench_dir), "--skip", "nope"]) == 2
-    assert run_all.quick_flag(RUN_ALL.parent / "mcmc_throughput.py") == "--quick"
+    assert run_all.quick_flag(Path(__file__).resolve().parent.parent / "benchmarks" / "mcmc_throughput.py") == "--quick"

@@ -8,7 +8,6 @@ held-out truth), through the quality comparison of benchmarks/scattering_synthes
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import jax
@@ -27,7 +26,6 @@ from phigen.stats import compare
 
 SIZE, J = 32, 3
 DATA = Path(__file__).resolve().parent.parent / "data"
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "scattering_synthesis.py"
 
 
 def lognormal(key, n, size=SIZE):
@@ -188,15 +186,8 @@ def test_bad_input(fields, tmp_path):
         sample(m, 2, nfe=3)
 
 
-def _quality_benchmark():
-    spec = importlib.util.spec_from_file_location("phigen_bench_scattering", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
-def shipped_quality():
+def shipped_quality(load_script):
     """benchmarks/scattering_synthesis.quality: J = 5 (1011 statistics), 64 training fields, 16 samples
     (300 preconditioned L-BFGS iterations) and a Gaussian field with the training spectrum, both
     against the held-out truth, next to the truth-vs-truth floor. Cached per dataset."""
@@ -206,7 +197,7 @@ def shipped_quality():
         if name not in cache:
             if not (DATA / f"{name}.h5").exists():
                 pytest.skip(f"{name}.h5 not there")
-            cache[name] = _quality_benchmark().quality((name,), plain=False)[name]
+            cache[name] = load_script("benchmarks/scattering_synthesis.py").quality((name,), plain=False)[name]
         return cache[name]
 
     return get

@@ -9,8 +9,6 @@ benchmarks/scattering_synthesis.py --single-map (and the slow test below).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -21,19 +19,11 @@ from phigen.fields.gaussian import gaussian_field, power_law_spectrum
 from phigen.scattering import ScatteringModel, ScatteringSpectra
 from phigen.scattering.synthesis import band_power, has_spread, statistics_scales
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "scattering_synthesis.py"
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("phigen_bench_scattering_single", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
-def bench():
-    return _bench()
+def bench(load_script):
+    return load_script("benchmarks/scattering_synthesis.py")
 
 
 def _shifted_copies(x, n, seed=0):
