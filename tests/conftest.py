@@ -3,8 +3,9 @@
 - Scheduling: ``-n auto`` runs whole files per xdist worker (a module fixture is built once), the
   longest files first (:data:`_FILE_SECONDS`), so that no worker idles at the end waiting for a long
   file started late.
-- A crashed worker fails its test and the run goes on without it: xdist would replace it, and with
-  whole-file scheduling the replacement hangs the run (pytest-xdist#1323).
+- A crashed worker is replaced and its unfinished files go back on the queue; the test it crashed on
+  runs once more (``RERUN`` in the report) and fails only if it crashes again
+  (:mod:`_xdist_whole_files`: xdist 3.8's own whole-file scheduler hangs or stops the run there).
 - JAX's persistent compilation cache is off unless ``PHIGEN_TEST_JAX_CACHE=DIR`` asks for it:
   jaxlib 0.10's CPU executable serialisation crashed a worker in two of about a dozen cold-cache
   runs (``compilation_cache.put_executable_and_time``), for a few minutes saved.
@@ -35,7 +36,7 @@ _FILE_SECONDS = {
     "test_runner.py": 19, "test_diffusion_conditional.py": 17, "test_cli.py": 16, "test_cluster.py": 16,
     "test_models.py": 15, "test_compare_conditions.py": 13, "test_scattering_lbfgs.py": 13,
     "test_stats.py": 13, "test_scattering_shell_power.py": 13, "test_superres.py": 12,
-    "test_sharding.py": 11, "test_plot.py": 11, "test_generalisation.py": 9, "test_reference_128.py": 7,
+    "test_sharding.py": 11, "test_xdist_crash_rerun.py": 19, "test_plot.py": 11, "test_generalisation.py": 9, "test_reference_128.py": 7,
     "test_unet.py": 7, "test_groups.py": 7, "test_run_all.py": 6, "test_peaks.py": 5,
     "test_gaussian_fields.py": 5,
 }
@@ -50,10 +51,10 @@ def pytest_configure(config):
     if getattr(config.option, "dist", "no") == "loadfile":
         # xdist would reorder files by their number of tests; ours is by measured time (below)
         config.option.loadscopereorder = False
-    if getattr(config.option, "numprocesses", None) and getattr(config.option, "maxworkerrestart", "") is None:
-        # a replaced worker under whole-file scheduling waits forever for work (pytest-xdist#1323):
-        # better one failed file than a run that never ends
-        config.option.maxworkerrestart = "0"
+    if getattr(config.option, "dist", "no") == "loadfile" and getattr(config.option, "numprocesses", None):
+        from _xdist_whole_files import CrashRerunReporting
+
+        config.pluginmanager.register(CrashRerunReporting(), "phigen-crash-rerun")
     cache = os.environ.get("PHIGEN_TEST_JAX_CACHE", "off")
     if cache != "off":
         import jax
@@ -62,6 +63,15 @@ def pytest_configure(config):
         # CPU kernels here compile in 0.1–5 s: cache all but the trivial ones
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") == "loadfile":
+        from _xdist_whole_files import WholeFileScheduling
+
+        return WholeFileScheduling(config, log)
+    return None
 
 
 def pytest_collection_modifyitems(session, config, items):
