@@ -25,7 +25,7 @@ import pytest
 _FILE_SECONDS = {
     "test_docs.py": 178, "test_rg_wcrg.py": 176, "test_flows.py": 133,
     "test_scattering_canonical.py": 88, "test_rg_score.py": 71, "test_scattering_models.py": 65,
-    "test_rg_conditional.py": 58, "test_quickstart.py": 52, "test_vae_gan.py": 48,
+    "test_rg_conditional.py": 85, "test_quickstart.py": 52, "test_vae_gan.py": 48,
     "test_scattering_single_map.py": 48, "test_samplers.py": 41, "test_compare.py": 39,
     "test_maxent_selection.py": 38, "test_scale_out.py": 36, "test_scattering_spectra.py": 34,
     "test_scattering_detail_power.py": 30, "test_scattering_morphology.py": 27,

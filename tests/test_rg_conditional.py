@@ -174,7 +174,7 @@ def test_per_condition_magnetisation_matches_each_condition_and_interpolates(gri
     knots = m.magnetisation_knots
     assert rec["mode"] == "per-condition" and knots.shape == (3, 2)
     np.testing.assert_allclose(knots[:, 0], np.unique(c), rtol=1e-6)
-    err = np.abs(np.asarray(rec["nM2_rel_error_per_pass"]))  # (3 κ, 6 passes)
+    err = np.abs(np.asarray(rec["moment_rel_error_per_pass"]))[..., 0]  # (3 κ, 6 passes) of E[nM²]
     assert err.shape == (3, 6) and np.all(np.isfinite(err))
     # chains from noise at a = 0 miss the data's E[nM²] somewhere (80 coarse steps); Newton brings it in
     assert err[:, 0].max() > 0.2 and err[:, -2:].mean() < 0.5 * err[:, 0].max(), err
@@ -195,6 +195,42 @@ def test_per_condition_magnetisation_matches_each_condition_and_interpolates(gri
     with pytest.raises(E.ParameterError, match="one condition"):
         ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=np.stack([c, c * 2], 1),
                                  magnetisation_passes=2, magnetisation_mode="per-condition", **OPTS)
+
+
+def test_per_condition_width_terms_match_both_moments_and_interpolate(grid_file, tmp_path):
+    """magnetisation_mode="per-condition-width": (a, A) of n·(a M² + A·bump(|M|)) per training κ, the
+    bump at the data's E|M| with s = 1.5·std|M|, matched on E[nM²] and E[n·bump] (both errors shrink),
+    (a, A, m₀, s) interpolated together, saved and loaded."""
+    with phigen.open_fields(grid_file) as ds:
+        x, c = ds[:], ds.conditions()[:, 0]
+    m = ConditionalWCRGModel.fit(x, key=jax.random.PRNGKey(0), conditions=c, condition_names=["kappa"],
+                                 magnetisation_passes=6, magnetisation_chains=64,
+                                 magnetisation_mode="per-condition-width", sign_symmetric=True, **OPTS)
+    rec, knots = m.training["magnetisation"], m.magnetisation_knots
+    assert rec["mode"] == "per-condition-width" and knots.shape == (3, 5)
+    err = np.abs(np.asarray(rec["moment_rel_error_per_pass"]))  # (3 κ, 6 passes, (nM², n·bump))
+    assert err.shape == (3, 6, 2) and np.all(np.isfinite(err))
+    assert err[:, 0].max() > 0.2 and err[:, -2:].mean() < 0.5 * err[:, 0].max(), err
+    # the bump sits at the data's own E|M| and 1.5 × its std, per κ (normalised coarsest field)
+    f = m.base.factorisation
+    for (kappa, _, _, m0, s), value in zip(knots, np.unique(c)):
+        xs = x[c == value]
+        fk = m.factorisation_at(kappa)
+        mags = np.abs(np.asarray(fk.normalise_coarse(fk.coarse(np.concatenate([xs, -xs]), f.J), f.J)).mean(axis=(-2, -1)))
+        np.testing.assert_allclose([m0, s], [mags.mean(), 1.5 * mags.std()], rtol=1e-4)
+    for kappa, a, amp, m0, s in knots:  # (a, b = 0, A, m₀, s) at the training κ
+        np.testing.assert_allclose(m.magnetisation_at(kappa), [a, 0.0, amp, m0, s], rtol=1e-5, atol=1e-6)
+    mid = m.magnetisation_at(0.5 * (knots[1, 0] + knots[2, 0]))
+    for col, v in ((1, mid[0]), (2, mid[2]), (3, mid[3])):  # PCHIP per coefficient: no overshoot
+        lo, hi = sorted(knots[1:, col])
+        assert lo - 1e-6 <= v <= hi + 1e-6
+    assert m.at(0.35).magnetisation.shape == (5,)
+    assert m.n_params == sum(t.size for t in m.theta_basis) + 12
+    back = phigen.load_model(m.save(tmp_path / "width.h5"))
+    np.testing.assert_array_equal(back.magnetisation_knots, knots)
+    np.testing.assert_allclose(back.magnetisation_at(0.3), m.magnetisation_at(0.3))
+    y = np.asarray(back.sample(4, key=jax.random.PRNGKey(1), condition=0.36))
+    assert y.shape == (4, 16, 16) and np.all(np.isfinite(y))
 
 
 def test_per_condition_normalisation_carries_an_amplitude_law_exactly(tmp_path):

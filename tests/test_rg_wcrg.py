@@ -88,6 +88,11 @@ def test_magnetisation_terms_add_the_global_energy_and_its_exact_gradient():
     auto = jax.grad(lambda z: jnp.sum(vg(z)[0]))(y)
     np.testing.assert_allclose(g, auto, rtol=1e-4, atol=1e-4)
     assert with_magnetisation_terms(base, None) is base
+    # (a, b, A, m₀, s): the bump n·A·exp(−(|M| − m₀)²/2s²) and its gradient
+    vg5 = with_magnetisation_terms(base, jnp.asarray([0.3, -0.05, 0.8, 0.6, 0.2]))
+    u5, g5 = vg5(y)
+    np.testing.assert_allclose(u5 - u, 64 * 0.8 * np.exp(-0.5 * ((np.abs(m) - 0.6) / 0.2) ** 2), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(g5, jax.grad(lambda z: jnp.sum(vg5(z)[0]))(y), rtol=1e-4, atol=1e-4)
 
 
 def test_score_matching_recovers_a_known_gaussian_energy():

@@ -40,6 +40,9 @@ from .wcrg import (_MAGNETISATION_MIN_NM2, WCRGModel, _magnetisation_statistics,
 __all__ = ["ConditionalWCRGModel", "ConditionalWCRGConfig", "condition_basis"]
 
 
+_MAGNETISATION_MODES = ("basis", "per-condition", "per-condition-width")
+
+
 @dataclass(frozen=True)
 class ConditionalWCRGConfig:
     """Options of :meth:`ConditionalWCRGModel.fit`: the energies of :class:`~phigen.rg.wcrg.WCRGConfig`
@@ -51,6 +54,11 @@ class ConditionalWCRGConfig:
     ``magnetisation_mode="per-condition"`` (one condition only) instead matches the single term n·a·M²
     at each training condition (a 1-D Newton iteration on E[nM²], a averaged over the later passes) and
     interpolates a(c) between the training conditions by a monotone cubic (PCHIP), constant beyond them.
+    ``magnetisation_mode="per-condition-width"`` adds a Gaussian bump n·A·exp(−(|M| − m₀)²/2s²) at
+    the data's own m₀ = E|M| with s = 1.5 × its std of |M| (per condition), and matches (a, A) on
+    E[nM²] and E[n·bump] (a 2-D Newton iteration): the bump sets the width of the law of |M| at its
+    peak, which a M² alone leaves to the local features (half the truth's χ in the ordered phase,
+    docs/rg.md); (a, A, m₀, s)(c) are interpolated the same way.
     ``spectral_passes``: passes of WC-RG's spectral calibration (moment matching of every conditional
     level's same-channel couplings to the detail spectra): at each training condition one Newton step
     with ``spectral_chains`` chains, the steps projected on the condition basis by least squares
@@ -88,8 +96,9 @@ class ConditionalWCRGConfig:
         if np.ndim(self.k) != 0:
             object.__setattr__(self, "k", tuple(int(v) for v in self.k))
         check_int_at_least(self.magnetisation_passes, "magnetisation_passes", 0)
-        if self.magnetisation_mode not in ("basis", "per-condition"):
-            raise ParameterError(f"magnetisation_mode must be 'basis' or 'per-condition'; got {self.magnetisation_mode!r}")
+        if self.magnetisation_mode not in _MAGNETISATION_MODES:
+            raise ParameterError(f"magnetisation_mode must be one of {', '.join(map(repr, _MAGNETISATION_MODES))}; "
+                                 f"got {self.magnetisation_mode!r}")
         if self.normalisation not in ("shared", "per-condition"):
             raise ParameterError(f"normalisation must be 'shared' or 'per-condition'; got {self.normalisation!r}")
         check_int_at_least(self.spectral_passes, "spectral_passes", 0)
@@ -137,7 +146,8 @@ class ConditionalWCRGModel:
         # (B, 2): basis coefficients of the magnetisation terms (a, b)(c); zeros: no terms
         self.magnetisation_basis = (np.zeros((n_b, 2), np.float32) if magnetisation_basis is None
                                     else np.asarray(magnetisation_basis, np.float32))
-        # or (magnetisation_mode="per-condition"): (K, 2) rows (c_k, a_k), a(c) interpolated between them
+        # or (magnetisation_mode="per-condition"): (K, 2) rows (c_k, a_k), a(c) interpolated between them;
+        # ("per-condition-width"): (K, 5) rows (c_k, a_k, A_k, m0_k, s_k) of n·(a M² + A·bump(|M|; m0, s))
         self.magnetisation_knots = None if magnetisation_knots is None else np.asarray(magnetisation_knots, np.float64)
         # (B, 8J+2) (normalisation="per-condition"): basis coefficients of the factorisation's statistics
         # (detail means, log detail stds, coarse means, log coarse stds); None: base.factorisation everywhere
@@ -146,7 +156,7 @@ class ConditionalWCRGModel:
     @property
     def n_params(self) -> int:
         used = self.magnetisation_basis.size if np.any(self.magnetisation_basis) else 0
-        used += 0 if self.magnetisation_knots is None else len(self.magnetisation_knots)
+        used += 0 if self.magnetisation_knots is None else self.magnetisation_knots[:, 1:].size
         used += 0 if self.normalisation_basis is None else self.normalisation_basis.size
         return int(sum(t.size for t in self.theta_basis) + used)
 
@@ -169,8 +179,8 @@ class ConditionalWCRGModel:
         c = c[:, None] if c.ndim == 1 else c
         if c.ndim != 2 or len(c) != len(x) or not np.all(np.isfinite(c)):
             raise InputError(f"conditions must be finite, one row per field ({len(x)}); got shape {np.shape(conditions)}")
-        if cfg.magnetisation_passes and cfg.magnetisation_mode == "per-condition" and c.shape[1] != 1:
-            raise ParameterError(f"magnetisation_mode='per-condition' interpolates a(c) along one condition; "
+        if cfg.magnetisation_passes and cfg.magnetisation_mode != "basis" and c.shape[1] != 1:
+            raise ParameterError(f"magnetisation_mode={cfg.magnetisation_mode!r} interpolates along one condition; "
                                  f"got {c.shape[1]} (use magnetisation_mode='basis')")
         values, index = np.unique(c, axis=0, return_inverse=True)
         index = index.reshape(-1)
@@ -209,7 +219,7 @@ class ConditionalWCRGModel:
         mag_record, spectral = None, None
         if cfg.spectral_passes:
             spectral = model._calibrate_spectra(x, index, values, g, cfg, key)
-        if cfg.magnetisation_passes and cfg.magnetisation_mode == "per-condition":
+        if cfg.magnetisation_passes and cfg.magnetisation_mode != "basis":
             mag_record = model._match_magnetisation_per_condition(x, index, values, cfg, key)
         elif cfg.magnetisation_passes:
             mag_record = model._match_magnetisation(x, index, values, g, cfg, key)
@@ -302,33 +312,43 @@ class ConditionalWCRGModel:
                 "basis": self.magnetisation_basis.tolist()}
 
     def _match_magnetisation_per_condition(self, x, index, values, cfg: ConditionalWCRGConfig, key) -> dict:
-        """a of the term n·a·M² at every training condition: Newton on E[nM²] (the exponential family's
-        step a += (E_model − E_data)/Var, Var the mean of the model's and the data's), fresh coarsest
-        chains from noise at every pass, a averaged over the second half of the passes (the single
-        statistic is well determined in both phases, unlike (a, b) jointly: docs/rg.md). The knots
-        (c_k, a_k) define a(c) by monotone cubic interpolation (:meth:`magnetisation_at`)."""
+        """The per-condition terms at every training condition: n·a·M² on E[nM²]
+        (``magnetisation_mode="per-condition"``), or n·(a M² + A·bump) on (E[nM²], E[n·bump]),
+        bump = exp(−(|M| − m₀)²/2s²) at the data's m₀ = E|M|, s = 1.5·std|M| (``"per-condition-width"``).
+        The exponential family's Newton step θ += Cov⁻¹(E_model − E_data), Cov the mean of the model's
+        and the data's, fresh coarsest chains from noise at every pass, θ averaged over the second half
+        of the passes (E[nM²] is well determined in both phases, unlike E[nM⁴] jointly with it:
+        docs/rg.md). The knots (c_k, θ_k) define θ(c) by monotone cubic interpolation
+        (:meth:`magnetisation_at`)."""
         s_all, coarse = self._coarsest_chains_setup(x, index, values, cfg)
         if coarse is None:
             return s_all
         spec, consts, shape, steps, adapt = coarse
+        n = shape[-2] * shape[-1]
+        width = cfg.magnetisation_mode == "per-condition-width"
         knots, history = [], []
         for k, value in enumerate(values):
-            s_data, theta = s_all[k][:, 0], self.thetas_at(value)[-1]
-            a, iterates, errors = 0.0, [], []
+            theta_c = self.thetas_at(value)[-1]
+            m_data = np.sqrt(s_all[k][:, 0] / n)  # |M| of every training field at this condition
+            bump = (float(m_data.mean()), max(_BUMP_WIDTH * float(m_data.std()), 1e-6)) if width else None
+            s_data = _per_condition_statistics(m_data, n, bump)
+            t, iterates, errors = np.zeros(s_data.shape[1]), [], []
             for it in range(cfg.magnetisation_passes):
                 kk = jax.random.fold_in(key, 7919 + 1000 * it + k)
-                y, _ = sample_level(theta, spec, consts, _white_noise(jax.random.fold_in(kk, 1), shape), key=kk,
-                                    n_steps=steps, n_adapt=adapt, flip=True, magnetisation=np.array([a, 0.0], np.float32))
-                s_model = _magnetisation_statistics(y)[:, 0]
-                errors.append(float(s_model.mean() / s_data.mean() - 1.0))
-                var = 0.5 * (s_model.var() + s_data.var())
-                a += float((s_model.mean() - s_data.mean()) / max(var, 1e-12))
-                iterates.append(a)
-            knots.append((float(value[0]), float(np.mean(iterates[len(iterates) // 2:]))))
+                coeffs = np.array([t[0], 0.0, t[1], *bump] if width else [t[0], 0.0], np.float32)
+                y, _ = sample_level(theta_c, spec, consts, _white_noise(jax.random.fold_in(kk, 1), shape), key=kk,
+                                    n_steps=steps, n_adapt=adapt, flip=True, magnetisation=coeffs)
+                s_model = _per_condition_statistics(np.asarray(y, np.float64)[:, 0].mean(axis=(-2, -1)), n, bump)
+                errors.append((s_model.mean(0) / s_data.mean(0) - 1.0).tolist())
+                cov = np.atleast_2d(0.5 * (np.cov(s_model.T) + np.cov(s_data.T)))
+                cov += 1e-3 * np.trace(cov) / len(cov) * np.eye(len(cov))  # where the two statistics nearly coincide
+                t = t + np.linalg.solve(cov, s_model.mean(0) - s_data.mean(0))
+                iterates.append(t.copy())
+            knots.append((float(value[0]), *np.mean(iterates[len(iterates) // 2:], axis=0).tolist(), *(bump or ())))
             history.append(errors)
         self.magnetisation_knots = np.asarray(knots, np.float64)
-        return {"mode": "per-condition", "passes": cfg.magnetisation_passes, "nM2_rel_error_per_pass": history,
-                "knots": self.magnetisation_knots.tolist()}
+        return {"mode": cfg.magnetisation_mode, "passes": cfg.magnetisation_passes,
+                "moment_rel_error_per_pass": history, "knots": self.magnetisation_knots.tolist()}
 
     # --- sampling --------------------------------------------------------------------------------
     def _condition_row(self, condition) -> np.ndarray:
@@ -356,15 +376,18 @@ class ConditionalWCRGModel:
         return tuple((g @ t.astype(np.float64)).astype(np.float32) for t in self.theta_basis)
 
     def magnetisation_at(self, condition) -> np.ndarray:
-        """(a, b) of the magnetisation terms at ``condition`` (zeros without them)."""
+        """(a, b) — or (a, b, A, m₀, s) with the bump (:func:`~phigen.rg.gibbs.with_magnetisation_terms`)
+        — of the magnetisation terms at ``condition`` (zeros without them)."""
         if self.magnetisation_knots is not None:
-            c, a = self.magnetisation_knots[:, 0], self.magnetisation_knots[:, 1]
+            c, t = self.magnetisation_knots[:, 0], self.magnetisation_knots[:, 1:]
             q = float(np.clip(self._condition_row(condition)[0], c[0], c[-1]))
             if len(c) == 1:
-                return np.array([a[0], 0.0], np.float32)
-            from scipy.interpolate import PchipInterpolator
+                at = t[0]
+            else:
+                from scipy.interpolate import PchipInterpolator
 
-            return np.array([float(PchipInterpolator(c, a)(q)), 0.0], np.float32)
+                at = PchipInterpolator(c, t, axis=0)(q)
+            return np.array([at[0], 0.0, *at[1:]], np.float32)
         return (self._basis_at(condition) @ self.magnetisation_basis).astype(np.float32)
 
     def at(self, condition) -> WCRGModel:
@@ -418,9 +441,11 @@ class ConditionalWCRGModel:
             if mag is not None and np.shape(mag) != (n_b, 2):
                 raise ValueError("the magnetisation basis must be (basis size, 2)")
             knots = mf.arrays.get("magnetisation_knots")
-            if knots is not None and (np.ndim(knots) != 2 or np.shape(knots)[1] != 2 or len(c["condition_names"]) != 1
-                                      or not np.all(np.isfinite(knots)) or np.any(np.diff(np.asarray(knots)[:, 0]) <= 0)):
-                raise ValueError("the magnetisation knots must be finite (condition, a) rows in increasing condition")
+            if knots is not None and (np.ndim(knots) != 2 or np.shape(knots)[1] not in (2, 5)
+                                      or len(c["condition_names"]) != 1 or not np.all(np.isfinite(knots))
+                                      or np.any(np.diff(np.asarray(knots)[:, 0]) <= 0)):
+                raise ValueError("the magnetisation knots must be finite (condition, a) or (condition, a, A, m0, s) rows "
+                                 "in increasing condition")
             norm = mf.arrays.get("normalisation_basis")
             if norm is not None and (np.shape(norm) != (n_b, 8 * fact.J + 2) or not np.all(np.isfinite(norm))):
                 raise ValueError(f"the normalisation basis must be finite, (basis size {n_b}, 8J+2 = {8 * fact.J + 2})")
@@ -488,3 +513,15 @@ def _fit_conditional_level(models, lvl: int, x, index, g, cfg: ConditionalWCRGCo
            "fit_seconds": time.perf_counter() - t0}
     return theta, rec
 
+
+_BUMP_WIDTH = 1.5  # the bump's s in units of the data's std of |M|: wider than the peak it flattens
+
+
+def _per_condition_statistics(m, n: int, bump) -> np.ndarray:
+    """What the per-condition terms match, per field of magnetisation ``m`` ``(N,)`` on ``n`` sites:
+    ``(nM²,)``, or with ``bump = (m₀, s)`` ``(nM², n·exp(−(|M| − m₀)²/2s²))`` → ``(N, 1)`` or ``(N, 2)``."""
+    m = np.asarray(m, np.float64)
+    cols = [n * m * m]
+    if bump is not None:
+        cols.append(n * np.exp(-0.5 * ((np.abs(m) - bump[0]) / bump[1]) ** 2))
+    return np.stack(cols, axis=1)

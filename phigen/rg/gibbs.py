@@ -713,21 +713,32 @@ def level_value_and_grad(theta, spec: LevelSpec, consts: LevelConstants, x_c=Non
 
 
 def with_magnetisation_terms(vg, coeffs):
-    """``vg`` plus the global-mode energy ``n·(a M² + b M⁴)``, ``M`` the mean of channel 0 over the
-    ``n`` sites of each field, ``coeffs = (a, b)``; its gradient is ``2aM + 4bM³`` at every site.
+    """``vg`` plus the global-mode energy ``n·(a M² + b M⁴ + A·exp(−(|M| − m₀)²/2s²))``, ``M`` the mean
+    of channel 0 over the ``n`` sites of each field, ``coeffs = (a, b)`` or ``(a, b, A, m₀, s)``; its
+    gradient at every site is ``2aM + 4bM³ − A·e·(|M| − m₀)/s²·sign(M)``, e the exponential.
 
     The coarsest field of a critical lattice is a handful of sites whose mean (the magnetisation) has a
-    double-well law that local features pin down poorly; these two terms are fitted by moment
-    matching of E[nM²], E[nM⁴] (``phigen.rg.wcrg``), never by score matching."""
+    double-well law that local features pin down poorly; these terms are fitted by moment matching
+    (``phigen.rg.wcrg``, ``phigen.rg.conditional``), never by score matching. The Gaussian bump at
+    |M| = m₀ (the data's E|M|) flattens the ordered phase's peaks where a polynomial cannot: halving
+    their curvature with a(|M| − m₀)² lowers the ordered wells against M = 0 by ≈ n|a|m₀², which
+    disorders the chains; a bump of width s ≪ m₀ changes the curvature by nA/s² and the wells by only
+    nA (docs/rg.md)."""
     if coeffs is None:
         return vg
     a, b = coeffs[0], coeffs[1]
+    bump = coeffs.shape[0] > 2
+    A, m0, s = (coeffs[2], coeffs[3], coeffs[4]) if bump else (0.0, 0.0, 1.0)
 
     def vg2(y):
         u, g = vg(y)
         n = y.shape[-2] * y.shape[-1]
         m = jnp.mean(y[:, 0], axis=(-2, -1))
-        return u + n * (a * m * m + b * m**4), g.at[:, 0].add((2 * a * m + 4 * b * m**3)[:, None, None])
+        d = (jnp.abs(m) - m0) / s
+        e = jnp.exp(-0.5 * d * d) if bump else 0.0
+        de = -e * d / s * jnp.sign(m) if bump else 0.0
+        return (u + n * (a * m * m + b * m**4 + A * e),
+                g.at[:, 0].add((2 * a * m + 4 * b * m**3 + A * de)[:, None, None]))
 
     return vg2
 
@@ -821,7 +832,7 @@ def sample_level(theta, spec: LevelSpec, consts: LevelConstants, y0, x_c=None, *
     The first ``n_adapt`` steps adapt one shared step size by dual averaging towards ``target``
     (MALA's 0.574 by default); the remaining ``n_steps − n_adapt`` steps run at the adapted (averaged)
     step size. Returns ``(y, LevelSampleInfo)``. ``bar``: a tqdm bar advanced by the steps done;
-    ``magnetisation``: ``(a, b)`` of :func:`with_magnetisation_terms` (coarsest level) or None;
+    ``magnetisation``: ``(a, b)`` or ``(a, b, c)`` of :func:`with_magnetisation_terms` (coarsest level) or None;
     ``precondition``: run MALA with the Fourier mass matrix of :func:`level_preconditioner`, rebuilt
     from the chains at every warm-up chunk boundary (so the potential's mean curvature is taken where
     the chains are) and fixed after the warm-up.
