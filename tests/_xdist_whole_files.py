@@ -10,9 +10,9 @@ the file grouping and fixes the crash path:
 - only the files the dead worker had not finished go back on the queue, at its front (the longest
   files run first, and these were started early);
 - the test it crashed on is run once more, on the replacement worker, and its report reads
-  ``RERUN``; a second crash on the same test fails it. An XLA segfault that strikes one CPU
-  compilation in a few hundred (seen in about one full run in eight) thus costs a rerun of its
-  file, not the run; a test that crashes its worker every time still fails;
+  ``RERUN``; a second crash on the same test fails it. The rare XLA segfault of a CPU compilation
+  (about one full run in eight here) thus costs the rest of one file again, not the run; a test that
+  crashes its worker every time still fails;
 - a worker given a last file of one test is told to shut down at once: an xdist worker starts a
   test only when it knows the next one (or that there is none), and would wait forever;
 - a replacement worker still collecting is not given work until it has its collection (two crashes

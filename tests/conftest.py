@@ -36,7 +36,8 @@ _FILE_SECONDS = {
     "test_runner.py": 19, "test_diffusion_conditional.py": 17, "test_cli.py": 16, "test_cluster.py": 16,
     "test_models.py": 15, "test_compare_conditions.py": 13, "test_scattering_lbfgs.py": 13,
     "test_stats.py": 13, "test_scattering_shell_power.py": 13, "test_superres.py": 12,
-    "test_sharding.py": 11, "test_xdist_crash_rerun.py": 19, "test_plot.py": 11, "test_generalisation.py": 9, "test_reference_128.py": 7,
+    "test_sharding.py": 11, "test_xdist_crash_rerun.py": 19, "test_plot.py": 11, "test_generalisation.py": 9,
+    "test_reference_128.py": 7,
     "test_unet.py": 7, "test_groups.py": 7, "test_run_all.py": 6, "test_peaks.py": 5,
     "test_gaussian_fields.py": 5,
 }
