@@ -231,6 +231,9 @@ def test_per_condition_width_terms_match_both_moments_and_interpolate(grid_file,
     np.testing.assert_allclose(back.magnetisation_at(0.3), m.magnetisation_at(0.3))
     y = np.asarray(back.sample(4, key=jax.random.PRNGKey(1), condition=0.36))
     assert y.shape == (4, 16, 16) and np.all(np.isfinite(y))
+    # the WC-RG model at one κ carries the bump through its own file
+    at = phigen.load_model(m.at(0.36).save(tmp_path / "at.h5"))
+    np.testing.assert_allclose(at.magnetisation, m.magnetisation_at(0.36))
 
 
 def test_per_condition_normalisation_carries_an_amplitude_law_exactly(tmp_path):

@@ -832,7 +832,7 @@ def sample_level(theta, spec: LevelSpec, consts: LevelConstants, y0, x_c=None, *
     The first ``n_adapt`` steps adapt one shared step size by dual averaging towards ``target``
     (MALA's 0.574 by default); the remaining ``n_steps − n_adapt`` steps run at the adapted (averaged)
     step size. Returns ``(y, LevelSampleInfo)``. ``bar``: a tqdm bar advanced by the steps done;
-    ``magnetisation``: ``(a, b)`` or ``(a, b, c)`` of :func:`with_magnetisation_terms` (coarsest level) or None;
+    ``magnetisation``: ``(a, b)`` or ``(a, b, A, m₀, s)`` of :func:`with_magnetisation_terms` (coarsest level) or None;
     ``precondition``: run MALA with the Fourier mass matrix of :func:`level_preconditioner`, rebuilt
     from the chains at every warm-up chunk boundary (so the potential's mean curvature is taken where
     the chains are) and fixed after the warm-up.

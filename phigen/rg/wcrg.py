@@ -160,7 +160,8 @@ class WCRGModel:
         self.sampling = {"steps": 500, "adapt": 200, "coarse_steps": 8000, "coarse_adapt": 1000, "precondition": False,
                          **(sampling or {})}
         self.training = training or {}
-        # (a, b) of the coarsest field's magnetisation terms n·(a M² + b M⁴), set by moment matching
+        # (a, b) of the coarsest field's magnetisation terms n·(a M² + b M⁴), set by moment matching,
+        # or (a, b, A, m₀, s) with the bump of a conditional model's per-condition-width mode (its .at(c))
         self.magnetisation = np.zeros(2, np.float32) if magnetisation is None else np.asarray(magnetisation, np.float32)
         self.last_sample_info: list = []
 
@@ -486,8 +487,9 @@ class WCRGModel:
             if any(t.shape != (s.n_features,) for t, s in zip(thetas, specs)):
                 raise ValueError("parameter arrays do not match the level specifications")
             mag = mf.arrays.get("magnetisation")  # absent in files written before these terms existed
-            if mag is not None and np.shape(mag) != (2,):
-                raise ValueError("the magnetisation coefficients must be 2 numbers")
+            if mag is not None and (np.shape(mag) not in ((2,), (5,)) or not np.all(np.isfinite(mag))
+                                    or (np.shape(mag) == (5,) and mag[4] <= 0)):
+                raise ValueError("the magnetisation coefficients must be (a, b) or (a, b, A, m0, s > 0), finite")
             return cls(fact, specs, thetas, c["shape"], c.get("sampling"), mf.training, magnetisation=mag)
         except (KeyError, TypeError, ValueError, InputError) as exc:
             raise ModelFileError(f"incomplete or inconsistent wcrg model file: {exc}", path=path) from None
