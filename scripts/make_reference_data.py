@@ -265,23 +265,35 @@ def make_cosmic_web_128(out: Path, n_simulations: int | None = None) -> dict:
 # Conditional training sets (κ-conditioned φ⁴, cosmology-conditioned cosmic web): made only when
 # named, written to --out (not shipped in data/: 6–23 MB each), each with the numbers of its card.
 PHI4_KAPPA_GRID = {"kappa": "0.25:0.40:11", "lam": 1.0, "per_kappa": 128, "n_chains": 64, "seed": 0}
+# κ added to the grid at L = 64 beside κ_c: the transition is half as wide in κ as at L = 32 (width ∝ L^(−1/ν),
+# ν = 1), so half the spacing there keeps a conditional model's knots as close, relative to it (docs/rg.md)
+PHI4_KAPPA_GRID_EXTRA = {64: (0.3325, 0.3475)}
 COSMIC_WEB_LHS = {"size": 64, "n_simulations": 32, "seed": 0, "box": 128.0, "n_slabs": 4,
                   "omega_m_range": (0.2, 0.4), "sigma8_range": (0.6, 1.0)}
 
 
+def phi4_kappa_grid(size: int) -> list[float]:
+    """The κ of the L = ``size`` grid file: ``PHI4_KAPPA_GRID``'s 11 and the size's extra ones, increasing."""
+    from phigen.fields.kind import parse_grid
+
+    return sorted(set(parse_grid(PHI4_KAPPA_GRID["kappa"], "kappa")) | set(PHI4_KAPPA_GRID_EXTRA.get(size, ())))
+
+
 def make_phi4_kappa_grid(out: Path, size: int) -> dict:
-    """φ⁴ over 11 κ in [0.25, 0.40] at λ = 1 (κ_c = 0.3403): 128 configurations per κ from 64 chains,
-    κ in the conditions. The card: per κ, the thinning, τ_int and U₄, χ, ⟨|m|⟩ with jackknife errors."""
+    """φ⁴ over 11 κ in [0.25, 0.40] at λ = 1 (κ_c = 0.3403), and at L = 64 two more beside κ_c
+    (``PHI4_KAPPA_GRID_EXTRA``): 128 configurations per κ from 64 chains, κ in the conditions. The card:
+    per κ, the thinning, τ_int and U₄, χ, ⟨|m|⟩ with jackknife errors."""
     from phigen.generators import generate
     from phigen.io import open_fields
     from phigen.stats import phi4_observables
 
     c = PHI4_KAPPA_GRID
     path = out / f"phi4_kappa_grid_{size}.h5"
-    n_kappa = int(c["kappa"].split(":")[2])
+    kappas = phi4_kappa_grid(size)
     t0 = time.perf_counter()
-    # phigen generate phi4 --size SIZE --kappa 0.25:0.40:11 --lam 1 -n 1408 --n-chains 64 --seed 0
-    generate("phi4", path, size=size, n=n_kappa * c["per_kappa"], seed=c["seed"], kappa=c["kappa"], lam=c["lam"],
+    # phigen generate phi4 --size 32 --kappa 0.25:0.40:11 --lam 1 -n 1408 --n-chains 64 --seed 0
+    # (L = 64: --kappa 0.25,0.265,…,0.325,0.3325,0.34,0.3475,0.355,…,0.40 -n 1664)
+    generate("phi4", path, size=size, n=len(kappas) * c["per_kappa"], seed=c["seed"], kappa=kappas, lam=c["lam"],
              n_chains=c["n_chains"], overwrite=True, progress=True)
     seconds = time.perf_counter() - t0
     with open_fields(path) as ds:

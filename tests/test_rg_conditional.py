@@ -292,3 +292,17 @@ def test_per_condition_normalisation_carries_an_amplitude_law_exactly(tmp_path):
     with pytest.raises(E.InputError, match="at least 2 fields per condition; condition 1 has 1"):
         ConditionalWCRGModel.fit(x[keep], key=jax.random.PRNGKey(0), conditions=c[keep],
                                  normalisation="per-condition", **opts)
+
+
+def test_reference_kappa_grids_are_finer_beside_kappa_c_at_l64(load_script):
+    """The L = 32 grid file keeps the 11 κ of ``phigen generate --kappa 0.25:0.40:11``; at L = 64, where the
+    transition is half as wide in κ, two more κ sit beside κ_c = 0.3403 (half the spacing there)."""
+    from phigen.fields.kind import parse_grid
+
+    script = load_script("scripts/make_reference_data.py")
+    k32, k64 = script.phi4_kappa_grid(32), script.phi4_kappa_grid(64)
+    assert k32 == list(parse_grid("0.25:0.40:11", "kappa"))
+    assert len(k64) == 13 and set(k32) < set(k64) and k64 == sorted(k64)
+    extra = sorted(set(k64) - set(k32))
+    assert all(abs(k - 0.3403) < 0.01 for k in extra)
+    np.testing.assert_allclose(np.diff(k64)[np.searchsorted(k64, 0.3325) - 1:][:4], 0.0075, atol=1e-9)

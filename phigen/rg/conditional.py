@@ -58,9 +58,11 @@ class ConditionalWCRGConfig:
     the data's own m₀ = E|M| with s = 1.5 × its std of |M| (per condition), and matches (a, A) on
     E[nM²] and E[n·bump] (a 2-D Newton iteration): the bump sets the width of the law of |M| at its
     peak, which a M² alone leaves to the local features (half the truth's χ in the ordered phase,
-    docs/rg.md); (a, A, m₀, s)(c) are interpolated the same way. Measured right at held-out κ on
-    L = 32; at L = 64 the bump interpolated between a half-normal and a peaked knot just below κ_c
-    gives an unphysical law (U₄ < 0, docs/rg.md).
+    docs/rg.md); (a, A, m₀, s)(c) are interpolated the same way, so the training conditions must be
+    close relative to the width of the transition: measured right at held-out κ at L = 32 on the
+    11-κ grid and, at L = 64, with κ_c from the Binder crossing right only once the grid had two more
+    κ beside κ_c (docs/rg.md: on the 11-κ grid the bump interpolated from a half-normal knot to a
+    peaked one gave U₄ < 0 between them).
     ``spectral_passes``: passes of WC-RG's spectral calibration (moment matching of every conditional
     level's same-channel couplings to the detail spectra): at each training condition one Newton step
     with ``spectral_chains`` chains, the steps projected on the condition basis by least squares
