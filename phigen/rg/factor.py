@@ -6,7 +6,7 @@ where one periodic orthogonal DWT level splits the field at scale j−1 into its
 (half the side) and three detail channels x̄_j (cH, cV, cD): ``x_{j−1} = A x_j + B x̄_j`` with the
 synthesis matrix [A B] orthogonal. Models learn each conditional on *normalised* variables:
 
-- details: ``d̃_j = (x̄_j − μ_{j,c}) / σ_{j,c}`` per level j and channel c (:class:`DetailStandardizer`);
+- details: ``d̃_j = (x̄_j − μ_{j,c}) / σ_{j,c}`` per level j and channel c (:class:`~phigen.wavelets.DetailStandardizer`);
 - coarse fields: ``x̃_j = (x_j − m_j) / s_j`` per level j = 0 … J (network inputs, the coarse model).
 
 The ratio ``s_j / s_{j−1}`` is the low-pass standard-deviation growth per octave (2 for a
@@ -19,7 +19,6 @@ model files) and maps between a field and its normalised multi-scale representat
 from __future__ import annotations
 
 import functools
-import math
 from typing import NamedTuple
 
 import jax
@@ -28,7 +27,7 @@ import numpy as np
 
 from .._validation import as_fields, check_int_at_least
 from ..errors import InputError, ParameterError
-from ..wavelets import DetailStandardizer, WaveletCoeffs, dwt, dwt_level, idwt_level, wavelet_filters
+from ..wavelets import dwt, dwt_level, idwt_level, wavelet_filters
 
 __all__ = ["WaveletFactorisation", "default_levels", "detail_row_norms", "per_scale_std"]
 
